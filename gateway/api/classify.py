@@ -1,0 +1,53 @@
+"""POST /v1/classify and /v1/classify/batch."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+
+from gateway.api.deps import ApiKey, State
+from gateway.api.disconnect import cancel_on_disconnect
+from gateway.api.schemas import (
+    BatchItem,
+    BatchRequest,
+    BatchResponse,
+    ClassifyRequest,
+    ClassifyResponse,
+)
+from gateway.errors import GatewayError
+from gateway.triage import ReviewIn
+
+router = APIRouter(prefix="/v1", tags=["classify"], dependencies=[ApiKey])
+
+
+@router.post("/classify")
+async def classify(body: ClassifyRequest, request: Request, state: State) -> ClassifyResponse:
+    """Triage one review with the variant its experiment assigns."""
+    review = ReviewIn.model_construct(**body.model_dump(exclude={"experiment"}))
+    scope_state = request.scope["state"]
+    result = await cancel_on_disconnect(
+        request, state.classifier.classify(review, body.experiment, scope_state["request_id"])
+    )
+    scope_state["experiment"], scope_state["variant"] = result.experiment, result.variant
+    return ClassifyResponse.of(result)
+
+
+@router.post("/classify/batch")
+async def classify_batch(body: BatchRequest, request: Request, state: State) -> BatchResponse:
+    """Triage up to 100 reviews concurrently; each item succeeds or fails on its own."""
+    base = request.scope["state"]["request_id"]
+    state.table.experiment(body.experiment)  # unknown experiment: one 404, not 100
+
+    async def one(index: int, review: ReviewIn) -> BatchItem:
+        try:
+            r = await state.classifier.classify(review, body.experiment, f"{base}-{index}")
+        except GatewayError as exc:
+            return BatchItem(index=index, ok=False, error=exc.code, detail=exc.detail)
+        return BatchItem(index=index, ok=True, result=ClassifyResponse.of(r))
+
+    items = await cancel_on_disconnect(
+        request, asyncio.gather(*(one(i, review) for i, review in enumerate(body.items)))
+    )
+    ok = sum(1 for item in items if item.ok)
+    return BatchResponse(items=list(items), succeeded=ok, failed=len(items) - ok)

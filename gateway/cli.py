@@ -1,0 +1,142 @@
+"""The `triage-gateway` command. The one composition root that reaches the offline packages:
+each command imports what it needs inside its body, so `serve` never loads training or eval."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="triage-gateway",
+    help="A/B routing inference gateway for LLM triage of app-store reviews.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+log = logging.getLogger("triage_gateway")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind [GATEWAY_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [GATEWAY_PORT].")] = None,
+    routes: Annotated[
+        Path | None, typer.Option(help="Routes file (YAML) [GATEWAY_ROUTES].")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes [GATEWAY_WORKERS].")] = None,
+) -> None:
+    """Run the gateway (uvicorn)."""
+    import uvicorn
+
+    from gateway.logs import configure_logging
+    from gateway.routes_config import RoutesFileError, load_routes
+    from gateway.settings import Settings
+
+    overrides = {
+        k: v
+        for k, v in {"host": host, "port": port, "routes": routes, "workers": workers}.items()
+        if v is not None
+    }
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    configure_logging(settings.log_level)
+    if not settings.api_keys:
+        if not settings.is_loopback():
+            raise _fail(
+                f"refusing to bind {settings.host} with no GATEWAY_API_KEYS: anyone could call it"
+            )
+        log.warning("no GATEWAY_API_KEYS configured: serving loopback only, without auth")
+    try:
+        load_routes(settings.routes)
+    except RoutesFileError as exc:
+        raise _fail(str(exc)) from None
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "loop": "uvloop",
+        "http": "httptools",
+        "timeout_graceful_shutdown": 20,
+    }
+    if settings.workers == 1:
+        from gateway.api.app import create_app
+
+        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        return
+    _run_workers(settings, common)
+
+
+def _run_workers(settings: object, common: dict[str, object]) -> None:
+    """Several processes: one shared Redis and one metrics directory for all of them."""
+    import uvicorn
+
+    from gateway.settings import Settings
+    from gateway.state import redis_url
+
+    assert isinstance(settings, Settings)
+    url, embedded = redis_url(settings)
+    os.environ["GATEWAY_REDIS_URL"] = url
+    for field in ("host", "port", "routes", "data_dir"):
+        value = getattr(settings, field)
+        if value is not None:
+            os.environ[f"GATEWAY_{field.upper()}"] = str(value)
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        prom_dir = settings.data_dir / "prometheus-multiproc"
+        shutil.rmtree(prom_dir, ignore_errors=True)
+        prom_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prom_dir.resolve())
+    try:
+        uvicorn.run(
+            "gateway.api.asgi:app_factory", factory=True, workers=settings.workers, **common
+        )  # type: ignore[arg-type]
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+@app.command()
+def simulate(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 18001,
+    host: Annotated[str, typer.Option(help="Address (loopback by default).")] = "127.0.0.1",
+    latency_ms: Annotated[float, typer.Option(help="Mean answer latency.")] = 50.0,
+    jitter_ms: Annotated[float, typer.Option(help="Extra random latency (mean).")] = 0.0,
+    error_rate: Annotated[float, typer.Option(help="Share of HTTP 500 answers.")] = 0.0,
+    rate_limit_rate: Annotated[float, typer.Option(help="Share of HTTP 429 answers.")] = 0.0,
+    timeout_rate: Annotated[float, typer.Option(help="Share of requests that hang.")] = 0.0,
+    invalid_rate: Annotated[
+        float, typer.Option(help="Share of broken or schema-breaking JSON answers.")
+    ] = 0.0,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+) -> None:
+    """Run the OpenAI/OpenRouter-compatible upstream simulator (for tests and demos)."""
+    from gateway.simulator import SimulatorConfig, run_simulator
+
+    config = SimulatorConfig(
+        latency_ms=latency_ms,
+        jitter_ms=jitter_ms,
+        error_rate=error_rate,
+        rate_limit_rate=rate_limit_rate,
+        timeout_rate=timeout_rate,
+        invalid_rate=invalid_rate,
+        seed=seed,
+    )
+    typer.echo(f"simulator on http://{host}:{port}/v1", err=True)
+    run_simulator(host, port, config)
+
+
+def main() -> None:
+    app(prog_name="triage-gateway")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

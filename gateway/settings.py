@@ -1,0 +1,73 @@
+"""All configuration, from the environment with the `GATEWAY_` prefix (or a `.env` file).
+
+Built once (by the CLI or a test) and passed down; no other module reads the environment.
+Secrets are `SecretStr` and have no defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+KeyList = Annotated[list[SecretStr], NoDecode]
+
+
+def _split_keys(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    routes: Path | None = None
+    """Routes file (YAML); the packaged default (one in-process local variant) when unset."""
+    data_dir: Path = Path(".triage-data")
+    """Embedded Redis, the pair spool and cached models live here."""
+    redis_url: SecretStr | None = None
+    """redis:// or unix:// URL; when unset an embedded Redis is started under data_dir."""
+
+    api_keys: KeyList = Field(default_factory=list)
+    """Bearer keys of calling services (comma-separated). None: loopback only."""
+    reviewer_keys: KeyList = Field(default_factory=list)
+    admin_keys: KeyList = Field(default_factory=list)
+    provider_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    """Upstream keys by name, JSON: {"openrouter": "sk-or-...", "together": "..."}."""
+    openrouter_api_key: SecretStr | None = None
+    """Shorthand for provider_keys["openrouter"]."""
+
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    metrics_auth: bool = False
+    """Require an API key on /metrics (off by default: Prometheus scrapes loopback/cluster)."""
+    access_log: bool = True
+    log_level: str = "info"
+
+    pairs_stream: str = "triage:pairs"
+    pair_queue_size: Annotated[int, Field(ge=1)] = 10_000
+    pair_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 256
+    pair_retention_days: Annotated[float, Field(ge=0)] = 0.0
+    """Trim pairs older than this many days (0 keeps everything)."""
+    redact: bool = True
+    """Mask emails, phone numbers and URLs with tokens before pairs are stored."""
+    weights_poll_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+
+    @field_validator("api_keys", "reviewer_keys", "admin_keys", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return _split_keys(value)
+
+    def provider_key_values(self) -> dict[str, str]:
+        keys = {name: secret.get_secret_value() for name, secret in self.provider_keys.items()}
+        if self.openrouter_api_key is not None:
+            keys.setdefault("openrouter", self.openrouter_api_key.get_secret_value())
+        return keys
+
+    def is_loopback(self) -> bool:
+        return self.host in {"127.0.0.1", "::1", "localhost"}

@@ -1,0 +1,104 @@
+"""Everything the running gateway owns, built in one place and closed in reverse order.
+
+`build_state` is used by the app's lifespan and by offline tools that want the same
+classify path without a server (eval runs variants in process this way).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from gateway import __version__
+from gateway.classify import Classifier
+from gateway.embedded_redis import EmbeddedRedis
+from gateway.metrics import GatewayMetrics
+from gateway.providers import ProviderFacts
+from gateway.route_table import RouteTable
+from gateway.routes_config import RoutesConfig, load_routes
+from gateway.settings import Settings
+from gateway.upstream import UpstreamClient
+from gateway.variants import VariantPool
+
+log = logging.getLogger("triage_gateway")
+
+
+@dataclass
+class GatewayState:
+    settings: Settings
+    routes: RoutesConfig
+    table: RouteTable
+    metrics: GatewayMetrics
+    upstream: UpstreamClient
+    pool: VariantPool
+    classifier: Classifier
+    redis: aioredis.Redis
+    embedded: EmbeddedRedis | None = None
+    closers: list[object] = field(default_factory=list)
+
+    async def close(self) -> None:
+        await self.classifier.drain()
+        await self.upstream.close()
+        await self.redis.aclose()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def _needs_baseline(routes: RoutesConfig) -> bool:
+    return any(v.is_local and not v.model_path for e in routes.experiments for v in e.variants)
+
+
+def baseline_model_dir(settings: Settings, routes: RoutesConfig) -> Path | None:
+    """Train (first start) or find the built-in baseline local model, when a variant uses it."""
+    if not _needs_baseline(routes):
+        return None
+    from gateway.local_tfidf import ensure_baseline_model
+
+    return ensure_baseline_model(settings.data_dir)
+
+
+def redis_url(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
+    """The configured Redis URL, or an embedded server started under the data directory."""
+    if settings.redis_url is not None:
+        return settings.redis_url.get_secret_value(), None
+    embedded = EmbeddedRedis(settings.data_dir / "redis").start()
+    log.info(
+        "no GATEWAY_REDIS_URL: started embedded Redis", extra={"fields": {"url": embedded.url}}
+    )
+    return embedded.url, embedded
+
+
+async def build_state(settings: Settings) -> GatewayState:
+    routes = load_routes(settings.routes)
+    metrics = GatewayMetrics()
+    metrics.build_info.labels(__version__, sys.version.split()[0]).set(1)
+    table = RouteTable(routes)
+    for exp in routes.experiments:
+        metrics.set_weights(exp.name, dict(table.weights(exp.name)))
+    upstream = UpstreamClient()
+    pool = VariantPool.build(
+        routes,
+        ProviderFacts.from_litellm(),
+        upstream,
+        metrics,
+        provider_keys=settings.provider_key_values(),
+        baseline_model=baseline_model_dir(settings, routes),
+    )
+    url, embedded = redis_url(settings)
+    client = aioredis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    classifier = Classifier(table=table, pool=pool, metrics=metrics)
+    return GatewayState(
+        settings=settings,
+        routes=routes,
+        table=table,
+        metrics=metrics,
+        upstream=upstream,
+        pool=pool,
+        classifier=classifier,
+        redis=client,
+        embedded=embedded,
+    )
