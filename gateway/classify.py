@@ -13,7 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gateway.errors import InvalidOutputError, RateLimitedError, UpstreamError, UpstreamTimeoutError
+from gateway.errors import (
+    GatewayError,
+    InvalidOutputError,
+    RateLimitedError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
 from gateway.metrics import GatewayMetrics
 from gateway.route_table import RouteTable
 from gateway.routes_config import Experiment
@@ -127,7 +133,7 @@ class Classifier:
             # Honour the provider's Retry-After: skip this variant until then.
             self._cooldown[(exp.name, variant)] = self.clock() + exc.retry_after
 
-    def _final_error(self, failures: list[_Failure]) -> UpstreamError:
+    def _final_error(self, failures: list[_Failure]) -> GatewayError:
         if not failures:
             return UpstreamError("every variant is cooling down after upstream rate limits")
         last = failures[-1].error

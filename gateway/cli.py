@@ -6,9 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -59,7 +58,7 @@ def serve(
         load_routes(settings.routes)
     except RoutesFileError as exc:
         raise _fail(str(exc)) from None
-    common = {
+    common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "log_config": None,
@@ -71,12 +70,12 @@ def serve(
     if settings.workers == 1:
         from gateway.api.app import create_app
 
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings), **common)
         return
     _run_workers(settings, common)
 
 
-def _run_workers(settings: object, common: dict[str, object]) -> None:
+def _run_workers(settings: object, common: dict[str, Any]) -> None:
     """Several processes: one shared Redis and one metrics directory for all of them."""
     import uvicorn
 
@@ -98,7 +97,7 @@ def _run_workers(settings: object, common: dict[str, object]) -> None:
     try:
         uvicorn.run(
             "gateway.api.asgi:app_factory", factory=True, workers=settings.workers, **common
-        )  # type: ignore[arg-type]
+        )
     finally:
         if embedded is not None:
             embedded.stop()
@@ -139,4 +138,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -130,5 +130,5 @@ def scrape_registry(metrics: GatewayMetrics) -> CollectorRegistry:
     if not multiprocess_enabled():
         return metrics.registry
     registry = CollectorRegistry()
-    MultiProcessCollector(registry)
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return registry

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from hashlib import blake2b
 
 _SCALE = float(1 << 64)
+_RNG = random.Random()
 
 
 def _uniform(salt: str, review_id: str, variant: str) -> float:
@@ -45,7 +46,7 @@ def assign_variant(
     if not live:
         raise ValueError("no variant has a weight above 0")
     if review_id is None:
-        return _random_pick(live, rng or random)
+        return _random_pick(live, rng or _RNG)
     best_name, best_score = live[0][0], -1.0
     for name, w in live:
         score = w / -math.log(_uniform(salt, review_id, name))
@@ -54,9 +55,9 @@ def assign_variant(
     return best_name
 
 
-def _random_pick(live: Sequence[tuple[str, float]], rng: random.Random | object) -> str:
+def _random_pick(live: Sequence[tuple[str, float]], rng: random.Random) -> str:
     total = sum(w for _, w in live)
-    x = rng.random() * total  # type: ignore[attr-defined]
+    x = rng.random() * total
     for name, w in live:
         x -= w
         if x < 0:
@@ -66,4 +67,4 @@ def _random_pick(live: Sequence[tuple[str, float]], rng: random.Random | object)
 
 def should_sample(rate: float, rng: random.Random | None = None) -> bool:
     """True with probability `rate` (used for shadow traffic)."""
-    return rate > 0 and (rate >= 1 or (rng or random).random() < rate)
+    return rate > 0 and (rate >= 1 or (rng or _RNG).random() < rate)

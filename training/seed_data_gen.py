@@ -2180,6 +2180,52 @@ DETAILS: dict[str, tuple[str, ...]] = {
     ),
     "Other": ("anyway.", "that's all.", "bye.", "whatever.", "cheers."),
 }
+STORIES: dict[str, tuple[str, ...]] = {
+    "Bug Report": (
+        "i was in the middle of paying for groceries and the whole thing froze, so i had to "
+        "dig out cash while the line behind me got longer.",
+        "it happened right before a deadline and i had to borrow a coworker's laptop to finish.",
+        "support told me to reinstall, which i did twice, and it still happens exactly the same "
+        "way every single time.",
+        "i sent screenshots to support a week ago and nobody has replied yet.",
+        "it was working fine until the update last thursday, nothing else changed on my phone.",
+    ),
+    "Feature Request": (
+        "right now i keep a separate spreadsheet just for this, which is silly when the app "
+        "already has all the information.",
+        "my friends and i talked about it and we would all use it every day if it existed.",
+        "i know it's probably a lot of work but it would make the app feel complete.",
+        "the web version sort of does this already so it would be great to have it on mobile.",
+    ),
+    "Complaint": (
+        "when i first downloaded it a few years ago it was simple and free, now every screen "
+        "tries to sell me something.",
+        "i emailed them three times and called once, and every time i got a different answer "
+        "from a different person.",
+        "i recommended this to my whole office and now i'm embarrassed that i did.",
+        "it feels like the company stopped caring about the people who made it popular.",
+    ),
+    "Praise": (
+        "i've tried probably ten different apps over the years and this is the only one that "
+        "stuck.",
+        "the little details, like how it remembers where i left off, make a huge difference.",
+        "even my dad, who hates technology, figured it out without asking me for help.",
+        "whoever is on the design team deserves a raise, everything is where you expect it.",
+    ),
+    "Question": (
+        "i searched the help center and a couple of forums but everything i found was for the "
+        "old version of the app.",
+        "i'd rather not lose anything, so i want to check before i try it myself.",
+        "my sister asked me and i realized i don't actually know the answer.",
+        "the settings menu has changed a lot and i can't tell where things went.",
+    ),
+    "Other": (
+        "honestly i just needed something to do while waiting at the dentist's office.",
+        "my sister uses this all the time, she says it's fine, i have no idea.",
+        "i'm mostly writing this because the app keeps reminding me to leave a review.",
+        "not much else to say, my phone is almost out of battery anyway.",
+    ),
+}
 CLOSERS: dict[str, tuple[str, ...]] = {
     "Bug Report": ("please fix", "pls fix asap", "fix this!!", "1 star until it's fixed", "help"),
     "Feature Request": ("thanks!", "please consider it", "pretty please", "would be awesome"),
@@ -2304,6 +2350,7 @@ def _join(parts: list[str]) -> str:
             "say",
             "basically",
             "lie",
+            "but",
         }:
             out = f"{out} {p}"
         else:
@@ -2391,7 +2438,7 @@ def make_record(rng: random.Random, category: str) -> dict[str, object]:
     else:
         pool = cores + dom.cores.get(category, ())
         core = rng.choice(pool)
-        size = "medium" if r < 0.65 else "long"
+        size = "medium" if r < 0.6 else "long" if r < 0.88 else "xl"
     text_t, base_urg, topic_t, summary_t = core
     parts: list[str] = []
     if size != "short":
@@ -2400,17 +2447,24 @@ def make_record(rng: random.Random, category: str) -> dict[str, object]:
         if size == "long" and rng.random() < 0.6:
             parts.insert(0, rng.choice(CONTEXT))
         parts.append(text_t)
-        n_details = 1 if size == "medium" else rng.choice((1, 2, 2))
-        if size == "long" or rng.random() < 0.35:
+        if size == "xl":
+            if not parts[0].endswith("."):
+                parts.insert(0, rng.choice(CONTEXT))
+            parts.extend(rng.sample(STORIES[category], k=rng.choice((1, 2, 2))))
+        n_details = {"medium": 1, "long": rng.choice((1, 2, 2)), "xl": rng.choice((2, 3))}[size]
+        if size != "medium" or rng.random() < 0.35:
             parts.extend(rng.sample(DETAILS[category], k=n_details))
         if rng.random() < (0.25 if size == "medium" else 0.5):
             parts.append(rng.choice(CLOSERS[category]))
     else:
         parts.append(text_t)
+    while len(" ".join(parts).split()) > 80 and len(parts) > 2:
+        parts.pop(-2)  # drop a detail, keep the core and the closing part
     text = _join([p.format_map(slots) for p in parts])
+    text = re.sub(r"\ba (ipad|iphone|android|oneplus)", r"an \1", text)
     text = _noise(rng, text, category)
     urgency = _urgency(rng, base_urg, category)
-    summary = summary_t.format_map(slots)
+    summary = re.sub(r"\bmy\b", "their", summary_t.format_map(slots))
     summary = summary[:1].upper() + summary[1:]
     return {
         "text": text,

@@ -1,0 +1,242 @@
+"""The gateway as a real uvicorn server in front of the real simulator and a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from gateway.triage import DEFAULT_TAXONOMY, Triage
+from tests.servers import Gateway, Simulator, ab_routes, run_gateway, wait_http
+
+SECRET = "sk-or-test-secret-0123456789"
+
+
+def assert_valid_triage(data: dict[str, Any]) -> None:
+    triage = Triage.model_validate(data)
+    assert triage.category in DEFAULT_TAXONOMY.categories
+    assert triage.urgency in DEFAULT_TAXONOMY.urgencies
+
+
+async def classify_many(
+    gw: Gateway, bodies: list[dict[str, Any]], concurrency: int = 32
+) -> list[httpx.Response]:
+    sem = asyncio.Semaphore(concurrency)
+    async with gw.async_client() as client:
+
+        async def one(body: dict[str, Any]) -> httpx.Response:
+            async with sem:
+                return await client.post("/v1/classify", json=body)
+
+        return await asyncio.gather(*(one(b) for b in bodies))
+
+
+@pytest.fixture
+def ab_gateway(tmp: Path, sim: Simulator, redis_url: str) -> Any:
+    with run_gateway(tmp, routes=ab_routes(sim.base_url), redis_url=redis_url) as gw:
+        yield gw
+
+
+async def test_split_follows_weights_and_is_sticky(ab_gateway: Gateway) -> None:
+    bodies = [
+        {"text": f"The app keeps crashing on screen {i}", "review_id": f"r-{i}"}
+        for i in range(2000)
+    ]
+    first = await classify_many(ab_gateway, bodies)
+    assert all(r.status_code == 200 for r in first)
+    variants = {r.json()["review_id"]: r.json()["variant"] for r in first}
+    share = Counter(variants.values())
+    assert abs(share["control"] / 2000 - 0.9) <= 0.025, share
+    assert abs(share["candidate"] / 2000 - 0.1) <= 0.025, share
+    again = await classify_many(ab_gateway, bodies[:500])
+    assert all(r.json()["variant"] == variants[r.json()["review_id"]] for r in again)
+    for r in first[:50]:
+        assert_valid_triage(r.json()["triage"])
+        assert r.headers["x-request-id"] == r.json()["request_id"]
+
+
+async def test_faults_never_reach_the_client_as_invalid_triage(
+    tmp: Path, sim: Simulator, redis_url: str
+) -> None:
+    sim.control(invalid_rate=0.3, error_rate=0.1)
+    with run_gateway(tmp, routes=ab_routes(sim.base_url), redis_url=redis_url) as gw:
+        bodies = [
+            {"text": f"Please add an export button, request {i}", "review_id": f"f-{i}"}
+            for i in range(600)
+        ]
+        responses = await classify_many(gw, bodies)
+        log = gw.log_text()
+    outcomes: Counter[str] = Counter()
+    for r in responses:
+        body = r.json()
+        if r.status_code == 200:
+            assert_valid_triage(body["triage"])
+            if body["attempts"] > 1 or body["fallback_from"]:
+                outcomes["recovered"] += 1
+            else:
+                outcomes["first_try"] += 1
+        else:
+            assert r.status_code in (502, 504), body
+            assert set(body) == {"error", "detail"} and body["error"] in {
+                "upstream_error",
+                "invalid_output",
+                "upstream_timeout",
+            }
+            outcomes["clean_error"] += 1
+    assert outcomes["recovered"] > 50, outcomes
+    assert outcomes["first_try"] + outcomes["recovered"] + outcomes["clean_error"] == 600
+    assert sim.stats()["faults"], "the simulator injected no faults"
+    assert SECRET not in log
+
+
+def test_openai_sdk_against_the_gateway(ab_gateway: Gateway) -> None:
+    client = openai.OpenAI(base_url=f"{ab_gateway.url}/v1", api_key="test-key", max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="triage",
+        messages=[{"role": "user", "content": "Checkout crashes every time I tap pay"}],
+        extra_body={"review_id": "sdk-1"},
+    )
+    completion = raw.parse()
+    assert_valid_triage(json.loads(completion.choices[0].message.content or ""))
+    variant = raw.headers["x-triage-variant"]
+    assert variant in {"control", "candidate"}
+    for _ in range(3):
+        again = client.chat.completions.with_raw_response.create(
+            model="triage",
+            messages=[{"role": "user", "content": "same review"}],
+            extra_body={"review_id": "sdk-1"},
+        )
+        assert again.headers["x-triage-variant"] == variant
+    stream = client.chat.completions.create(
+        model="triage", messages=[{"role": "user", "content": "Love it"}], stream=True
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert_valid_triage(json.loads(text))
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(
+            model="no-such-experiment", messages=[{"role": "user", "content": "x"}]
+        )
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(
+            base_url=f"{ab_gateway.url}/v1", api_key="wrong", max_retries=0
+        ).chat.completions.create(model="triage", messages=[{"role": "user", "content": "x"}])
+
+
+def test_bad_input_gets_clear_errors(ab_gateway: Gateway) -> None:
+    with ab_gateway.client() as c:
+        r = c.post("/v1/classify", json={"text": "", "rating": 9})
+        assert r.status_code == 422
+        assert r.json()["error"] == "invalid_request"
+        assert "text" in r.json()["detail"] and "rating" in r.json()["detail"]
+        r = c.post(
+            "/v1/classify", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 422 and "JSON" in r.json()["detail"]
+        r = c.post("/v1/classify", json={"text": "x" * 70_000})
+        assert r.status_code == 413 and r.json()["error"] == "payload_too_large"
+        r = c.post("/v1/classify", json={"text": "hi", "experiment": "nope"})
+        assert r.status_code == 404 and "nope" in r.json()["detail"]
+        r = c.post("/v1/classify/batch", json={"items": [{"text": "a"}] * 101})
+        assert r.status_code == 422 and "items" in r.json()["detail"]
+        assert c.get("/v1/nothing-here").json()["error"] == "not_found"
+    r = httpx.post(f"{ab_gateway.url}/v1/classify", json={"text": "hi"})
+    assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+    assert httpx.get(f"{ab_gateway.url}/healthz").status_code == 200
+    assert SECRET not in ab_gateway.log_text()
+
+
+def test_batch_and_routes(ab_gateway: Gateway) -> None:
+    with ab_gateway.client() as c:
+        items = [{"text": f"Great app number {i}", "review_id": f"b-{i}"} for i in range(20)]
+        body = c.post("/v1/classify/batch", json={"items": items}).json()
+        assert body["succeeded"] == 20 and body["failed"] == 0
+        assert [it["index"] for it in body["items"]] == list(range(20))
+        routes = c.get("/v1/routes").json()
+        shares = {v["name"]: v["share"] for v in routes["experiments"][0]["variants"]}
+        assert shares == {"control": 0.9, "candidate": 0.1}
+
+
+def test_rate_limit_is_passed_on_and_timeouts_are_504(
+    tmp: Path, sim: Simulator, redis_url: str
+) -> None:
+    sim.control(rate_limit_rate=1.0)
+    with (
+        run_gateway(tmp, routes=ab_routes(sim.base_url), redis_url=redis_url) as gw,
+        gw.client() as c,
+    ):
+        r = c.post("/v1/classify", json={"text": "it crashes", "review_id": "x"})
+        assert r.status_code == 429 and r.json()["error"] == "rate_limited"
+        assert int(r.headers["retry-after"]) >= 1
+        sim.control(rate_limit_rate=0.0, timeout_rate=1.0, hang_s=3)
+        routes = ab_routes(sim.base_url)
+        for v in routes["experiments"][0]["variants"]:
+            v["timeout_s"] = 0.3
+    with run_gateway(tmp, routes=routes, redis_url=redis_url) as gw, gw.client() as c:
+        r = c.post("/v1/classify", json={"text": "it crashes", "review_id": "y"})
+        assert r.status_code == 504 and r.json()["error"] == "upstream_timeout"
+
+
+def test_candidate_failure_falls_back_to_control(tmp: Path, sim: Simulator, redis_url: str) -> None:
+    sim.control(model_overrides={"acme/llama-3-8b-ft": {"error_rate": 1.0}})
+    routes = ab_routes(sim.base_url, control=0.0001, candidate=1.0)
+    with run_gateway(tmp, routes=routes, redis_url=redis_url) as gw, gw.client() as c:
+        body = c.post("/v1/classify", json={"text": "Login fails", "review_id": "fb-1"}).json()
+    assert body["variant"] == "control" and body["fallback_from"] == "candidate"
+    assert body["attempts"] == 2
+
+
+def test_readyz_follows_redis(tmp: Path, sim: Simulator) -> None:
+    from gateway.embedded_redis import EmbeddedRedis
+    from tests.servers import free_port
+
+    own = EmbeddedRedis(tmp / "own-redis", port=free_port()).start()
+    with run_gateway(tmp, routes=ab_routes(sim.base_url), redis_url=own.url) as gw:
+        own.stop()
+        r = httpx.get(f"{gw.url}/readyz", timeout=5)
+        assert r.status_code == 503 and r.json()["status"] == "unavailable"
+        own.start()
+        wait_http(f"{gw.url}/readyz", None, timeout_s=10)
+    own.stop()
+
+
+def test_refuses_public_bind_without_keys_and_names_bad_routes(tmp: Path) -> None:
+    env = {"PATH": "", "GATEWAY_DATA_DIR": str(tmp / "d")}
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "GATEWAY_API_KEYS" in out.stderr
+    bad = tmp / "bad.yaml"
+    bad.write_text(
+        "experiments:\n  - name: t\n    salt: s\n    variants:\n"
+        "      - {name: a, model: local, weight: two}\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--routes", str(bad)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "experiments[0].variants[0].weight" in out.stderr
+
+
+def test_zero_setup_local_variant(tmp: Path) -> None:
+    """Nothing configured: the packaged routes and the in-process model answer."""
+    with run_gateway(tmp, api_key=None) as gw, gw.client() as c:
+        body = c.post("/v1/classify", json={"text": "The app crashes when I open my cart"}).json()
+        assert body["variant"] == "local" and body["model"] == "local"
+        assert_valid_triage(body["triage"])
+        assert body["cost_usd"] == 0.0
