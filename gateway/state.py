@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from gateway import __version__
 from gateway.classify import Classifier
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.metrics import GatewayMetrics
 from gateway.providers import ProviderFacts
+from gateway.route_store import RouteStore
 from gateway.route_table import RouteTable
 from gateway.routes_config import RoutesConfig, load_routes
 from gateway.settings import Settings
@@ -37,10 +39,13 @@ class GatewayState:
     pool: VariantPool
     classifier: Classifier
     redis: aioredis.Redis
+    route_store: RouteStore | None = None
     embedded: EmbeddedRedis | None = None
     closers: list[object] = field(default_factory=list)
 
     async def close(self) -> None:
+        if self.route_store is not None:
+            await self.route_store.close()
         await self.classifier.drain()
         await self.upstream.close()
         await self.redis.aclose()
@@ -91,6 +96,14 @@ async def build_state(settings: Settings) -> GatewayState:
     url, embedded = redis_url(settings)
     client = aioredis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
     classifier = Classifier(table=table, pool=pool, metrics=metrics)
+    route_store = RouteStore(client, table, metrics)
+    try:
+        await route_store.refresh()
+    except (RedisError, OSError) as exc:
+        log.warning(
+            "weights not loaded from Redis", extra={"fields": {"error": type(exc).__name__}}
+        )
+    route_store.start(settings.weights_poll_s)
     return GatewayState(
         settings=settings,
         routes=routes,
@@ -100,5 +113,6 @@ async def build_state(settings: Settings) -> GatewayState:
         pool=pool,
         classifier=classifier,
         redis=client,
+        route_store=route_store,
         embedded=embedded,
     )
