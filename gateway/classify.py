@@ -188,6 +188,7 @@ class Classifier:
                 "text": review.text,
                 "app": review.app,
                 "rating": review.rating,
+                "metadata": review.metadata,
                 "experiment": result.experiment,
                 "variant": result.variant,
                 "model": result.model,

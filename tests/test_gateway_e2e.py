@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -240,3 +241,27 @@ def test_zero_setup_local_variant(tmp: Path) -> None:
         assert body["variant"] == "local" and body["model"] == "local"
         assert_valid_triage(body["triage"])
         assert body["cost_usd"] == 0.0
+
+
+def test_client_disconnect_cancels_the_upstream_call(
+    tmp: Path, sim: Simulator, redis_url: str
+) -> None:
+    sim.control(timeout_rate=1.0, hang_s=8)
+    with run_gateway(tmp, routes=ab_routes(sim.base_url), redis_url=redis_url) as gw:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(
+                f"{gw.url}/v1/classify",
+                json={"text": "slow one", "review_id": "gone"},
+                headers={**gw.headers, "x-request-id": "gone-1"},
+                timeout=0.5,
+            )
+        deadline = time.monotonic() + 3
+        line = None
+        while time.monotonic() < deadline and line is None:
+            line = next((ln for ln in gw.log_text().splitlines() if '"gone-1"' in ln), None)
+            time.sleep(0.05)
+    assert line is not None, (
+        "the request did not end within 3 s of the disconnect (upstream hangs 8 s)"
+    )
+    entry = json.loads(line)
+    assert entry["status"] == 499 and entry["outcome"] == "client_closed"

@@ -3,6 +3,7 @@ request ids, the body-size limit and one JSON access-log line per request."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -80,6 +81,9 @@ class GatewayMiddleware:
 
         try:
             await self.app(scope, limited_receive, send_with_id)
+        except asyncio.CancelledError:
+            status, state["outcome"] = 499, "client_closed"  # the client went away first
+            raise
         finally:
             self._log(scope, status, start, state)
 
