@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -104,8 +105,27 @@ _SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?…])\s+|\s*[\r\n]+\s*")
 _TRAILING_RE = re.compile(r"[\s.,;:!?…\-–—]+$")
 
 # Words that say how the reviewer feels or pad the sentence, never what the review is about.
+_EXTRA_STOP_WORDS = """
+    app apps application please pls plz thanks thank thx ty just really rly like get gets
+    got getting even still would could also every time times always never make makes making
+    use used using want wants wanted need needs needed way lot lots much many thing things
+    something anything everything day days today yesterday now since update updated updates
+    version phone ok okay yes yeah yep lol hey hi hello guys devs dev developers team star
+    stars i'm it's don't can't doesn't won't isn't didn't i've im its dont cant doesnt wont
+    isnt didnt ive u ur gonna wanna bit pretty super love loved loving loves hate hated
+    great best worst good better bad awesome amazing terrible horrible awful nice cool
+    perfect excellent fantastic wonderful useless annoying fine favorite favourite recommend
+    recommended stupid garbage trash ridiculous disappointed disappointing frustrating
+    frustrated happy sad wow omg ugh seriously honestly literally definitely totally
+    absolutely basically actually anyway whatever kinda sorta maybe tried trying try keeps
+    keep kept says said tell told know think thought feel felt look looks looking work works
+    worked working issue issues problem problems fix fixed fixing add added adding thing
+    does did doing done goes going went gone say saying anymore ago ever able lately
+    recently stuff guess sure come comes came let lets bring brought
+    you're you've that's there's what's i'd i'll let's he's she's they're we're
+"""
 _TOPIC_STOP_WORDS: frozenset[str] = frozenset(ENGLISH_STOP_WORDS) | frozenset(
-    ["app", "apps", "application", "please", "pls", "plz", "thanks", "thank", "thx", "ty", "just", "really", "rly", "like", "get", "gets", "got", "getting", "even", "still", "would", "could", "also", "every", "time", "times", "always", "never", "make", "makes", "making", "use", "used", "using", "want", "wants", "wanted", "need", "needs", "needed", "way", "lot", "lots", "much", "many", "thing", "things", "something", "anything", "everything", "day", "days", "today", "yesterday", "now", "since", "update", "updated", "updates", "version", "phone", "ok", "okay", "yes", "yeah", "yep", "lol", "hey", "hi", "hello", "guys", "devs", "dev", "developers", "team", "star", "stars", "i'm", "it's", "don't", "can't", "doesn't", "won't", "isn't", "didn't", "i've", "im", "its", "dont", "cant", "doesnt", "wont", "isnt", "didnt", "ive", "u", "ur", "gonna", "wanna", "bit", "pretty", "super", "love", "loved", "loving", "loves", "hate", "hated", "great", "best", "worst", "good", "better", "bad", "awesome", "amazing", "terrible", "horrible", "awful", "nice", "cool", "perfect", "excellent", "fantastic", "wonderful", "useless", "annoying", "fine", "favorite", "favourite", "recommend", "recommended", "stupid", "garbage", "trash", "ridiculous", "disappointed", "disappointing", "frustrating", "frustrated", "happy", "sad", "wow", "omg", "ugh", "seriously", "honestly", "literally", "definitely", "totally", "absolutely", "basically", "actually", "anyway", "whatever", "kinda", "sorta", "maybe", "tried", "trying", "try", "keeps", "keep", "kept", "says", "said", "tell", "told", "know", "think", "thought", "feel", "felt", "look", "looks", "looking", "work", "works", "worked", "working", "issue", "issues", "problem", "problems", "fix", "fixed", "fixing", "add", "added", "adding", "thing"]
+    _EXTRA_STOP_WORDS.split()
 )
 
 
@@ -213,7 +233,7 @@ class TfidfLinearModel:
             raise LocalModelError("transformer_weights are not supported")
         widths = [len(v.vocabulary_) for v in self._vectorizers]
         bounds = np.cumsum([0, *widths])
-        slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
         self._category = _Head(self.category_pipeline.named_steps["clf"], slices)
         self._urgency = _Head(self.urgency_pipeline.named_steps["clf"], slices)
         for head in (self._category, self._urgency):
@@ -478,6 +498,11 @@ def ensure_baseline_model(data_dir: Path) -> Path:
     with _file_lock(models / f".{BASELINE_NAME}.lock"):
         if _baseline_is_current(target, sha):  # built by another process while we waited
             return target
+        # Under the lock nobody else is training: temporary dirs left here are from a crash.
+        for stale in models.glob(f".{BASELINE_NAME}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        for stale in models.glob(f".{BASELINE_NAME}.old-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         log.info("training the baseline local model into %s", target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{BASELINE_NAME}.tmp-", dir=models))
         try:

@@ -344,8 +344,7 @@ DOMAINS: tuple[Domain, ...] = (
                     "User reports messages marked sent that never arrive.",
                 ),
                 (
-                    "i restored my backup on a new phone and all my chats from last year are "
-                    "gone",
+                    "i restored my backup on a new phone and all my chats from last year are gone",
                     "Critical",
                     "Lost Chat History",
                     "User lost a year of chats after restoring a backup.",
@@ -387,7 +386,13 @@ DOMAINS: tuple[Domain, ...] = (
         kind="fitness",
         purpose="tracking my workouts",
         apps=("StrideTrack", "PulseFit", "IronLog", "ZenYoga Daily"),
-        features=("workout tracking", "step counter", "heart rate sync", "meal logging", "sleep tracking"),
+        features=(
+            "workout tracking",
+            "step counter",
+            "heart rate sync",
+            "meal logging",
+            "sleep tracking",
+        ),
         actions=(
             ("log a workout", "Workout Logging"),
             ("sync my watch", "Watch Sync"),
@@ -554,7 +559,13 @@ DOMAINS: tuple[Domain, ...] = (
         kind="maps",
         purpose="getting around town",
         apps=("RouteWise", "WayPoint Maps", "TrailFinder", "Commutr"),
-        features=("navigation", "offline maps", "traffic alerts", "voice guidance", "transit times"),
+        features=(
+            "navigation",
+            "offline maps",
+            "traffic alerts",
+            "voice guidance",
+            "transit times",
+        ),
         actions=(
             ("start navigation", "Navigation"),
             ("download offline maps", "Offline Maps"),
@@ -1630,10 +1641,20 @@ PRAISE: tuple[Core, ...] = (
         "Dark Mode",
         "User praises the look of dark mode.",
     ),
-    ("smooth, fast and no annoying ads", "Low", "Smooth Experience", "User praises speed and no ads."),
+    (
+        "smooth, fast and no annoying ads",
+        "Low",
+        "Smooth Experience",
+        "User praises speed and no ads.",
+    ),
     ("10/10 would recommend to anyone", "Low", "Recommendation", "User highly recommends the app."),
     ("great app for {purpose}", "Low", "{purpose}", "User finds the app great for {purpose}."),
-    ("exactly what i needed", "Low", "Meets Needs", "User says the app is exactly what they needed."),
+    (
+        "exactly what i needed",
+        "Low",
+        "Meets Needs",
+        "User says the app is exactly what they needed.",
+    ),
     (
         "thank you for listening to feedback, the new {feature} is exactly what we asked for",
         "Low",
@@ -2099,13 +2120,504 @@ OTHER_SHORT: tuple[Core, ...] = (
     ("hi hi hi", "Low", "Greeting", "User says hi."),
 )
 
+# Second batch of cores: other wordings, so the model does not lean on one phrasing per idea.
+BUG_MORE: tuple[Core, ...] = (
+    (
+        "the {screen} won't scroll past the first few items",
+        "Low",
+        "{screen} Scrolling",
+        "User cannot scroll past the first items on the {screen}.",
+    ),
+    (
+        "everything switched to the wrong language after {version}",
+        "Medium",
+        "Wrong Language",
+        "User reports the interface switched language after {version}.",
+    ),
+    (
+        "it doesn't show my current location anymore",
+        "Medium",
+        "Location Not Updating",
+        "User reports their current location no longer shows.",
+    ),
+    (
+        "push notifications stopped completely after {version}",
+        "Medium",
+        "Notifications Stopped",
+        "User reports notifications stopped after {version}.",
+    ),
+    (
+        "when i hit send nothing happens, the spinner just sits there",
+        "High",
+        "Send Not Working",
+        "User reports nothing happens when pressing send.",
+    ),
+    (
+        "blank white screen right after the splash logo, can't get past it",
+        "Critical",
+        "Blank Screen On Start",
+        "User is stuck on a blank screen after the splash logo.",
+    ),
+    (
+        "it randomly restarts while i'm in the middle of using it",
+        "High",
+        "Random Restarts",
+        "User reports the app restarting mid-use.",
+    ),
+    (
+        "there's a {purchase} in my history that i never made",
+        "High",
+        "Unknown {purchase}",
+        "User sees a {purchase} in their history they never made.",
+    ),
+    (
+        "audio and video are out of sync",
+        "Medium",
+        "Audio Video Sync",
+        "User reports audio and video out of sync.",
+    ),
+    (
+        "images don't load, just grey boxes everywhere",
+        "Medium",
+        "Images Not Loading",
+        "User reports images not loading.",
+    ),
+    (
+        "can't {action} anymore, the button is greyed out",
+        "High",
+        "{action_topic} Disabled",
+        "User cannot {action} because the button is disabled.",
+    ),
+    (
+        "it logged me into a stranger's account!!",
+        "Critical",
+        "Wrong Account Login",
+        "User was logged into someone else's account.",
+    ),
+    (
+        "the {feature} setting resets itself every time i restart",
+        "Low",
+        "{feature} Setting Resets",
+        "User reports the {feature} setting resetting on restart.",
+    ),
+    (
+        "the app thinks i'm offline when i'm connected",
+        "High",
+        "False Offline Status",
+        "User reports the app wrongly showing offline.",
+    ),
+    (
+        "numbers on the {screen} don't add up, the total is wrong",
+        "High",
+        "Wrong Totals",
+        "User reports wrong totals on the {screen}.",
+    ),
+    (
+        "the page jumps back to the top every time something loads",
+        "Low",
+        "Scroll Jumping",
+        "User reports the page jumping to the top.",
+    ),
+    (
+        "ever since {version} my {data} won't load at all",
+        "High",
+        "{data} Not Loading",
+        "User's {data} no longer loads since {version}.",
+    ),
+    (
+        "the app closes itself as soon as i {action}",
+        "Critical",
+        "{action_topic} Crash",
+        "User reports the app closing when they {action}.",
+    ),
+)
+BUG_SHORT_MORE: tuple[Core, ...] = (
+    ("doesn't load anymore", "High", "Not Loading", "User says the app no longer loads."),
+    (
+        "stuck on the loading screen",
+        "High",
+        "Stuck Loading",
+        "User is stuck on the loading screen.",
+    ),
+    ("keeps signing me out", "Medium", "Random Logouts", "User keeps being signed out."),
+    (
+        "{feature} broken after update",
+        "High",
+        "Broken {feature}",
+        "User reports {feature} broke after an update.",
+    ),
+)
+FEATURE_MORE: tuple[Core, ...] = (
+    ("how about {wish}?", "Low", "{wish}", "User suggests {wish}."),
+    ("consider adding {wish}", "Low", "{wish}", "User asks the team to consider {wish}."),
+    (
+        "it should let you {capability}",
+        "Low",
+        "{capability}",
+        "User thinks the app should let users {capability}.",
+    ),
+    ("one feature i'd love: {wish}", "Low", "{wish}", "User would love {wish}."),
+    (
+        "{wish} would be a game changer",
+        "Low",
+        "{wish}",
+        "User says {wish} would be a game changer.",
+    ),
+    (
+        "you guys should really add {wish}",
+        "Medium",
+        "{wish}",
+        "User strongly suggests adding {wish}.",
+    ),
+    ("can we get {wish}", "Low", "{wish}", "User asks for {wish}."),
+    (
+        "any plans for {wish}? i'd use it daily",
+        "Low",
+        "{wish}",
+        "User asks for {wish} and would use it daily.",
+    ),
+    (
+        "support for {integration} please",
+        "Low",
+        "{integration} Support",
+        "User requests {integration} support.",
+    ),
+    (
+        "make it possible to {capability} right from the {screen}",
+        "Low",
+        "{capability}",
+        "User wants to {capability} from the {screen}.",
+    ),
+    (
+        "offer a cheaper plan without all the extras",
+        "Low",
+        "Cheaper Plan",
+        "User requests a cheaper plan with fewer extras.",
+    ),
+    (
+        "a short tutorial for new users would help a lot",
+        "Low",
+        "New User Tutorial",
+        "User suggests a tutorial for new users.",
+    ),
+    (
+        "requesting {wish} for the next release",
+        "Low",
+        "{wish}",
+        "User requests {wish} for the next release.",
+    ),
+    (
+        "if you added {wish} i'd never use another app",
+        "Low",
+        "{wish}",
+        "User says {wish} would make them loyal.",
+    ),
+)
+FEATURE_SHORT_MORE: tuple[Core, ...] = (
+    ("needs {wish}", "Low", "{wish}", "User says the app needs {wish}."),
+    (
+        "more {feature} options please",
+        "Low",
+        "More {feature} Options",
+        "User wants more {feature} options.",
+    ),
+    (
+        "add {integration} support",
+        "Low",
+        "{integration} Support",
+        "User requests {integration} support.",
+    ),
+)
+COMPLAINT_MORE: tuple[Core, ...] = (
+    (
+        "way overpriced for such a basic app",
+        "Medium",
+        "Overpriced",
+        "User feels the app is overpriced.",
+    ),
+    (
+        "the new colors are awful, everything looks washed out",
+        "Low",
+        "New Colors",
+        "User dislikes the new color scheme.",
+    ),
+    (
+        "they changed the font and now it's hard to read",
+        "Low",
+        "Font Change",
+        "User dislikes the new font.",
+    ),
+    (
+        "support keeps sending me copy paste answers that don't help",
+        "Medium",
+        "Canned Support Replies",
+        "User complains about unhelpful canned support replies.",
+    ),
+    ("i feel completely ripped off", "Medium", "Ripped Off", "User feels ripped off."),
+    (
+        "the app tracks everything i do, no thanks",
+        "High",
+        "Invasive Tracking",
+        "User objects to invasive tracking.",
+    ),
+    (
+        "the monthly price doubled overnight with no notice",
+        "Medium",
+        "Price Doubled",
+        "User complains the price doubled without notice.",
+    ),
+    (
+        "they got rid of the free tier",
+        "Medium",
+        "Free Tier Removed",
+        "User is unhappy the free tier was removed.",
+    ),
+    (
+        "the rewards program is a joke now, points are worth nothing",
+        "Low",
+        "Rewards Program",
+        "User complains the rewards program lost value.",
+    ),
+    (
+        "what a downgrade, {competitor} was far better",
+        "Medium",
+        "Downgrade",
+        "User considers the app a downgrade.",
+    ),
+    (
+        "the new terms say they can use my photos?? unacceptable",
+        "High",
+        "Terms Of Service",
+        "User objects to new terms about their photos.",
+    ),
+    (
+        "they never keep their promises, the {feature} they announced still isn't here",
+        "Low",
+        "Broken Promises",
+        "User complains about undelivered announced features.",
+    ),
+    (
+        "i was treated rudely by the support agent",
+        "High",
+        "Rude Support",
+        "User complains about a rude support agent.",
+    ),
+    (
+        "every month something else becomes paid only",
+        "Medium",
+        "Creeping Paywall",
+        "User complains features keep moving behind payment.",
+    ),
+)
+COMPLAINT_SHORT_MORE: tuple[Core, ...] = (
+    ("overpriced and underwhelming", "Medium", "Poor Value", "User finds the app overpriced."),
+    ("so many ads ugh", "Medium", "Excessive Ads", "User complains about ads."),
+    ("not impressed at all", "Low", "Disappointing", "User is not impressed."),
+)
+PRAISE_MORE: tuple[Core, ...] = (
+    (
+        "huge thanks to the developers, you nailed it",
+        "Low",
+        "Developer Thanks",
+        "User thanks the developers.",
+    ),
+    (
+        "well done, this is how apps should be made",
+        "Low",
+        "Well Made",
+        "User praises how well the app is made.",
+    ),
+    ("i'm very happy with it", "Low", "Satisfied", "User is very happy with the app."),
+    (
+        "it's fast, reliable and looks great",
+        "Low",
+        "Fast And Reliable",
+        "User praises speed, reliability and looks.",
+    ),
+    (
+        "does exactly what it says",
+        "Low",
+        "Works As Described",
+        "User says the app does what it promises.",
+    ),
+    (
+        "incredible value for a free app",
+        "Low",
+        "Great Value",
+        "User praises the value of the free app.",
+    ),
+    (
+        "the best purchase i've made this year",
+        "Low",
+        "Best Purchase",
+        "User calls the app their best purchase this year.",
+    ),
+    (
+        "everything about {feature} is thoughtfully done",
+        "Low",
+        "{feature}",
+        "User praises the thoughtful {feature}.",
+    ),
+    ("brilliant little app", "Low", "Brilliant App", "User calls the app brilliant."),
+    (
+        "my favorite app on my phone by far",
+        "Low",
+        "Favorite App",
+        "User says it is their favorite app.",
+    ),
+    (
+        "helps me so much with {purpose}",
+        "Low",
+        "{purpose}",
+        "User says the app helps a lot with {purpose}.",
+    ),
+    (
+        "{app} made {purpose} actually enjoyable",
+        "Low",
+        "{purpose}",
+        "User says {app} made {purpose} enjoyable.",
+    ),
+)
+PRAISE_SHORT_MORE: tuple[Core, ...] = (
+    ("excellent app!", "Low", "Overall Experience", "User calls the app excellent."),
+    ("well done devs", "Low", "Developer Thanks", "User praises the developers."),
+    ("so so good", "Low", "Overall Experience", "User loves the app."),
+    ("really helpful app", "Low", "Helpful App", "User finds the app helpful."),
+)
+QUESTION_MORE: tuple[Core, ...] = (
+    (
+        "when does the monthly plan renew?",
+        "Medium",
+        "Renewal Date",
+        "User asks when the monthly plan renews.",
+    ),
+    (
+        "which plan should i pick if i only use {feature}?",
+        "Low",
+        "Plan Choice",
+        "User asks which plan fits using only {feature}.",
+    ),
+    (
+        "who do i contact about a wrong charge?",
+        "Medium",
+        "Wrong Charge Contact",
+        "User asks who to contact about a wrong charge.",
+    ),
+    (
+        "when will the {device} version be ready?",
+        "Low",
+        "{device} Version",
+        "User asks when a {device} version is coming.",
+    ),
+    (
+        "does {feature} cost extra?",
+        "Low",
+        "{feature} Cost",
+        "User asks whether {feature} costs extra.",
+    ),
+    (
+        "what's the maximum file size i can upload?",
+        "Low",
+        "Upload Size Limit",
+        "User asks about the upload size limit.",
+    ),
+    (
+        "how do i know if my {purchase} went through?",
+        "Medium",
+        "{purchase} Status",
+        "User asks how to confirm their {purchase} went through.",
+    ),
+    (
+        "am i able to use my account in another country?",
+        "Low",
+        "Use Abroad",
+        "User asks whether the account works abroad.",
+    ),
+    (
+        "can someone explain how {feature} works?",
+        "Low",
+        "{feature} Explanation",
+        "User asks how {feature} works.",
+    ),
+    (
+        "what do i do if i forgot which email i signed up with?",
+        "Medium",
+        "Forgotten Email",
+        "User asks what to do after forgetting their sign-up email.",
+    ),
+    (
+        "is the data stored on my phone or in the cloud?",
+        "Low",
+        "Data Storage",
+        "User asks where their data is stored.",
+    ),
+    (
+        "what does the premium tier actually add?",
+        "Low",
+        "Premium Benefits",
+        "User asks what premium adds.",
+    ),
+)
+QUESTION_SHORT_MORE: tuple[Core, ...] = (
+    ("what does premium include?", "Low", "Premium Benefits", "User asks what premium includes."),
+    ("how do refunds work?", "Medium", "Refunds", "User asks how refunds work."),
+    ("which plan is best?", "Low", "Plan Choice", "User asks which plan is best."),
+)
+OTHER_MORE: tuple[Core, ...] = (
+    (
+        "my brother made me write this",
+        "Low",
+        "Prompted Review",
+        "User was asked by their brother to write a review.",
+    ),
+    ("i have nothing to add", "Low", "Neutral Comment", "User has nothing to add."),
+    (
+        "installed this morning, no thoughts yet",
+        "Low",
+        "Review Pending",
+        "User installed the app recently and has no opinion yet.",
+    ),
+    ("random review lol", "Low", "Random Review", "User leaves a random review."),
+    ("greetings from the airport", "Low", "Greeting", "User sends greetings from the airport."),
+    (
+        "listening to music while i write this",
+        "Low",
+        "Off-Topic",
+        "User mentions listening to music.",
+    ),
+    ("it's raining here again", "Low", "Off-Topic Weather", "User comments on the weather."),
+    (
+        "this review is from my sister's account",
+        "Low",
+        "Shared Account",
+        "User says the review is from their sister's account.",
+    ),
+    ("just passing by", "Low", "Passing By", "User is just passing by."),
+    ("i'm bored so here's a review", "Low", "Bored Review", "User writes a review out of boredom."),
+    ("too early to tell", "Low", "Too Early", "User says it is too early to judge."),
+    ("can't say much yet", "Low", "Too Early", "User cannot say much yet."),
+    (
+        "the number 7 is my lucky number",
+        "Low",
+        "Off-Topic",
+        "User writes something unrelated to the app.",
+    ),
+    ("whoever reads this have a nice day", "Low", "Greeting", "User wishes readers a nice day."),
+)
+OTHER_SHORT_MORE: tuple[Core, ...] = (
+    ("nothing to add", "Low", "Neutral Comment", "User has nothing to add."),
+    ("just browsing around", "Low", "Browsing", "User is just browsing."),
+    ("no thoughts yet", "Low", "Review Pending", "User has no thoughts yet."),
+    ("bored lol ok", "Low", "Bored Review", "User is bored."),
+)
+
 CATEGORY_CORES: dict[str, tuple[tuple[Core, ...], tuple[Core, ...]]] = {
-    "Bug Report": (BUG, BUG_SHORT),
-    "Feature Request": (FEATURE, FEATURE_SHORT),
-    "Complaint": (COMPLAINT, COMPLAINT_SHORT),
-    "Praise": (PRAISE, PRAISE_SHORT),
-    "Question": (QUESTION, QUESTION_SHORT),
-    "Other": (OTHER, OTHER_SHORT),
+    "Bug Report": (BUG + BUG_MORE, BUG_SHORT + BUG_SHORT_MORE),
+    "Feature Request": (FEATURE + FEATURE_MORE, FEATURE_SHORT + FEATURE_SHORT_MORE),
+    "Complaint": (COMPLAINT + COMPLAINT_MORE, COMPLAINT_SHORT + COMPLAINT_SHORT_MORE),
+    "Praise": (PRAISE + PRAISE_MORE, PRAISE_SHORT + PRAISE_SHORT_MORE),
+    "Question": (QUESTION + QUESTION_MORE, QUESTION_SHORT + QUESTION_SHORT_MORE),
+    "Other": (OTHER + OTHER_MORE, OTHER_SHORT + OTHER_SHORT_MORE),
 }
 
 # Lead-ins are joined with a space to the core; sentences end with their own punctuation.
