@@ -116,6 +116,7 @@ def simulate(
         float, typer.Option(help="Share of broken or schema-breaking JSON answers.")
     ] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    require_key: Annotated[bool, typer.Option(help="Answer 401 without a bearer key.")] = False,
 ) -> None:
     """Run the OpenAI/OpenRouter-compatible upstream simulator (for tests and demos)."""
     from gateway.simulator import SimulatorConfig, run_simulator
@@ -128,6 +129,7 @@ def simulate(
         timeout_rate=timeout_rate,
         invalid_rate=invalid_rate,
         seed=seed,
+        require_key=require_key,
     )
     typer.echo(f"simulator on http://{host}:{port}/v1", err=True)
     run_simulator(host, port, config)

@@ -112,6 +112,7 @@ class SimulatorConfig:
     prices: dict[str, tuple[float, float]] = field(default_factory=dict)
     default_price: tuple[float, float] = DEFAULT_PRICE
     report_cost: bool = True
+    require_key: bool = False  # answer 401 without a bearer key, like the real APIs
     models: tuple[str, ...] = ()  # listed by /v1/models besides the models seen
 
     def __post_init__(self) -> None:
@@ -242,7 +243,7 @@ async def _chat(request: web.Request) -> web.Response:
     st = request.app[STATE]
     st.requests += 1
     auth = request.headers.get("Authorization", "")
-    if not auth.startswith("Bearer ") or not auth[7:].strip():
+    if st.config.require_key and (not auth.startswith("Bearer ") or not auth[7:].strip()):
         st.rejected["unauthorized"] += 1
         return _error(401, "No auth credentials found", "authentication_error", "invalid_api_key")
     try:

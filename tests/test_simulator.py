@@ -246,7 +246,7 @@ async def test_control_switches_faults_for_one_model_only(start_sim: StartSim) -
 
 
 async def test_auth_and_malformed_requests(start_sim: StartSim) -> None:
-    sim = await start_sim()
+    sim = await start_sim(require_key=True)
     url = f"{sim.url}/v1/chat/completions"
     body = {"model": MODEL, "messages": messages("hi")}
     auth = {"Authorization": "Bearer test"}
