@@ -42,6 +42,7 @@ def sim(simulator: Simulator) -> Simulator:
         timeout_rate=0,
         hang_s=30,
         model_overrides=None,
+        require_key=False,
     )
     return simulator
 

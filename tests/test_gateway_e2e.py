@@ -42,6 +42,7 @@ async def classify_many(
 
 @pytest.fixture
 def ab_gateway(tmp: Path, sim: Simulator, redis_url: str) -> Any:
+    sim.control(require_key=True)  # the gateway must send the configured provider key
     with run_gateway(tmp, routes=ab_routes(sim.base_url), redis_url=redis_url) as gw:
         yield gw
 
