@@ -3,22 +3,55 @@
 Labels are bounded: experiment, variant and model come from the routes file, outcome and
 reason from fixed sets in the code. Never a review id, a text or a key.
 
-With several worker processes set PROMETHEUS_MULTIPROC_DIR (an empty directory) before start:
-prometheus-client then writes per-process files and `/metrics` aggregates them (see README).
+Exported series (counters get the `_total` suffix from prometheus-client):
+
+- `requests_total{experiment,variant,model,outcome}`: outcome is `ok` or `error` (served
+  traffic, labelled with the variant that answered, or the assigned one on error) and
+  `shadow` or `shadow_error` (shadow calls, never served)
+- `request_duration_seconds{experiment,variant,model}`: end to end, histogram
+- `upstream_duration_seconds{experiment,variant,model}`: each model call (re-asks and shadow
+  calls included), histogram
+- `overhead_duration_seconds{experiment}`: end to end minus model time, histogram
+- `cost_usd_total{experiment,variant,model}`, `tokens_total{experiment,variant,model,kind}`
+- `validation_failures_total{experiment,variant,reason}`, `reasks_total{experiment,variant}`
+- `fallbacks_total{experiment,from_variant,to_variant,reason}`
+- `shadow_comparisons_total{experiment,variant,result}`: result is `agree` or `disagree`
+- `route_weight{experiment,variant}`: the normalised share in force (gauge)
+- `pairs_logged_total`, `pair_spool_records`, `pair_queue_depth` (gauges)
+- `corrections_total{variant,changed}`: changed is `true` or `false`
+- `build_info{version,python}`: always 1
+
+Several worker processes (`triage-gateway serve --workers N` or `uvicorn --workers N`): set
+PROMETHEUS_MULTIPROC_DIR to an empty directory before the workers start (the CLI does it).
+prometheus-client then writes per-process files there and `/metrics`, on whichever worker
+answers, merges them: counters and histograms are summed, each gauge is merged by its
+`multiprocess_mode` below, so no series carries a `pid` label.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from gateway.routes_config import Experiment
 
 PREFIX = "triage_gateway"
 # End-to-end and upstream latency: the local model answers in ~1-5 ms, LLMs in 0.2-5 s.
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
 # Gateway overhead (end to end minus upstream): sub-millisecond is the goal.
 OVERHEAD_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1)
+SERVED_OUTCOMES = ("ok", "error")
+CHANGED = ("true", "false")
+SHADOW_RESULTS = ("agree", "disagree")
+_LIVE_FILE = re.compile(r"^gauge_live[a-z]+_(\d+)\.db$")
 
 
 def multiprocess_enabled() -> bool:
@@ -35,7 +68,8 @@ class GatewayMetrics:
         evm = ["experiment", "variant", "model"]
         self.requests = Counter(
             f"{PREFIX}_requests",
-            "Classify requests by the variant that answered.",
+            "Classify requests by the variant that answered (outcome ok, error, shadow, "
+            "shadow_error).",
             [*evm, "outcome"],
             registry=r,
         )
@@ -79,10 +113,11 @@ class GatewayMetrics:
         )
         self.shadow = Counter(
             f"{PREFIX}_shadow_comparisons",
-            "Shadow answers compared with the served answer.",
+            "Shadow answers compared with the served answer (result agree or disagree).",
             ["experiment", "variant", "result"],
             registry=r,
         )
+        # Every worker sets the same value; the most recent write wins.
         self.route_weight = Gauge(
             f"{PREFIX}_route_weight",
             "Configured traffic weight (normalised share).",
@@ -93,6 +128,7 @@ class GatewayMetrics:
         self.pairs_logged = Counter(
             f"{PREFIX}_pairs_logged", "Pairs written to the Redis stream.", registry=r
         )
+        # Per-process spool and queue: summed over the live workers.
         self.pair_spool_records = Gauge(
             f"{PREFIX}_pair_spool_records",
             "Pairs waiting in the local spool file.",
@@ -107,28 +143,76 @@ class GatewayMetrics:
         )
         self.corrections = Counter(
             f"{PREFIX}_corrections",
-            "Reviewer corrections by variant and whether the category changed.",
+            "Reviewer corrections by variant and whether the category changed (true/false).",
             ["variant", "changed"],
             registry=r,
         )
         self.build_info = Gauge(
             f"{PREFIX}_build_info",
-            "Build information.",
+            "Build information (always 1).",
             ["version", "python"],
             registry=r,
             multiprocess_mode="max",
         )
 
-    def set_weights(self, experiment: str, weights: dict[str, float]) -> None:
+    def set_weights(self, experiment: str, weights: Mapping[str, float]) -> None:
+        """Export the weights in force (at start and on every change) as shares of 1."""
         total = sum(weights.values()) or 1.0
         for variant, w in weights.items():
             self.route_weight.labels(experiment, variant).set(w / total)
+        self._declare_variants(experiment, weights)
+
+    def init_experiment(self, exp: Experiment) -> None:
+        """Create the series of every variant at 0, so that rate() and ratio queries (and the
+        alerts built on them) return data before the first request, error or correction."""
+        for v in exp.variants:
+            for outcome in SERVED_OUTCOMES:
+                self.requests.labels(exp.name, v.name, v.model, outcome)
+            self.cost.labels(exp.name, v.name, v.model)
+        if exp.shadow is not None:
+            shadow = exp.shadow.variant
+            for result in SHADOW_RESULTS:
+                self.shadow.labels(exp.name, shadow, result)
+        self._declare_variants(exp.name, (v.name for v in exp.variants))
+
+    def _declare_variants(self, experiment: str, variants: Iterable[str]) -> None:
+        for variant in variants:
+            self.reasks.labels(experiment, variant)
+            for changed in CHANGED:
+                self.corrections.labels(variant, changed)
+
+    def count_correction(self, variant: str, *, changed: bool) -> None:
+        """One reviewer correction of an answer served by `variant`."""
+        self.corrections.labels(variant, "true" if changed else "false").inc()
+
+
+def _reap_dead_workers(path: str) -> None:
+    """Drop the live-gauge files of workers that have exited (a crashed or restarted worker
+    would otherwise keep adding its last queue depth to `livesum`)."""
+    pids = set()
+    for name in os.listdir(path):
+        match = _LIVE_FILE.match(name)
+        if match:
+            pids.add(int(match.group(1)))
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+        except PermissionError:
+            continue  # alive, owned by someone else
 
 
 def scrape_registry(metrics: GatewayMetrics) -> CollectorRegistry:
     """The registry `/metrics` renders: the process's own, or all workers' files."""
     if not multiprocess_enabled():
         return metrics.registry
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    with contextlib.suppress(OSError):
+        _reap_dead_workers(path)
     registry = CollectorRegistry()
-    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    MultiProcessCollector(registry, path)  # type: ignore[no-untyped-call]
     return registry
+
+
+__all__ = ["GatewayMetrics", "multiprocess_enabled", "scrape_registry"]

@@ -18,6 +18,7 @@ from gateway import __version__
 from gateway.classify import Classifier
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.metrics import GatewayMetrics
+from gateway.pairlog import PairLog
 from gateway.providers import ProviderFacts
 from gateway.route_store import RouteStore
 from gateway.route_table import RouteTable
@@ -41,12 +42,15 @@ class GatewayState:
     redis: aioredis.Redis
     route_store: RouteStore | None = None
     embedded: EmbeddedRedis | None = None
+    pairs: PairLog | None = None
     closers: list[object] = field(default_factory=list)
 
     async def close(self) -> None:
         if self.route_store is not None:
             await self.route_store.close()
         await self.classifier.drain()
+        if self.pairs is not None:
+            await self.pairs.close()
         await self.upstream.close()
         await self.redis.aclose()
         if self.embedded is not None:
@@ -83,20 +87,25 @@ async def build_state(settings: Settings) -> GatewayState:
     metrics.build_info.labels(__version__, sys.version.split()[0]).set(1)
     table = RouteTable(routes)
     for exp in routes.experiments:
+        metrics.init_experiment(exp)
         metrics.set_weights(exp.name, dict(table.weights(exp.name)))
     upstream = UpstreamClient()
+    facts, keys = ProviderFacts.from_litellm(), settings.provider_key_values()
+    baseline = baseline_model_dir(settings, routes)
     pool = VariantPool.build(
-        routes,
-        ProviderFacts.from_litellm(),
-        upstream,
-        metrics,
-        provider_keys=settings.provider_key_values(),
-        baseline_model=baseline_model_dir(settings, routes),
+        routes, facts, upstream, metrics, provider_keys=keys, baseline_model=baseline
     )
     url, embedded = redis_url(settings)
     client = aioredis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
-    classifier = Classifier(table=table, pool=pool, metrics=metrics)
-    route_store = RouteStore(client, table, metrics)
+    pairs = PairLog.from_url(url, settings, metrics)
+    classifier = Classifier(table=table, pool=pool, metrics=metrics, pairs=pairs)
+    await pairs.start()
+    route_store = RouteStore(
+        client,
+        table,
+        metrics,
+        build_variant=lambda exp, v: pool.add(exp, v, facts, keys, baseline),  # runtime variants
+    )
     try:
         await route_store.refresh()
     except (RedisError, OSError) as exc:
@@ -115,4 +124,5 @@ async def build_state(settings: Settings) -> GatewayState:
         redis=client,
         route_store=route_store,
         embedded=embedded,
+        pairs=pairs,
     )
