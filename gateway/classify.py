@@ -50,6 +50,7 @@ class ClassifyResult:
     confidence: float | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    answered_by: str | None = None  # for a cascade variant: the variant that answered
 
 
 @dataclass(slots=True)
@@ -104,12 +105,13 @@ class Classifier:
             model=answer.model,
             triage=answer.triage,
             latency_ms=round(total * 1000, 3),
-            cost_usd=answer.cost_usd,
+            cost_usd=round(answer.cost_usd + sum(f.error.cost_usd for f in failures), 8),
             attempts=attempts,
             fallback_from=assigned if served != assigned else None,
             confidence=answer.confidence,
             prompt_tokens=answer.prompt_tokens,
             completion_tokens=answer.completion_tokens,
+            answered_by=answer.answered_by,
         )
         self._count_success(exp, answer, total)
         self._log_pair(review, result, answer.raw_if_repaired, shadow=False)
@@ -129,6 +131,9 @@ class Classifier:
         return True
 
     def _note_failure(self, exp: Experiment, variant: str, exc: VariantFailed) -> None:
+        if exc.cost_usd:
+            model = self.pool.model_name(exp, variant)
+            self.metrics.cost.labels(exp.name, variant, model).inc(exc.cost_usd)
         if exc.retry_after is not None:
             # Honour the provider's Retry-After: skip this variant until then.
             self._cooldown[(exp.name, variant)] = self.clock() + exc.retry_after
@@ -201,6 +206,7 @@ class Classifier:
                 "prompt_tokens": result.prompt_tokens,
                 "completion_tokens": result.completion_tokens,
                 "confidence": result.confidence,
+                "answered_by": result.answered_by,
                 "ts": time.time(),
             }
         )
@@ -221,14 +227,17 @@ class Classifier:
         try:
             answer = await self.pool.run(exp, name, review)
         except VariantFailed as exc:
-            self.metrics.requests.labels(
-                exp.name, name, self.pool.model_name(exp, name), "shadow_error"
-            ).inc()
-            del exc
+            model = self.pool.model_name(exp, name)
+            self.metrics.requests.labels(exp.name, name, model, "shadow_error").inc()
+            if exc.cost_usd:
+                self.metrics.cost.labels(exp.name, name, model).inc(exc.cost_usd)
             return
         agree = answer.triage.category == served.triage.category
         self.metrics.shadow.labels(exp.name, name, "agree" if agree else "disagree").inc()
-        self.metrics.requests.labels(exp.name, name, answer.model, "shadow").inc()
+        labels = (exp.name, name, answer.model)
+        self.metrics.requests.labels(*labels, "shadow").inc()
+        if answer.cost_usd:
+            self.metrics.cost.labels(*labels).inc(answer.cost_usd)
         shadow_result = ClassifyResult(
             request_id=served.request_id,
             review_id=review.review_id,

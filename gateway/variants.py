@@ -3,6 +3,7 @@ one re-ask. `VariantPool` is built once at start-up from the routes file."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 from gateway.local_model import LocalModel, load_local_model
 from gateway.metrics import GatewayMetrics
 from gateway.providers import Endpoint, ProviderFacts, call_cost
-from gateway.routes_config import Experiment, Price, RoutesConfig, Variant
+from gateway.routes_config import Cascade, Experiment, Price, RoutesConfig, Variant
 from gateway.triage import ReviewIn, Triage, json_schema, system_prompt, user_prompt
 from gateway.upstream import Completion, UpstreamClient, UpstreamFailure
 from gateway.validation import TriageValidationError, validate_triage
@@ -34,14 +35,18 @@ class VariantAnswer:
     completion_tokens: int
     model_seconds: float  # time inside model calls (upstream or local)
     confidence: float | None = None
+    answered_by: str | None = None  # for a cascade: the variant whose answer this is
 
 
 class VariantFailed(Exception):
-    def __init__(self, reason: str, attempts: int, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, attempts: int, retry_after: float | None = None, cost_usd: float = 0.0
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.attempts = attempts
         self.retry_after = retry_after
+        self.cost_usd = cost_usd  # spent on answers that were then rejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,7 @@ class VariantPool:
         self.metrics = metrics
         self._upstreams: dict[tuple[str, str], _Upstream] = {}
         self._locals: dict[tuple[str, str], LocalModel] = {}
+        self._cascades: dict[tuple[str, str], Cascade] = {}
 
     @classmethod
     def build(
@@ -89,6 +95,9 @@ class VariantPool:
         models: dict[str, LocalModel] | None = None,
     ) -> None:
         key = (exp.name, v.name)
+        if v.cascade is not None:
+            self._cascades[key] = v.cascade
+            return
         if v.is_local:
             path = Path(v.model_path) if v.model_path else baseline_model
             if path is None:
@@ -115,6 +124,9 @@ class VariantPool:
         local = self._locals.get((exp.name, name))
         if local is not None:
             return self._run_local(exp, name, local, review)
+        cascade = self._cascades.get((exp.name, name))
+        if cascade is not None:
+            return await self._run_cascade(exp, name, cascade, review)
         return await self._run_upstream(
             exp, exp.variant(name), self._upstreams[(exp.name, name)], review
         )
@@ -140,6 +152,32 @@ class VariantPool:
             completion_tokens=0,
             model_seconds=elapsed,
             confidence=pred.confidence,
+        )
+
+    async def _run_cascade(
+        self, exp: Experiment, name: str, cascade: Cascade, review: ReviewIn
+    ) -> VariantAnswer:
+        """The cheap variant when it is confident enough, else the strong one. A cheap answer
+        without a confidence (an upstream model), or a cheap failure, always escalates."""
+        try:
+            cheap: VariantAnswer | None = await self.run(exp, cascade.cheap, review)
+        except VariantFailed:
+            cheap = None
+        confidence = cheap.confidence if cheap is not None else None
+        if cheap is not None and confidence is not None and confidence >= cascade.threshold:
+            return dataclasses.replace(cheap, variant=name, answered_by=cascade.cheap)
+        strong = await self.run(exp, cascade.strong, review)
+        if cheap is None:
+            return dataclasses.replace(strong, variant=name, answered_by=cascade.strong)
+        return dataclasses.replace(
+            strong,
+            variant=name,
+            answered_by=cascade.strong,
+            attempts=cheap.attempts + strong.attempts,
+            cost_usd=round(cheap.cost_usd + strong.cost_usd, 8),
+            prompt_tokens=cheap.prompt_tokens + strong.prompt_tokens,
+            completion_tokens=cheap.completion_tokens + strong.completion_tokens,
+            model_seconds=cheap.model_seconds + strong.model_seconds,
         )
 
     async def _call(
@@ -180,7 +218,8 @@ class VariantPool:
                 self.metrics.validation_failures.labels(exp.name, v.name, exc.reason).inc()
                 raws.append(done.content)
                 if attempt == 2:
-                    raise VariantFailed("invalid_output", attempt) from None
+                    spent = sum(self._cost(up, c) for c in calls)
+                    raise VariantFailed("invalid_output", attempt, cost_usd=spent) from None
                 self.metrics.reasks.labels(exp.name, v.name).inc()
                 messages = [
                     *messages,
@@ -193,15 +232,16 @@ class VariantPool:
             return self._answer(v, up, checked.triage, calls, raws)
         raise AssertionError("unreachable")
 
+    @staticmethod
+    def _cost(up: _Upstream, c: Completion) -> float:
+        return call_cost(c.reported_cost, up.price, c.prompt_tokens, c.completion_tokens)
+
     def _answer(
         self, v: Variant, up: _Upstream, triage: Triage, calls: list[Completion], raws: list[str]
     ) -> VariantAnswer:
         prompt = sum(c.prompt_tokens for c in calls)
         completion = sum(c.completion_tokens for c in calls)
-        cost = sum(
-            call_cost(c.reported_cost, up.price, c.prompt_tokens, c.completion_tokens)
-            for c in calls
-        )
+        cost = sum(self._cost(up, c) for c in calls)
         return VariantAnswer(
             variant=v.name,
             model=v.model,
