@@ -1,0 +1,312 @@
+"""The zero-loss pair log, with real Redis servers and real gateway processes.
+
+Redis restarts: Redis acknowledges a write before its AOF (`appendfsync everysec`) is fsynced,
+so a kill -9 (or a host crash) can lose acknowledged writes. The pair log keeps acknowledged
+records until the same Redis process has been seen alive 3 s later and re-sends them when
+Redis comes back with a new run_id (writes are idempotent per request_id). So the gateway
+test kills Redis with SIGKILL once and stops it gracefully once, and
+`test_acknowledged_pairs_survive_a_redis_that_lost_everything` proves the re-send with a Redis
+that has no persistence at all (the worst case of a lost write window).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from unittest.mock import ANY
+
+import httpx
+import pytest
+import redis
+
+from gateway import redis_keys
+from gateway.embedded_redis import EmbeddedRedis, redis_server_binary
+from gateway.metrics import GatewayMetrics
+from gateway.pairlog import PairLog, pair_client
+from gateway.pairstore import delete_review, get_pair, iter_pairs, trim_older_than, write_pairs
+from gateway.redaction import redact
+from gateway.settings import Settings
+from gateway.spool import Spool
+from tests.servers import Gateway, Simulator, ab_routes, free_port, run_gateway
+
+STREAM = "triage:pairs"
+
+
+def make_settings(tmp: Path, **overrides: Any) -> Settings:
+    return Settings(_env_file=None, data_dir=tmp / "data", **overrides)
+
+
+def record(i: int, text: str | None = None, review_id: str | None = None) -> dict[str, Any]:
+    return {
+        "request_id": f"req-{i}",
+        "served_request_id": None,
+        "shadow": False,
+        "review_id": review_id or f"rev-{i}",
+        "text": text or f"The app crashes on screen {i}",
+        "app": "demo",
+        "rating": 2,
+        "experiment": "triage",
+        "variant": "control",
+        "model": "local",
+        "triage": {"category": "Bug Report", "urgency": "High", "topic": "Crash", "summary": "x"},
+        "raw_output": None,
+        "attempts": 1,
+        "fallback_from": None,
+        "latency_ms": 1.0,
+        "cost_usd": 0.0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "confidence": 0.9,
+        "ts": time.time(),
+    }
+
+
+def stream_ids(url: str) -> list[str]:
+    with redis.Redis.from_url(url) as client:
+        entries: Any = client.xrange(STREAM)
+    return [fields[b"request_id"].decode() for _, fields in entries]
+
+
+async def until(check: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s")
+        await asyncio.sleep(0.05)
+
+
+def logged(metrics: GatewayMetrics) -> float:
+    value = metrics.registry.get_sample_value("triage_gateway_pairs_logged_total")
+    return value or 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("write to jo.doe+app@mail.example.co.uk now", "write to [email] now"),
+        ("call (415) 555-0132, 415.555.0132 or 4155550132", "call [phone], [phone] or [phone]"),
+        ("call +44 20 7946 0958 or +1 415-555-0132.", "call [phone] or [phone]."),
+        ("version 3.2, 5 stars, 2023, 2024-10-15, 1234567, 911", None),
+        (
+            "reset https://x.io/r?token=abc and https://x.io/help.",
+            "reset [url] and https://x.io/help.",
+        ),
+        ("see https://x.io/s/9f86d081884c7d659a2f/x)", "see [url])"),
+    ],
+)
+def test_redaction(text: str, want: str | None) -> None:
+    assert redact(text) == (text if want is None else want)
+
+
+async def test_thousand_pairs_in_order_redacted_and_readable(tmp: Path, redis_url: str) -> None:
+    metrics = GatewayMetrics()
+    log = PairLog.from_url(redis_url, make_settings(tmp), metrics)
+    await log.start()
+    for i in range(1000):
+        log.submit(record(i, text=f"Mail me at u{i}@example.com or call +1 415-555-{i:04d}."))
+    log.submit(record(0))  # the same request_id again: stored once
+    await log.close()
+    assert stream_ids(redis_url) == [f"req-{i}" for i in range(1000)]
+    assert logged(metrics) == 1000
+    async with pair_client(redis_url) as client:
+        pair = await get_pair(client, STREAM, "req-7")
+        assert pair is not None
+        assert pair["text"] == "Mail me at [email] or call [phone]."
+        assert pair["triage"]["category"] == "Bug Report" and pair["stream_id"]
+        assert await get_pair(client, STREAM, "nope") is None
+        ids = [p["request_id"] async for p in iter_pairs(client, STREAM, count=64, dedupe=True)]
+        assert ids == [f"req-{i}" for i in range(1000)]
+        assert await delete_review(client, STREAM, "rev-7") == 1
+        assert await get_pair(client, STREAM, "req-7") is None
+        assert not await client.exists(redis_keys.review_pairs("rev-7"))
+        assert await client.xlen(STREAM) == 999
+
+
+async def test_retention_trims_old_pairs_and_their_index(redis_url: str) -> None:
+    async with pair_client(redis_url) as client:
+        assert await write_pairs(client, STREAM, [record(i) for i in range(5)]) == (5, ANY)
+        assert await trim_older_than(client, STREAM, max_age_s=3600) == 0
+        assert await trim_older_than(client, STREAM, max_age_s=-60) == 5  # cutoff in the future
+        assert await client.xlen(STREAM) == 0
+        assert await client.hlen(redis_keys.pair_index()) == 0
+        assert not await client.exists(redis_keys.review_pairs("rev-1"))
+
+
+async def test_full_queue_goes_to_the_spool_and_is_replayed_in_order(
+    tmp: Path, redis_url: str
+) -> None:
+    log = PairLog.from_url(
+        redis_url, make_settings(tmp, pair_queue_size=10, pair_batch_size=7), GatewayMetrics()
+    )
+    await log.start()
+    for i in range(500):  # no await in between: the writer can't run, the queue overflows
+        log.submit(record(i))
+    await until(lambda: len(stream_ids(redis_url)) >= 500)
+    assert log.spool.path.exists()  # it went through the spool...
+    assert log.spool.count() == 0 and log.spool.path.stat().st_size == 0  # ...now replayed
+    assert stream_ids(redis_url) == [f"req-{i}" for i in range(500)]
+    await log.close()
+
+
+async def test_redis_down_spools_then_replays_in_order(tmp: Path) -> None:
+    server = EmbeddedRedis(tmp / "redis", port=free_port()).start()
+    log = PairLog.from_url(server.url, make_settings(tmp), GatewayMetrics())
+    try:
+        await log.start()
+        for i in range(100):
+            log.submit(record(i))
+        await until(lambda: len(stream_ids(server.url)) == 100)
+        await asyncio.to_thread(server.stop, kill=True)
+        for i in range(100, 200):
+            log.submit(record(i))
+            await asyncio.sleep(0.005)
+        await until(lambda: log.spool.count() >= 100)
+        await asyncio.to_thread(server.start)
+        await until(lambda: log.spool.count() == 0 and len(stream_ids(server.url)) == 200)
+        assert stream_ids(server.url) == [f"req-{i}" for i in range(200)]
+    finally:
+        await log.close()
+        server.stop()
+
+
+@contextlib.contextmanager
+def volatile_redis(port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """A redis-server with no persistence at all: a restart loses every write."""
+    args = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    proc = subprocess.Popen([*args, "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    try:
+        for _ in range(200):
+            with contextlib.suppress(redis.ConnectionError):
+                client.ping()
+                break
+            time.sleep(0.02)
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+async def test_acknowledged_pairs_survive_a_redis_that_lost_everything(tmp: Path) -> None:
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    metrics = GatewayMetrics()
+    log = PairLog.from_url(url, make_settings(tmp), metrics)
+    with volatile_redis(port):
+        await log.start()
+        for i in range(200):
+            log.submit(record(i))
+        await until(lambda: len(stream_ids(url)) == 200)
+    with volatile_redis(port):  # restarted empty, well within the 3 s durability window
+        await until(lambda: len(stream_ids(url)) == 200, timeout_s=10)
+        assert sorted(stream_ids(url)) == sorted(f"req-{i}" for i in range(200))
+        await log.close()
+    assert logged(metrics) == 400
+
+
+def test_spool_skips_a_torn_line_and_adopts_dead_processes(tmp: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    directory = tmp / "spool"
+    directory.mkdir()
+    theirs = Spool(directory, pid=int(dead.stdout))
+    theirs.append([record(0), record(1)])
+    with open(theirs.path, "ab") as f:
+        f.write(b'{"request_id": "torn')  # a crash in the middle of a write
+    mine = Spool(directory)
+    assert mine.open() == 2
+    assert [r["request_id"] for r in mine.replay()] == ["req-0", "req-1"]
+    assert not theirs.path.exists()
+    mine.append([record(2)])
+    batch = mine.read_batch(10)
+    assert [r["request_id"] for r in batch.records] == ["req-0", "req-1", "req-2"]
+    mine.commit(batch)
+    assert mine.count() == 0 and mine.path.stat().st_size == 0
+
+
+async def classify_all(
+    gw: Gateway, n: int, prefix: str, done: list[int], concurrency: int = 32
+) -> list[str | None]:
+    """POST n classify requests; the request_id of each 200, None for anything else."""
+    sem = asyncio.Semaphore(concurrency)
+    async with gw.async_client() as client:
+
+        async def one(i: int) -> str | None:
+            body = {"text": f"The app crashes when I open screen {i}", "review_id": f"{prefix}-{i}"}
+            async with sem:
+                try:
+                    r = await client.post("/v1/classify", json=body)
+                except httpx.HTTPError:
+                    return None
+                finally:
+                    done[0] += 1
+            return str(r.json()["request_id"]) if r.status_code == 200 else None
+
+        return await asyncio.gather(*(one(i) for i in range(n)))
+
+
+async def reached(done: list[int], count: int, timeout_s: float = 20.0) -> None:
+    await until(lambda: done[0] >= count, timeout_s)
+
+
+async def test_redis_killed_and_restarted_mid_load_loses_nothing(tmp: Path, sim: Simulator) -> None:
+    server = EmbeddedRedis(tmp / "redis", port=free_port()).start()
+    done = [0]
+
+    async def chaos() -> None:
+        await reached(done, 1000)
+        await asyncio.to_thread(server.stop, kill=True)  # SIGKILL
+        await reached(done, 1800)
+        await asyncio.to_thread(server.start)
+        await reached(done, 2800)
+        await asyncio.to_thread(server.stop)  # SIGTERM: Redis flushes its AOF
+        await reached(done, 3600)
+        await asyncio.to_thread(server.start)
+
+    try:
+        with run_gateway(tmp, routes=ab_routes(sim.base_url), redis_url=server.url) as gw:
+            chaos_task = asyncio.create_task(chaos())
+            ids = await classify_all(gw, 5000, "k", done)
+            await chaos_task
+            assert all(ids), f"{ids.count(None)} requests failed"
+            want = set(ids)
+
+            def complete() -> bool:
+                return want <= set(stream_ids(server.url))
+
+            await until(complete, timeout_s=20)
+            assert "spooling pairs locally" in gw.log_text()
+        stored = stream_ids(server.url)
+        assert len(set(stored)) == 5000 and len(stored) == 5000  # none lost, none twice
+    finally:
+        server.stop()
+
+
+async def test_gateway_sigterm_mid_load_then_restart_loses_nothing(
+    tmp: Path, sim: Simulator, redis_url: str
+) -> None:
+    data_dir = tmp / "data"
+    routes = ab_routes(sim.base_url)
+    done = [0]
+    with run_gateway(tmp / "a", routes=routes, redis_url=redis_url, data_dir=data_dir) as gw:
+        load = asyncio.create_task(classify_all(gw, 3000, "s", done))
+        await reached(done, 800)
+        gw.proc.send_signal(signal.SIGTERM)
+        ids = await load
+        # uvicorn re-raises the signal once its graceful shutdown is done
+        assert await asyncio.to_thread(gw.proc.wait, 30) in (0, -signal.SIGTERM)
+        assert "Application shutdown complete" in gw.log_text()
+    served = {i for i in ids if i is not None}
+    assert len(served) >= 800
+    with run_gateway(tmp / "b", routes=routes, redis_url=redis_url, data_dir=data_dir):
+        await until(lambda: served <= set(stream_ids(redis_url)), timeout_s=20)
+        spool_dir = data_dir / "spool"
+        await until(lambda: all(p.stat().st_size == 0 for p in spool_dir.glob("*.jsonl")))
+    assert len(stream_ids(redis_url)) == len(set(stream_ids(redis_url)))
