@@ -55,3 +55,13 @@ def runtime_variants(experiment: str) -> str:
 def model_registry() -> str:
     """Hash of registered models, name -> JSON record."""
     return f"{PREFIX}:{SCHEMA}:models"
+
+
+def review_queue_refreshed() -> str:
+    """Marker (SET NX PX) that throttles rebuilding the review queue to once per interval."""
+    return f"{PREFIX}:{SCHEMA}:review-queue:refreshed"
+
+
+def review_session_secret() -> str:
+    """Random secret that signs review-page sessions, shared by all workers (SET NX)."""
+    return f"{PREFIX}:{SCHEMA}:review:session-secret"
