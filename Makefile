@@ -41,3 +41,24 @@ format: install
 
 clean:
 	rm -rf .triage-data reports .pytest_cache .mypy_cache .ruff_cache
+
+# Simulator (50 ms) + gateway in the background, locust headless against them; fails on any
+# failed request or a variant share off by more than 2 points. Reports in reports/loadtest*.
+loadtest: install
+	$(BIN)/python -m loadtest.run_loadtest --users 50 --spawn-rate 25 --run-time 30s --reports reports
+
+# Direct vs gateway vs LiteLLM proxy (when .venv-litellm exists), local model, workers, soak:
+# reports/bench.json and a markdown table. BENCH_ARGS=--quick for a smoke run, --soak for 100k.
+bench: install
+	$(BIN)/python -m loadtest.bench --out reports/bench.json $(BENCH_ARGS)
+
+# The LiteLLM proxy for `make bench`, in its own venv (its pins clash with the gateway's).
+LITELLM_VENV := .venv-litellm
+.PHONY: bench-litellm-env
+bench-litellm-env: $(LITELLM_VENV)/.installed
+
+$(LITELLM_VENV)/.installed: loadtest/litellm-proxy-requirements.txt
+	test -x $(LITELLM_VENV)/bin/python || $(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/python -m pip install -q -r loadtest/litellm-proxy-requirements.txt
+	echo '*' > $(LITELLM_VENV)/.gitignore  # ~800 MB that git must never pick up
+	touch $@
