@@ -50,6 +50,22 @@ class ClassifyResult:
     confidence: float | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+    def public_dict(self) -> dict[str, Any]:
+        """The body of a /v1/classify answer."""
+        return {
+            "request_id": self.request_id,
+            "review_id": self.review_id,
+            "experiment": self.experiment,
+            "variant": self.variant,
+            "model": self.model,
+            "triage": self.triage.to_json_dict(),
+            "latency_ms": self.latency_ms,
+            "cost_usd": self.cost_usd,
+            "attempts": self.attempts,
+            "fallback_from": self.fallback_from,
+        }
+
     answered_by: str | None = None  # for a cascade variant: the variant that answered
 
 

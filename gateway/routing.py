@@ -27,8 +27,8 @@ _SCALE = float(1 << 64)
 _RNG = random.Random()
 
 
-def _uniform(salt: str, review_id: str, variant: str) -> float:
-    digest = blake2b(f"{salt}\x1f{review_id}\x1f{variant}".encode(), digest_size=8).digest()
+def _uniform(prefix: bytes, variant: str) -> float:
+    digest = blake2b(prefix + variant.encode(), digest_size=8).digest()
     return (int.from_bytes(digest, "big") + 0.5) / _SCALE
 
 
@@ -45,11 +45,14 @@ def assign_variant(
     live = [(name, w) for name, w in weights.items() if w > 0]
     if not live:
         raise ValueError("no variant has a weight above 0")
+    if len(live) == 1:
+        return live[0][0]
     if review_id is None:
         return _random_pick(live, rng or _RNG)
+    prefix = f"{salt}\x1f{review_id}\x1f".encode()
     best_name, best_score = live[0][0], -1.0
     for name, w in live:
-        score = w / -math.log(_uniform(salt, review_id, name))
+        score = w / -math.log(_uniform(prefix, name))
         if score > best_score:
             best_name, best_score = name, score
     return best_name

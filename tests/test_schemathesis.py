@@ -10,7 +10,9 @@ from pathlib import Path
 from tests.servers import Simulator, ab_routes, run_gateway
 
 
-def test_no_input_from_the_schema_causes_a_server_error(tmp: Path, sim: Simulator, redis_url: str) -> None:
+def test_no_input_from_the_schema_causes_a_server_error(
+    tmp: Path, sim: Simulator, redis_url: str
+) -> None:
     env = {"GATEWAY_ADMIN_KEYS": "admin-key", "GATEWAY_REVIEWER_KEYS": "reviewer-key"}
     with run_gateway(tmp, routes=ab_routes(sim.base_url), redis_url=redis_url, env=env) as gw:
         out = subprocess.run(
@@ -18,12 +20,17 @@ def test_no_input_from_the_schema_causes_a_server_error(tmp: Path, sim: Simulato
                 str(Path(sys.executable).with_name("schemathesis")),
                 "run",
                 f"{gw.url}/openapi.json",
-                "--checks", "not_a_server_error",
-                "--header", "Authorization: Bearer test-key",
-                "--max-examples", "25",
-                "--seed", "1",
+                "--checks",
+                "not_a_server_error",
+                "--header",
+                "Authorization: Bearer test-key",
+                "--max-examples",
+                "25",
+                "--seed",
+                "1",
                 "--generation-deterministic",
-                "--request-timeout", "20",
+                "--request-timeout",
+                "20",
             ],  # fmt: skip
             capture_output=True,
             text=True,
@@ -31,7 +38,8 @@ def test_no_input_from_the_schema_causes_a_server_error(tmp: Path, sim: Simulato
             cwd=tmp,
         )
         log = gw.log_text()
-    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
+    errors = [line[-1500:] for line in log.splitlines() if '"exc"' in line]
+    assert out.returncode == 0, out.stdout[-6000:] + "\n".join(errors[:3])
     counts = re.search(r"(\d+) generated, (\d+) passed", out.stdout)
     assert counts and counts[1] == counts[2] and int(counts[1]) > 200, out.stdout[-3000:]
     assert '"status":500' not in log.replace(" ", "")

@@ -11,7 +11,7 @@ from gateway.errors import AuthError
 from gateway.state import GatewayState
 
 
-def get_state(request: Request) -> GatewayState:
+async def get_state(request: Request) -> GatewayState:
     state: GatewayState = request.app.state.gateway
     return state
 
@@ -38,7 +38,7 @@ def key_matches(token: str | None, keys: list[bytes]) -> bool:
     return found
 
 
-def require_api_key(request: Request, state: State) -> None:
+async def require_api_key(request: Request) -> None:
     keys: list[bytes] = request.app.state.api_keys
     if not keys:
         return  # no keys configured: the server only listens on loopback
@@ -46,7 +46,7 @@ def require_api_key(request: Request, state: State) -> None:
         raise AuthError("missing or invalid API key (Authorization: Bearer <key>)")
 
 
-def require_admin_key(request: Request, state: State) -> None:
+async def require_admin_key(request: Request) -> None:
     keys: list[bytes] = request.app.state.admin_keys
     if not keys:
         raise AuthError("admin API disabled: set GATEWAY_ADMIN_KEYS")

@@ -12,18 +12,23 @@ T = TypeVar("T")
 
 
 async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Run `work`; if the client disconnects first, cancel it (and its upstream calls)."""
-    task = asyncio.ensure_future(work)
+    """Await `work`; if the client disconnects first, cancel it (and its upstream calls).
+
+    One watcher task per request: it waits for `http.disconnect` and cancels the handler's
+    own task, which cancels whatever the handler is awaiting.
+    """
+    handler = asyncio.current_task()
 
     async def watch() -> None:
         while True:
             message = await request.receive()
             if message["type"] == "http.disconnect":
-                task.cancel()
+                if handler is not None:
+                    handler.cancel()
                 return
 
-    watcher = asyncio.ensure_future(watch())
+    watcher = asyncio.get_running_loop().create_task(watch())
     try:
-        return await task
+        return await work
     finally:
         watcher.cancel()
