@@ -33,6 +33,17 @@ class Price(BaseModel):
     output_per_1m: Annotated[float, Field(ge=0)]
 
 
+class Cascade(BaseModel):
+    """`model: cascade`: answer with `cheap` when its confidence reaches `threshold`, else ask
+    `strong`. Both name other variants of the same experiment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cheap: Name
+    strong: Name
+    threshold: Annotated[float, Field(ge=0, le=1)] = 0.8
+
+
 class Variant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -51,10 +62,22 @@ class Variant(BaseModel):
     model_path: str | None = None
     """For `model: local`: a model directory (default: the built-in baseline)."""
     max_tokens: Annotated[int, Field(gt=0, le=4096)] = 300
+    cascade: Cascade | None = None
+    """For `model: cascade`: which variants to chain and the confidence threshold."""
+
+    @model_validator(mode="after")
+    def _cascade_block(self) -> Variant:
+        if self.is_cascade != (self.cascade is not None):
+            raise ValueError("`model: cascade` and a `cascade:` block go together")
+        return self
 
     @property
     def is_local(self) -> bool:
         return self.model == "local"
+
+    @property
+    def is_cascade(self) -> bool:
+        return self.model == "cascade"
 
 
 class Shadow(BaseModel):
@@ -62,6 +85,18 @@ class Shadow(BaseModel):
 
     variant: Name
     sample_rate: Annotated[float, Field(ge=0, le=1)] = 0.1
+
+
+class Gates(BaseModel):
+    """Release gates a candidate must pass in offline eval (unset: not checked)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accuracy_margin: Annotated[float, Field(ge=0, le=1)] | None = None
+    """The candidate's accuracy may trail the control's by at most this much."""
+    min_validity: Annotated[float, Field(ge=0, le=1)] | None = None
+    max_p95_ms: Annotated[float, Field(gt=0)] | None = None
+    max_cost_per_review_usd: Annotated[float, Field(ge=0)] | None = None
 
 
 class Experiment(BaseModel):
@@ -73,6 +108,7 @@ class Experiment(BaseModel):
     fallback: list[Name] = Field(default_factory=list)
     shadow: Shadow | None = None
     taxonomy: Taxonomy = DEFAULT_TAXONOMY
+    gates: Gates | None = None
 
     @model_validator(mode="after")
     def _check_references(self) -> Experiment:
@@ -87,6 +123,9 @@ class Experiment(BaseModel):
                 raise ValueError(f"fallback names unknown variant {ref!r} (known: {names})")
         if self.shadow is not None and self.shadow.variant not in names:
             raise ValueError(f"shadow.variant {self.shadow.variant!r} is not a variant ({names})")
+        for v in self.variants:
+            if v.cascade is not None:
+                _check_cascade(v.name, v.cascade, {x.name: x for x in self.variants})
         return self
 
     def variant(self, name: str) -> Variant:
@@ -94,6 +133,20 @@ class Experiment(BaseModel):
             if v.name == name:
                 return v
         raise KeyError(name)
+
+
+def _check_cascade(name: str, cascade: Cascade, by_name: dict[str, Variant]) -> None:
+    for role, ref in (("cheap", cascade.cheap), ("strong", cascade.strong)):
+        target = by_name.get(ref)
+        if target is None:
+            raise ValueError(f"cascade {name!r}: {role} names unknown variant {ref!r}")
+        if target.is_cascade or ref == name:
+            raise ValueError(f"cascade {name!r}: {role} {ref!r} must not be a cascade")
+    if not by_name[cascade.cheap].is_local:
+        raise ValueError(
+            f"cascade {name!r}: cheap {cascade.cheap!r} must be a local variant (it gives a "
+            "confidence; upstream answers have none and would always escalate)"
+        )
 
 
 class RoutesConfig(BaseModel):

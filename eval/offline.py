@@ -1,0 +1,405 @@
+"""Offline eval: run variants over a labelled set and write `summary.json` and `report.html`.
+
+Two ways to run:
+
+* in process (default): the same `VariantPool` the gateway builds from the routes file, so the
+  same prompt, upstream client, validation and re-ask; each variant answers every review
+  (`pool.run`, no fallback), and a failure or an invalid answer counts as a wrong answer;
+* through a running gateway (`gateway_url`): `POST /v1/classify` for the experiment as
+  served; figures are grouped by the variant that answered, and comparisons are unpaired.
+
+Either way calls run concurrently under one semaphore, with a progress bar on stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from eval.cascade import sweep_cascade
+from eval.data import LabelledReview, load_labelled, sample
+from eval.gates import check_gates, merge_gates
+from eval.report import write_report
+from eval.summary import FAILED, Outcome, summarise
+from gateway.local_model import LocalModelError
+from gateway.metrics import GatewayMetrics
+from gateway.providers import ProviderFacts
+from gateway.routes_config import Experiment, Gates, RoutesConfig, RoutesFileError, load_routes
+from gateway.settings import Settings
+from gateway.state import baseline_model_dir
+from gateway.upstream import UpstreamClient
+from gateway.variants import VariantFailed, VariantPool
+
+
+class EvalError(ValueError):
+    """The eval cannot run as asked (unknown variant, unreadable data, ...)."""
+
+
+@dataclass
+class EvalOptions:
+    data: Path
+    out: Path
+    variants: list[str] = field(default_factory=list)
+    control: str | None = None
+    routes: Path | None = None
+    experiment: str | None = None
+    gateway_url: str | None = None
+    api_key: str | None = None
+    concurrency: int = 8
+    limit: int | None = None
+    gates: Gates = field(default_factory=Gates)
+    sweep: tuple[str, str] | None = None
+    target_accuracy: float | None = None
+    progress: bool = True
+
+
+@dataclass
+class EvalRun:
+    summary: dict[str, Any]
+    outcomes: dict[str, list[Outcome]]
+    rows: list[LabelledReview]
+
+
+def pick_experiment(routes: RoutesConfig, name: str | None, variants: Sequence[str]) -> Experiment:
+    """The named experiment, else the first (default first) that has every variant."""
+    if name is not None:
+        try:
+            return routes.experiment(name)
+        except KeyError:
+            raise EvalError(f"unknown experiment {name!r}") from None
+    ordered = [routes.default, *(e for e in routes.experiments if e is not routes.default)]
+    for exp in ordered:
+        if set(variants) <= {v.name for v in exp.variants}:
+            return exp
+    raise EvalError(f"no experiment has all of the variants {list(variants)}")
+
+
+async def run_eval(opts: EvalOptions, settings: Settings) -> EvalRun:
+    """Run the eval, write `summary.json` and `report.html` under `opts.out`, return it all."""
+    if opts.gateway_url:
+        run = await _run_gateway(opts)
+    else:
+        run = await _run_in_process(opts, settings)
+    opts.out.mkdir(parents=True, exist_ok=True)
+    (opts.out / "summary.json").write_bytes(
+        orjson.dumps(run.summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+    )
+    latencies = {
+        name: [o.latency_ms for o in outs] for name, outs in run.outcomes.items() if name != FAILED
+    }
+    write_report(run.summary, latencies, opts.out / "report.html")
+    return run
+
+
+async def _run_in_process(opts: EvalOptions, settings: Settings) -> EvalRun:
+    routes = load_routes(opts.routes or settings.routes)
+    names = list(dict.fromkeys([*opts.variants, *(opts.sweep or ())]))
+    if not names:
+        raise EvalError("name at least one variant (--variants)")
+    exp = pick_experiment(routes, opts.experiment, names)
+    shown = opts.variants or names
+    control = _control(opts.control, shown)
+    rows = sample(load_labelled(opts.data, exp.taxonomy), opts.limit)
+    client = UpstreamClient()
+    try:
+        pool = VariantPool.build(
+            routes,
+            ProviderFacts.from_litellm(),
+            client,
+            GatewayMetrics(),
+            provider_keys=settings.provider_key_values(),
+            baseline_model=baseline_model_dir(settings, routes),
+        )
+        batches = {
+            name: [partial(_pool_call, pool, exp, name, i, row) for i, row in enumerate(rows)]
+            for name in names
+        }
+        results = await _gather(batches, opts.concurrency, opts.progress)
+    finally:
+        await client.close()
+    outcomes: dict[str, list[Outcome]] = {name: [] for name in names}
+    for outcome in results:
+        outcomes[outcome.variant].append(outcome)
+    summary = summarise(
+        rows,
+        {n: outcomes[n] for n in shown},
+        control,
+        paired=True,
+        categories=exp.taxonomy.categories,
+    )
+    summary["meta"] |= _meta(opts, exp.name, "in_process")
+    summary["gates"] = check_gates(summary, opts.gates)
+    if opts.sweep is not None:
+        cheap, strong = opts.sweep
+        gold = [r.category for r in rows]
+        summary["cascade"] = sweep_cascade(
+            gold, outcomes[cheap], outcomes[strong], target=opts.target_accuracy
+        )
+        summary["cascade"] |= {"cheap": cheap, "strong": strong}
+    return EvalRun(summary, outcomes, rows)
+
+
+async def _run_gateway(opts: EvalOptions) -> EvalRun:
+    assert opts.gateway_url is not None
+    rows = sample(load_labelled(opts.data), opts.limit)
+    url = opts.gateway_url.rstrip("/")
+    headers = {"Authorization": f"Bearer {opts.api_key}"} if opts.api_key else {}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        calls = [
+            partial(_http_call, session, url, opts.experiment, i, row) for i, row in enumerate(rows)
+        ]
+        results = await _gather({"gateway": calls}, opts.concurrency, opts.progress)
+    outcomes: dict[str, list[Outcome]] = {}
+    for outcome in results:
+        outcomes.setdefault(outcome.variant, []).append(outcome)
+    failed = outcomes.pop(FAILED, [])
+    served = [n for n in opts.variants if n in outcomes] or sorted(outcomes)
+    control = _control(opts.control, served)
+    summary = summarise(rows, {n: outcomes[n] for n in served}, control, paired=False)
+    summary["meta"] |= _meta(opts, opts.experiment, "gateway")
+    summary["meta"]["gateway_failed"] = len(failed)
+    summary["meta"]["gateway_failures"] = dict(Counter(o.error or "?" for o in failed))
+    summary["gates"] = check_gates(summary, opts.gates)
+    if failed:
+        outcomes[FAILED] = failed
+    return EvalRun(summary, outcomes, rows)
+
+
+def _control(requested: str | None, names: Sequence[str]) -> str:
+    if requested is not None:
+        if requested not in names:
+            raise EvalError(f"control {requested!r} is not among the variants {list(names)}")
+        return requested
+    if not names:
+        raise EvalError("no variant answered")
+    return "control" if "control" in names else names[0]
+
+
+def _meta(opts: EvalOptions, experiment: str | None, mode: str) -> dict[str, Any]:
+    return {
+        "data": opts.data.name,
+        "mode": mode,
+        "experiment": experiment,
+        "limit": opts.limit,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+async def _gather(
+    batches: Mapping[str, Sequence[Callable[[], Awaitable[Outcome]]]], concurrency: int, show: bool
+) -> list[Outcome]:
+    """Run each batch in turn (one variant at a time, so one variant's CPU work does not
+    inflate another's latency), at most `concurrency` calls in flight."""
+    sem = asyncio.Semaphore(max(1, concurrency))
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), disable=not show) as progress:
+
+        async def bounded(call: Callable[[], Awaitable[Outcome]], task: TaskID) -> Outcome:
+            async with sem:
+                result = await call()
+            progress.advance(task)
+            return result
+
+        results: list[Outcome] = []
+        for label, calls in batches.items():
+            task = progress.add_task(label, total=len(calls))
+            results += await asyncio.gather(*(bounded(c, task) for c in calls))
+        return results
+
+
+async def _pool_call(
+    pool: VariantPool, exp: Experiment, name: str, index: int, row: LabelledReview
+) -> Outcome:
+    start = time.perf_counter()
+    try:
+        answer = await pool.run(exp, name, row.review())
+    except VariantFailed as exc:
+        ms = (time.perf_counter() - start) * 1000
+        return Outcome(name, index, None, None, ms, exc.cost_usd, exc.attempts, error=exc.reason)
+    ms = (time.perf_counter() - start) * 1000
+    t = answer.triage
+    return Outcome(
+        name, index, t.category, t.urgency, ms, answer.cost_usd, answer.attempts, answer.confidence
+    )
+
+
+def _review_id(index: int, row: LabelledReview) -> str:
+    digest = hashlib.sha256(row.text.encode()).hexdigest()[:12]
+    return row.review_id or f"eval-{index:06d}-{digest}"
+
+
+async def _http_call(
+    session: aiohttp.ClientSession,
+    url: str,
+    experiment: str | None,
+    index: int,
+    row: LabelledReview,
+) -> Outcome:
+    body: dict[str, Any] = {"text": row.text, "review_id": _review_id(index, row)}
+    body |= {k: v for k, v in (("app", row.app), ("rating", row.rating)) if v is not None}
+    if experiment:
+        body["experiment"] = experiment
+    start = time.perf_counter()
+    try:
+        async with session.post(
+            f"{url}/v1/classify", json=body, timeout=aiohttp.ClientTimeout(total=120)
+        ) as resp:
+            data = await resp.json(content_type=None)
+            status = resp.status
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        ms = (time.perf_counter() - start) * 1000
+        return Outcome(FAILED, index, None, None, ms, 0.0, 0, error=type(exc).__name__)
+    ms = (time.perf_counter() - start) * 1000
+    if status != 200 or not isinstance(data, dict):
+        error = data.get("error") if isinstance(data, dict) else None
+        return Outcome(FAILED, index, None, None, ms, 0.0, 0, error=str(error or status))
+    t = data["triage"]
+    return Outcome(
+        str(data["variant"]),
+        index,
+        t["category"],
+        t["urgency"],
+        ms,
+        float(data.get("cost_usd") or 0.0),
+        int(data.get("attempts") or 1),
+        fallback=data.get("fallback_from") is not None,
+    )
+
+
+def _pair(text: str | None) -> tuple[str, str] | None:
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise EvalError("--sweep-cascade takes CHEAP,STRONG")
+    return parts[0], parts[1]
+
+
+def _configured_gates(
+    routes: Path | None, settings: Settings, experiment: str | None, names: list[str]
+) -> Gates | None:
+    try:
+        config = load_routes(routes or settings.routes)
+    except RoutesFileError as exc:
+        raise EvalError(str(exc)) from None
+    try:
+        return pick_experiment(config, experiment, names).gates
+    except EvalError:
+        return None
+
+
+def print_summary(summary: dict[str, Any], console: Console) -> None:
+    """The figures that decide a release, as tables, and every failed gate by name."""
+    table = Table(title=f"eval: {summary['meta']['data']} ({summary['meta']['rows']} reviews)")
+    for col in ("variant", "n", "accuracy", "macro-F1", "validity", "p95 ms", "$ / review"):
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    for name, v in summary["variants"].items():
+        p95 = v["latency_ms"]["p95"]
+        table.add_row(
+            name + (" (control)" if name == summary["meta"]["control"] else ""),
+            str(v["n"]),
+            f"{v['accuracy'] * 100:.2f}%",
+            f"{v['macro_f1']:.4f}",
+            f"{v['validity_rate'] * 100:.2f}%",
+            "-" if p95 is None else f"{p95:.1f}",
+            f"{v['cost_per_review_usd']:.6f}",
+        )
+    console.print(table)
+    for name, c in summary["comparisons"].items():
+        p = f", McNemar p={c['mcnemar']['p_value']:.4f}" if c["mcnemar"] else ""
+        console.print(
+            f"{name} vs {c['control']}: {c['accuracy_diff'] * 100:+.2f} pp "
+            f"(95% CI {c['ci95'][0] * 100:+.2f} .. {c['ci95'][1] * 100:+.2f}{p})",
+            highlight=False,
+        )
+    cascade = summary.get("cascade")
+    if cascade:
+        best = cascade["best"]
+        where = "none reaches it" if best is None else f"threshold {best['threshold']:g}"
+        console.print(
+            f"cascade {cascade['cheap']}->{cascade['strong']}: target "
+            f"{cascade['target_accuracy'] * 100:.2f}%: {where}",
+            highlight=False,
+        )
+    gates = summary["gates"]
+    for failure in gates["failed"]:
+        console.print(f"GATE FAILED: {failure}", style="bold red", highlight=False)
+    if gates["passed"]:
+        console.print("all gates passed", style="green")
+
+
+def main(
+    *,
+    data: Path,
+    out: Path,
+    variants: str,
+    control: str | None,
+    routes: Path | None,
+    experiment: str | None,
+    gateway: str | None,
+    api_key: str | None,
+    concurrency: int,
+    limit: int | None,
+    gates: dict[str, float | None],
+    sweep: str | None,
+    target_accuracy: float | None,
+    progress: bool,
+) -> int:
+    """`triage-gateway eval`: 0 when every gate passes, 1 when one fails."""
+    settings = Settings()
+    names = [v.strip() for v in variants.split(",") if v.strip()]
+    pair = _pair(sweep)
+    if gateway is not None and pair is not None:
+        raise EvalError("--sweep-cascade runs the variants in process: drop --gateway")
+    configured = None
+    if gateway is None or routes is not None:
+        configured = _configured_gates(routes, settings, experiment, [*names, *(pair or ())])
+    opts = EvalOptions(
+        data=data,
+        out=out,
+        variants=names,
+        control=control,
+        routes=routes,
+        experiment=experiment,
+        gateway_url=gateway,
+        api_key=api_key,
+        concurrency=concurrency,
+        limit=limit,
+        gates=merge_gates(configured, **gates),
+        sweep=pair,
+        target_accuracy=target_accuracy,
+        progress=progress,
+    )
+    try:
+        run = asyncio.run(run_eval(opts, settings))
+    except (RoutesFileError, LocalModelError) as exc:
+        raise EvalError(str(exc)) from None
+    print_summary(run.summary, Console(width=120))
+    Console().print(f"wrote {out / 'summary.json'} and {out / 'report.html'}", highlight=False)
+    return 0 if run.summary["gates"]["passed"] else 1

@@ -1,0 +1,346 @@
+"""Promotion with automatic rollback against a real gateway, simulator and Redis; the rollback
+command; and the online A/B report (pure figures, the API route and the CLI) on pairs and
+corrections written in their documented Redis shapes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import redis
+
+from gateway import online_report, pairstore, redis_keys
+from gateway.triage import DEFAULT_TAXONOMY, Triage
+from tests.servers import (
+    Gateway,
+    Simulator,
+    ab_routes,
+    free_port,
+    run_gateway,
+    stop,
+    wait_http,
+    write_routes,
+)
+
+ADMIN = {"Authorization": "Bearer k"}
+INTERVAL_S = 0.5
+
+
+def cli_env(redis_url: str, routes: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    return env | {"GATEWAY_REDIS_URL": redis_url, "GATEWAY_ROUTES": str(routes)}
+
+
+def stored_weights(r: redis.Redis, experiment: str) -> dict[str, float] | None:
+    raw = r.hget(redis_keys.weights(experiment), "weights")
+    return None if raw is None else dict(orjson.loads(raw))
+
+
+class Load:
+    """Classify requests with unique review ids from two threads until stopped."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.stop = threading.Event()
+        self.responses: list[tuple[int, dict[str, Any]]] = []
+        self.threads = [threading.Thread(target=self._run, args=(n,)) for n in range(2)]
+
+    def _run(self, worker: int) -> None:
+        with self.gw.client(timeout=10) as client:
+            i = 0
+            while not self.stop.is_set():
+                review = {"text": f"Login fails after update {i}", "review_id": f"p{worker}-{i}"}
+                r = client.post("/v1/classify", json=review)
+                self.responses.append((r.status_code, r.json()))
+                i += 1
+
+    def __enter__(self) -> Load:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=30)
+
+
+def test_promotion_rolls_back_when_the_candidate_breaks(
+    tmp: Path, sim: Simulator, redis_url: str
+) -> None:
+    routes = write_routes(tmp / "routes.yaml", ab_routes(sim.base_url))
+    r = redis.Redis.from_url(redis_url)
+    step3 = {"candidate": 0.5, "control": 0.5}
+    failure: dict[str, float] = {}
+
+    def break_candidate_at_step_3() -> None:
+        deadline = time.monotonic() + 60
+        while stored_weights(r, "triage") != step3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        overrides = {"acme/llama-3-8b-ft": {"invalid_rate": 0.6, "error_rate": 0.4}}
+        sim.control(model_overrides=overrides)
+        failure["start"] = time.time()
+
+    env = {"GATEWAY_ADMIN_KEYS": "k"}
+    with run_gateway(tmp, routes=routes, redis_url=redis_url, env=env) as gw, Load(gw) as load:
+        breaker = threading.Thread(target=break_candidate_at_step_3)
+        breaker.start()
+        cmd = [sys.executable, "-m", "gateway", "promote", "--experiment", "triage"]
+        cmd += ["--candidate", "candidate", "--steps", "10,30,50,100", "--hold", "3s"]
+        cmd += ["--interval", f"{INTERVAL_S}s", "--gateway", gw.url]
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=cli_env(redis_url, routes), timeout=60
+        )
+        breaker.join(timeout=5)
+        load.stop.set()
+        history = httpx.get(
+            f"{gw.url}/admin/experiments/triage/history", headers=ADMIN, timeout=5
+        ).json()["history"]
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "start" in failure, "the weights never reached step 3"
+    latest, step2 = history[0], history[2]
+    assert [e["reason"].split(":")[0] for e in reversed(history)] == [
+        "promote step 1/4",
+        "promote step 2/4",
+        "promote step 3/4",
+        "rollback at promote step 3 (candidate 50%)",
+    ]
+    assert latest["actor"].startswith("promote:") and latest["actor"] == step2["actor"]
+    assert "error rate" in latest["reason"] or "validation failure rate" in latest["reason"]
+    assert latest["weights"] == step2["weights"] == {"control": 0.7, "candidate": 0.3}
+    assert stored_weights(r, "triage") == {"control": 0.7, "candidate": 0.3}
+    # rolled back within one evaluation interval (plus scheduling slack) of the first failures
+    assert latest["ts"] - failure["start"] < INTERVAL_S + 0.5, (latest["ts"], failure)
+    assert "STOPPED: rollback at promote step 3" in proc.stdout
+
+    statuses = {status for status, _ in load.responses}
+    assert len(load.responses) > 100 and statuses <= {200, 502}
+    for status, body in load.responses:
+        if status == 200:
+            triage = Triage.model_validate(body["triage"])
+            assert triage.category in DEFAULT_TAXONOMY.categories
+        else:
+            assert set(body) == {"error", "detail"}
+            assert body["error"] in {"upstream_error", "invalid_output"}
+
+    back = subprocess.run(
+        [sys.executable, "-m", "gateway", "rollback", "--experiment", "triage", "--reason", "undo"],
+        capture_output=True,
+        text=True,
+        env=cli_env(redis_url, routes),
+        timeout=60,
+    )
+    assert back.returncode == 0, back.stderr
+    assert stored_weights(r, "triage") == latest["previous"] == step3
+
+
+def classify_and_correct(gw: Gateway) -> dict[str, list[dict[str, Any]]]:
+    """30 reviews through the gateway (50/50), then corrections through POST /v1/corrections:
+    control's first 8 answers: 6 confirmed, 2 changed; candidate's first 5 answers: 2
+    confirmed, 3 changed. The first control answer is corrected twice (changed, then
+    confirmed: the last correction wins)."""
+    served: dict[str, list[dict[str, Any]]] = {"control": [], "candidate": []}
+    with gw.client() as client:
+        for i in range(30):
+            body = client.post(
+                "/v1/classify", json={"text": f"The app crashes at login {i}", "review_id": f"o{i}"}
+            ).json()
+            served[body["variant"]].append(body)
+        plan = [("control", 8, {1, 2}), ("candidate", 5, {0, 1, 2})]
+        assert all(len(served[v]) >= n for v, n, _ in plan), {v: len(b) for v, b in served.items()}
+        for variant, count, wrong in plan:
+            for k, body in enumerate(served[variant][:count]):
+                if variant == "control" and k == 0:
+                    correct(client, body, wrong=True)  # overruled by the next correction
+                correct(client, body, wrong=k in wrong)
+    return served
+
+
+def correct(client: httpx.Client, body: dict[str, Any], *, wrong: bool) -> None:
+    model = body["triage"]
+    category = "Praise" if wrong and model["category"] != "Praise" else model["category"]
+    if wrong and category == model["category"]:
+        category = "Complaint"
+    fix = {
+        "request_id": body["request_id"],
+        "category": category,
+        "urgency": model["urgency"],
+        "corrected_by": "tester",
+    }
+    deadline = time.monotonic() + 10
+    while True:  # the pair log writes in the background: wait for the pair to be stored
+        r = client.post("/v1/corrections", json=fix)
+        if r.status_code != 404 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert r.status_code == 201, r.text
+    assert r.json()["changed"] is wrong
+
+
+def check_report(report: dict[str, Any], served: dict[str, list[dict[str, Any]]]) -> None:
+    ctrl, cand = report["variants"]["control"], report["variants"]["candidate"]
+    assert ctrl["traffic"] + cand["traffic"] == 30
+    assert (ctrl["traffic"], cand["traffic"]) == (len(served["control"]), len(served["candidate"]))
+    # control: 8 corrected, the last correction of 6 says unchanged -> 6/8 = 0.75
+    assert (ctrl["corrected"], ctrl["right"], ctrl["accuracy"]) == (8, 6, 0.75)
+    # Wilson 6/8: centre (0.75 + 1.9208/8) / (1 + 3.8415/8) = 0.6689, half 0.2596
+    assert ctrl["accuracy_ci95"] == pytest.approx([0.4093, 0.9285], abs=1e-4)
+    latencies = sorted(b["latency_ms"] for b in served["control"])
+    assert ctrl["p95_latency_ms"] == pytest.approx(online_report.percentile(latencies, 95))
+    mean_cost = sum(b["cost_usd"] for b in served["control"]) / len(served["control"])
+    assert ctrl["mean_cost_usd"] == pytest.approx(mean_cost) and mean_cost > 0
+    # candidate: 5 corrected, 2 unchanged -> 0.4; 0.4 - 0.75 = -0.35
+    assert (cand["corrected"], cand["right"], cand["accuracy"]) == (5, 2, 0.4)
+    assert cand["diff_vs_control"] == pytest.approx(-0.35)
+    assert cand["diff_ci95"] == pytest.approx(list(online_report.newcombe(2, 5, 6, 8)))
+    lo, hi = cand["diff_ci95"]
+    assert lo < -0.35 < hi < 0.2
+    # per arm, to detect 0.02 below the control's 0.75: (1.96 sqrt(2 * .74 * .26)
+    # + 0.8416 sqrt(.75 * .25 + .73 * .27))^2 / 0.02^2 = (1.2158 + 0.5219)^2 / 0.0004 = 7549.4
+    needed = online_report.sample_size(0.75, 0.73)
+    assert report["needed_per_variant"] == needed == 7550
+    assert cand["still_needed"] == needed - 5 and ctrl["still_needed"] == needed - 8
+    assert report["control"] == "control" and report["baseline_source"] == "control"
+
+
+def test_online_report_from_pairs_and_corrections(
+    tmp: Path, sim: Simulator, redis_url: str
+) -> None:
+    routes = write_routes(tmp / "routes.yaml", ab_routes(sim.base_url, control=0.5, candidate=0.5))
+    with run_gateway(tmp, routes=routes, redis_url=redis_url) as gw, gw.client() as client:
+        served = classify_and_correct(gw)
+        resp = client.get("/v1/experiments/triage/report")
+        assert resp.status_code == 200, resp.text
+        check_report(resp.json(), served)
+        assert client.get("/v1/experiments/nope/report").status_code == 404
+        assert client.get("/v1/experiments/triage/report?control=zz").status_code == 422
+        assert httpx.get(f"{gw.url}/v1/experiments/triage/report").status_code == 401
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "report", "--experiment", "triage", "--json"],
+        capture_output=True,
+        text=True,
+        env=cli_env(redis_url, routes),
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    check_report(json.loads(out.stdout), served)
+    table = subprocess.run(
+        [sys.executable, "-m", "gateway", "report", "--experiment", "triage"],
+        capture_output=True,
+        text=True,
+        env=cli_env(redis_url, routes),
+        timeout=60,
+    )
+    assert table.returncode == 0 and "candidate" in table.stdout and "75.0%" in table.stdout
+
+
+async def test_corrections_since_counts_served_pairs_of_the_experiment(redis_url: str) -> None:
+    import redis.asyncio as aioredis
+
+    from gateway.corrections import store_corrections
+
+    def pair(rid: str, variant: str, **extra: Any) -> dict[str, Any]:
+        triage = {"category": "Bug Report", "urgency": "High"}
+        base = {"request_id": rid, "experiment": "triage", "variant": variant, "triage": triage}
+        return base | extra
+
+    def fix(rid: str, variant: str, changed: bool) -> dict[str, Any]:
+        return {"request_id": rid, "variant": variant, "changed": changed}
+
+    client = aioredis.Redis.from_url(redis_url)
+    stream = redis_keys.pairs_stream()
+    try:
+        records = [pair("a", "control"), pair("b", "control"), pair("c", "candidate")]
+        records += [pair("s", "candidate", shadow=True), pair("x", "control", experiment="other")]
+        await pairstore.write_pairs(client, stream, records)
+        fixes = [fix("a", "control", False), fix("b", "control", True)]
+        fixes += [fix("c", "candidate", False), fix("s", "candidate", True)]
+        fixes += [fix("x", "control", True), fix("gone", "candidate", True)]  # "gone": no pair
+        await store_corrections(client, fixes)
+        names = ["control", "candidate"]
+        tally = await online_report.corrections_since(
+            client, stream, "triage", names, since=time.time() - 60
+        )
+        assert tally == {"control": (1, 2), "candidate": (1, 2)}
+        later = await online_report.corrections_since(
+            client, stream, "triage", names, since=time.time() + 60
+        )
+        assert later == {}
+    finally:
+        await client.aclose()
+
+
+@contextlib.contextmanager
+def run_prometheus(tmp: Path, target: str) -> Iterator[str]:
+    """A real Prometheus scraping `target` every 0.5 s."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("prometheus not installed (apt-get install prometheus)")
+    port = free_port()
+    config = {
+        "global": {"scrape_interval": "500ms", "evaluation_interval": "1s"},
+        "scrape_configs": [{"job_name": "gw", "static_configs": [{"targets": [target]}]}],
+    }
+    (tmp / "prometheus.yml").write_text(json.dumps(config))
+    with open(tmp / "prometheus.log", "wb") as log:
+        proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={tmp / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/-/ready", proc, timeout_s=30)
+        deadline = time.monotonic() + 30
+        while not scraped(url) and time.monotonic() < deadline:  # the first scrape is done
+            time.sleep(0.1)
+        yield url
+    finally:
+        stop(proc)
+
+
+def scraped(url: str) -> bool:
+    query = {"query": 'triage_gateway_requests_total{variant="candidate"}'}
+    body = httpx.get(f"{url}/api/v1/query", params=query, timeout=5).json()
+    return bool(body["data"]["result"])
+
+
+def test_promotion_through_prometheus_rolls_back_a_failing_candidate(
+    tmp: Path, sim: Simulator, redis_url: str
+) -> None:
+    sim.control(model_overrides={"acme/llama-3-8b-ft": {"error_rate": 1.0}})
+    routes = write_routes(tmp / "routes.yaml", ab_routes(sim.base_url))
+    with (
+        run_gateway(tmp, routes=routes, redis_url=redis_url) as gw,
+        run_prometheus(tmp, f"127.0.0.1:{gw.port}") as prometheus,
+        Load(gw) as load,
+    ):
+        cmd = [sys.executable, "-m", "gateway", "promote", "--experiment", "triage"]
+        cmd += ["--candidate", "candidate", "--steps", "50,100", "--hold", "5s"]
+        cmd += ["--interval", "1s", "--prometheus", prometheus]
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=cli_env(redis_url, routes), timeout=60
+        )
+        load.stop.set()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "rollback at promote step 1 (candidate 50%): error rate" in proc.stdout
+    r = redis.Redis.from_url(redis_url)
+    assert stored_weights(r, "triage") == {"control": 0.9, "candidate": 0.1}
+    assert all(status == 200 for status, _ in load.responses)  # control answered throughout
