@@ -6,6 +6,12 @@ weights, previous, actor, reason, ts). Each replica polls the version numbers ev
 `weights_poll_s` (one pipelined round trip for all experiments) and installs a new version
 within that interval, so a change reaches every replica in about a second, without restarts.
 The routes file gives the weights until the first change is stored.
+
+Variants added at run time (`put_variant`, `store_runtime_variant`): a hash
+`variants:<experiment>` (name -> `RuntimeVariant` JSON) and a `variants_version` counter in the
+weights hash, read by the same poll; a replica that sees a new counter reads the hash, builds
+each variant's runtime (`build_variant`, i.e. `VariantPool.add`) and installs the experiment
+with the extra variants, before any weights of the same poll (which may name them).
 """
 
 from __future__ import annotations
@@ -14,26 +20,54 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from gateway import redis_keys
-from gateway.errors import NotFoundError, UnavailableError
+from gateway.errors import InvalidRequestError, NotFoundError, UnavailableError
 from gateway.metrics import GatewayMetrics
-from gateway.route_table import RouteTable
+from gateway.route_table import RouteTable, RuntimeVariant
+from gateway.routes_config import Experiment, Variant
 
 log = logging.getLogger("triage_gateway")
 
+VARIANTS_VERSION = "variants_version"  # field of the weights hash
+VariantBuilder = Callable[[Experiment, Variant], None]
+
+
+async def store_runtime_variant(
+    redis: aioredis.Redis, experiment: str, runtime: RuntimeVariant
+) -> int:
+    """Store (add or replace) a runtime variant and bump the experiment's variants version;
+    every replica installs it at its next poll. Returns the new version."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.hset(
+        redis_keys.runtime_variants(experiment), runtime.variant.name, runtime.model_dump_json()
+    )
+    pipe.hincrby(redis_keys.weights(experiment), VARIANTS_VERSION, 1)
+    _, version = await pipe.execute()
+    return int(version)
+
 
 class RouteStore:
-    def __init__(self, redis: aioredis.Redis, table: RouteTable, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        table: RouteTable,
+        metrics: GatewayMetrics,
+        build_variant: VariantBuilder | None = None,
+    ) -> None:
         self.redis = redis
         self.table = table
         self.metrics = metrics
+        self.build_variant = build_variant
+        """Builds a runtime variant's runtime (`VariantPool.add`). None (offline tools that
+        only manage weights): runtime variants join the table without being built."""
         self._task: asyncio.Task[None] | None = None
 
     async def refresh(self) -> list[str]:
@@ -41,10 +75,18 @@ class RouteStore:
         names = [e.name for e in self.table.routes.experiments]
         pipe = self.redis.pipeline(transaction=False)
         for name in names:
-            pipe.hmget(redis_keys.weights(name), "version", "weights")
+            pipe.hmget(redis_keys.weights(name), "version", "weights", VARIANTS_VERSION)
         rows = await pipe.execute()
         changed = []
-        for name, (version, weights) in zip(names, rows, strict=True):
+        for name, (version, weights, variants_version) in zip(names, rows, strict=True):
+            if variants_version is not None:
+                try:
+                    if await self._refresh_variants(name, int(variants_version)):
+                        changed.append(name)
+                except (RedisError, OSError):
+                    raise
+                except Exception as exc:  # keep polling whatever a stored variant holds
+                    self._skip(name, "*", int(variants_version), f"{type(exc).__name__}: {exc}")
             if version is None or weights is None:
                 continue
             v = int(version)
@@ -61,7 +103,110 @@ class RouteStore:
                 self.table.set_weights(name, merged, v)
                 self.metrics.set_weights(name, merged)
                 changed.append(name)
-        return changed
+        return list(dict.fromkeys(changed))
+
+    async def _refresh_variants(self, experiment: str, version: int) -> bool:
+        """Install the stored runtime variants of a new version; False when unchanged. An entry
+        that cannot be installed (bad JSON, a name clash, a runtime that cannot be built) is
+        left out and logged, once per version; the others are installed."""
+        if version == self.table.variant_versions[experiment]:
+            return False
+        raw: Any = await self.redis.hgetall(redis_keys.runtime_variants(experiment))
+        runtime: dict[str, RuntimeVariant] = {}
+        for key, value in raw.items():
+            try:
+                runtime[key.decode()] = RuntimeVariant.model_validate_json(value)
+            except ValidationError as exc:
+                self._skip(experiment, key.decode(), version, str(exc))
+        self._install_variants(experiment, runtime, version)
+        return True
+
+    def _skip(self, experiment: str, variant: str, version: int, error: str) -> None:
+        log.error(
+            "ignoring stored variant",
+            extra={
+                "fields": {
+                    "experiment": experiment,
+                    "variant": variant,
+                    "version": version,
+                    "error": error,
+                }
+            },
+        )
+
+    def _install_variants(
+        self, experiment: str, runtime: Mapping[str, RuntimeVariant], version: int
+    ) -> None:
+        accepted: dict[str, RuntimeVariant] = {}
+        for name, r in sorted(runtime.items(), key=lambda kv: (kv[1].ts, kv[0])):
+            trial = {**accepted, name: r}
+            try:
+                exp, _ = self.table.with_runtime(experiment, trial)
+                self._build(exp, r.variant)
+            except InvalidRequestError as exc:
+                self._skip(experiment, name, version, exc.detail)
+                continue
+            accepted = trial
+        exp, weights = self.table.with_runtime(experiment, accepted)
+        self.table.set_runtime(experiment, exp, accepted, weights, version)
+        self.metrics.set_weights(experiment, weights)
+        log.info(
+            "variants changed",
+            extra={
+                "fields": {
+                    "experiment": experiment,
+                    "version": version,
+                    "variants": sorted(accepted),
+                }
+            },
+        )
+
+    def _build(self, exp: Experiment, variant: Variant) -> None:
+        if self.build_variant is None:
+            return
+        try:
+            self.build_variant(exp, variant)
+        except Exception as exc:  # a provider that cannot be resolved, a model that won't load
+            raise InvalidRequestError(
+                f"variant {variant.name!r} cannot be built: {type(exc).__name__}: {exc}"
+            ) from None
+
+    async def put_variant(self, experiment: str, runtime: RuntimeVariant) -> dict[str, Any]:
+        """Validate, build, store and install a runtime variant (add or replace); every other
+        replica installs it at its next poll."""
+        current = {**self.table.runtime_variants(experiment), runtime.variant.name: runtime}
+        exp, _ = self.table.with_runtime(experiment, current)
+        self._build(exp, runtime.variant)
+        try:
+            version = await store_runtime_variant(self.redis, experiment, runtime)
+            await self._refresh_variants(experiment, version)
+        except RedisError as exc:
+            raise UnavailableError(
+                f"variant not stored: redis unavailable ({type(exc).__name__})"
+            ) from None
+        if runtime.variant.name not in self.table.runtime_variants(experiment):
+            raise InvalidRequestError(
+                f"variant stored as version {version} but could not be installed (see the log)"
+            )
+        log.info(
+            "variant added",
+            extra={
+                "fields": {
+                    "experiment": experiment,
+                    "variant": runtime.variant.name,
+                    "version": version,
+                    "actor": runtime.actor,
+                }
+            },
+        )
+        return {
+            "experiment": experiment,
+            "variant": runtime.variant.model_dump(mode="json", exclude_none=True),
+            "shadow_sample_rate": runtime.shadow_sample_rate,
+            "registry_name": runtime.registry_name,
+            "variants_version": version,
+            "weight": self.table.weights(experiment).get(runtime.variant.name, 0.0),
+        }
 
     async def set_weights(
         self, experiment: str, weights: Mapping[str, float], *, actor: str, reason: str

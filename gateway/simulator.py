@@ -4,6 +4,7 @@ Serves `POST /v1/chat/completions` with plausible triage answers (see `simulator
 plus injected latency and faults (HTTP 500, 429, hangs, broken JSON), configurable per model
 and changeable at run time through `POST /_control`. Built on bare aiohttp + orjson because it
 is the "direct" baseline in benchmarks: it must cost far less CPU than the gateway in front.
+It also serves an OpenAI-style fine-tuning API (files, jobs, events; `simulator_finetune`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.simulator_finetune import add_finetune_routes
 from gateway.simulator_triage import (
     INVALID_VARIANTS,
     REPAIRABLE_VARIANTS,
@@ -356,6 +358,8 @@ def create_simulator_app(config: SimulatorConfig) -> web.Application:
     app.router.add_get("/_stats", _stats)
     app.router.add_post("/_control", _control)
     app.router.add_post("/_reset", _reset)
+    # The fine-tuning API (files, jobs, events): see gateway.simulator_finetune.
+    add_finetune_routes(app, require_key=lambda: app[STATE].config.require_key)
     return app
 
 

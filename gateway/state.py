@@ -19,10 +19,10 @@ from gateway.classify import Classifier
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.metrics import GatewayMetrics
 from gateway.pairlog import PairLog
-from gateway.providers import ProviderFacts
-from gateway.route_store import RouteStore
+from gateway.providers import ProviderError, ProviderFacts
+from gateway.route_store import RouteStore, VariantBuilder
 from gateway.route_table import RouteTable
-from gateway.routes_config import RoutesConfig, load_routes
+from gateway.routes_config import Experiment, RoutesConfig, Variant, load_routes
 from gateway.settings import Settings
 from gateway.upstream import UpstreamClient
 from gateway.variants import VariantPool
@@ -70,6 +70,45 @@ def baseline_model_dir(settings: Settings, routes: RoutesConfig) -> Path | None:
     return ensure_baseline_model(settings.data_dir)
 
 
+def runtime_variant_builder(
+    pool: VariantPool,
+    routes: RoutesConfig,
+    facts: ProviderFacts,
+    keys: dict[str, str],
+    baseline: Path | None,
+) -> VariantBuilder:
+    """`VariantPool.add` for variants added at run time (admin API, `models deploy`). Such a
+    variant may send a configured provider key only to a base URL that the routes file already
+    sends it to, or to that provider's own API: adding variants must not move secrets."""
+    allowed: dict[str, set[str]] = {}
+    for exp in routes.experiments:
+        for v in exp.variants:
+            if not v.is_local and not v.is_cascade:
+                ep = facts.endpoint(v)
+                allowed.setdefault(v.api_key or ep.provider, set()).add(ep.base_url)
+    for name in keys:
+        for provider in (name, f"{name}_ai"):  # "together" is litellm's "together_ai"
+            try:
+                probe = Variant(name="probe", model=f"{provider}/probe")
+                allowed.setdefault(name, set()).add(facts.endpoint(probe).base_url)
+            except ProviderError:
+                continue
+
+    def build(exp: Experiment, v: Variant) -> None:
+        if not v.is_local and not v.is_cascade:
+            ep = facts.endpoint(v)
+            key_name = v.api_key or ep.provider
+            where = sorted(allowed.get(key_name, set()))
+            if keys.get(key_name) and ep.base_url not in where:
+                raise ValueError(
+                    f"provider key {key_name!r} is only sent to {where}, not {ep.base_url}; "
+                    "name another key (api_key) or add the endpoint to the routes file"
+                )
+        pool.add(exp, v, facts, keys, baseline)
+
+    return build
+
+
 def redis_url(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
     """The configured Redis URL, or an embedded server started under the data directory."""
     if settings.redis_url is not None:
@@ -100,12 +139,8 @@ async def build_state(settings: Settings) -> GatewayState:
     pairs = PairLog.from_url(url, settings, metrics)
     classifier = Classifier(table=table, pool=pool, metrics=metrics, pairs=pairs)
     await pairs.start()
-    route_store = RouteStore(
-        client,
-        table,
-        metrics,
-        build_variant=lambda exp, v: pool.add(exp, v, facts, keys, baseline),  # runtime variants
-    )
+    builder = runtime_variant_builder(pool, routes, facts, keys, baseline)
+    route_store = RouteStore(client, table, metrics, build_variant=builder)
     try:
         await route_store.refresh()
     except (RedisError, OSError) as exc:

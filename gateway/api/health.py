@@ -36,7 +36,7 @@ async def readyz(state: State) -> JSONResponse:
 async def routes(state: State) -> RoutesView:
     """Experiments, their variants and the weights in force now."""
     views = []
-    for exp in state.routes.experiments:
+    for exp in state.table.experiments():  # with the variants added at run time
         weights = state.table.weights(exp.name)
         total = sum(weights.values()) or 1.0
         shadow = exp.shadow.variant if exp.shadow else None
