@@ -656,8 +656,12 @@ def train_local(
         Path | None, typer.Option(help="Held-out labelled set: metrics go in the card.")
     ] = None,
     approach: Annotated[
-        str, typer.Option(help="tfidf (default, fast) | minilm (local-strong extra) | auto.")
-    ] = "tfidf",
+        str,
+        typer.Option(
+            help="auto (tfidf; plus minilm when the local-strong extra is installed and --val "
+            "is given, keeping the better one on --val within 5 ms p50) | tfidf | minilm."
+        ),
+    ] = "auto",
     name: Annotated[str | None, typer.Option(help="Model name (default: DIR's name).")] = None,
 ) -> None:
     """Train a CPU local model (category + urgency, calibrated confidence) into DIR."""

@@ -20,6 +20,7 @@ from gateway.triage import Triage
 # Runtime modules imported on demand, by format name, so `serve` loads only what it uses.
 FORMAT_MODULES: dict[str, str] = {
     "tfidf-linear": "gateway.local_tfidf",
+    "encoder-onnx": "gateway.local_onnx",
 }
 
 _LOADERS: dict[str, Callable[[Path], LocalModel]] = {}
