@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PACKAGES := gateway training eval loadtest
 
-.PHONY: all install serve simulate test lint typecheck pytest loadtest bench format clean
+.PHONY: all install install-lora serve simulate test lint typecheck pytest loadtest bench format clean
 
 all: test
 
@@ -16,6 +16,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+# The optional LoRA training stack (torch CPU build first, so pip never pulls another torch).
+LORA_STAMP := $(VENV)/.installed-lora
+install-lora: $(LORA_STAMP)
+
+$(LORA_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev,lora]'
+	touch $@
 
 serve: install
 	$(BIN)/triage-gateway serve
@@ -49,7 +58,7 @@ loadtest: install
 
 # Direct vs gateway vs LiteLLM proxy (when .venv-litellm exists), local model, workers, soak:
 # reports/bench.json and a markdown table. BENCH_ARGS=--quick for a smoke run, --soak for 100k.
-bench: install
+bench: install bench-litellm-env
 	$(BIN)/python -m loadtest.bench --out reports/bench.json $(BENCH_ARGS)
 
 # The LiteLLM proxy for `make bench`, in its own venv (its pins clash with the gateway's).

@@ -58,6 +58,8 @@ DURABLE_AFTER_S = 3.0
 PROBE_EVERY_S = 1.0
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 2.0
+LINGER_S = 0.005
+"""How long the writer waits for a batch to fill before sending a partial one."""
 TRIM_EVERY_S = 60.0
 RECENT_MAX = 200_000
 
@@ -207,6 +209,10 @@ class PairLog:
             await asyncio.to_thread(self.spool.commit, batch)
             return True
         if self._pending:
+            if len(self._pending) < self._batch and not self._stop.is_set():
+                # Let a few more pairs arrive: one round trip for several requests costs less
+                # CPU (gateway and Redis) than one per request at low concurrency.
+                await asyncio.sleep(LINGER_S)
             n = min(self._batch, len(self._pending))
             self._inflight = [self._pending.popleft() for _ in range(n)]
             await self._send(self._inflight)

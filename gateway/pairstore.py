@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -112,6 +112,25 @@ async def get_pair(redis: aioredis.Redis, stream: str, request_id: str) -> dict[
     if not entries:
         return None  # trimmed by retention or erased
     return decode_entry(*entries[0])
+
+
+async def get_pairs(
+    redis: aioredis.Redis, stream: str, request_ids: Sequence[str]
+) -> list[dict[str, Any] | None]:
+    """`get_pair` for many ids in two round trips (one connection, whatever the count)."""
+    if not request_ids:
+        return []
+    entry_ids: Any = await redis.hmget(redis_keys.pair_index(), list(request_ids))
+    pipe = redis.pipeline(transaction=False)
+    for entry_id in entry_ids:
+        if entry_id is not None:
+            pipe.xrange(stream, entry_id, entry_id)
+    found = iter(await pipe.execute())
+    out: list[dict[str, Any] | None] = []
+    for entry_id in entry_ids:
+        entries = next(found) if entry_id is not None else None
+        out.append(decode_entry(*entries[0]) if entries else None)
+    return out
 
 
 async def iter_pairs(

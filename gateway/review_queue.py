@@ -24,7 +24,6 @@ pair off the queue at once (`gateway.corrections.store_corrections`).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import re
@@ -179,9 +178,7 @@ def _matches(
 async def _shadow_answers(
     redis: aioredis.Redis, stream: str, request_ids: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
-    found = await asyncio.gather(
-        *(pairstore.get_pair(redis, stream, f"{rid}:shadow") for rid in request_ids)
-    )
+    found = await pairstore.get_pairs(redis, stream, [f"{rid}:shadow" for rid in request_ids])
     return {
         rid: {"variant": s.get("variant"), "triage": s.get("triage")}
         for rid, s in zip(request_ids, found, strict=True)
@@ -210,7 +207,7 @@ async def _queue_page(
         members = [(_s(m), float(s)) for m, s in chunk]
         if after is not None:
             members = [(m, s) for m, s in members if s > after[0] or m > after[1]]
-        pairs = await asyncio.gather(*(pairstore.get_pair(redis, stream, m) for m, _ in members))
+        pairs = await pairstore.get_pairs(redis, stream, [m for m, _ in members])
         done = await _corrected(redis, [m for m, _ in members])
         for (rid, score), pair in zip(members, pairs, strict=True):
             if len(items) >= limit:

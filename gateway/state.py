@@ -135,7 +135,11 @@ async def build_state(settings: Settings) -> GatewayState:
         routes, facts, upstream, metrics, provider_keys=keys, baseline_model=baseline
     )
     url, embedded = redis_url(settings)
-    client = aioredis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    # A blocking pool: a burst of admin/review calls waits for a connection instead of failing.
+    connections = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=64, timeout=5.0, socket_timeout=2.0, socket_connect_timeout=2.0
+    )
+    client = aioredis.Redis(connection_pool=connections)
     pairs = PairLog.from_url(url, settings, metrics)
     classifier = Classifier(table=table, pool=pool, metrics=metrics, pairs=pairs)
     await pairs.start()

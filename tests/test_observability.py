@@ -529,4 +529,5 @@ async def test_two_workers_count_every_request_once(
         gauges = {s.name for s in samples}
         assert {"triage_gateway_pair_queue_depth", "triage_gateway_pair_spool_records"} <= gauges
     assert sum(per_worker.values()) == n
-    assert sum(1 for v in per_worker.values() if v > 0) == 2, per_worker
+    # Both workers keep their own file; which one accepts each connection is up to the kernel.
+    assert len(per_worker) == 2, per_worker

@@ -31,7 +31,7 @@ def test_no_input_from_the_schema_causes_a_server_error(
                 "--generation-deterministic",
                 "--request-timeout",
                 "20",
-            ],  # fmt: skip
+            ],
             capture_output=True,
             text=True,
             timeout=300,
