@@ -38,7 +38,7 @@ from rich.progress import (
 from rich.table import Table
 
 from eval.cascade import sweep_cascade
-from eval.data import LabelledReview, load_labelled, sample
+from eval.data import LabelledReview, load_labelled, sample, to_review
 from eval.gates import check_gates, merge_gates
 from eval.report import write_report
 from eval.summary import FAILED, Outcome, summarise
@@ -238,7 +238,7 @@ async def _pool_call(
 ) -> Outcome:
     start = time.perf_counter()
     try:
-        answer = await pool.run(exp, name, row.review())
+        answer = await pool.run(exp, name, to_review(row))
     except VariantFailed as exc:
         ms = (time.perf_counter() - start) * 1000
         return Outcome(name, index, None, None, ms, exc.cost_usd, exc.attempts, error=exc.reason)

@@ -44,7 +44,7 @@ from gateway.local_model import (
 from gateway.local_tfidf import _DEFAULT_TOPICS, extract_summary, extract_topic
 from gateway.triage import Triage
 
-__all__ = ["FORMAT", "EncoderOnnxModel", "load_encoder_onnx", "softmax"]
+__all__ = ["FORMAT", "EncoderOnnxModel", "encode_batch", "load_encoder_onnx", "softmax"]
 
 FORMAT = "encoder-onnx"
 FORMAT_VERSION = 1
@@ -56,6 +56,22 @@ def softmax(z: np.ndarray[Any, Any], temperature: float = 1.0) -> np.ndarray[Any
     e = np.exp(z)
     out: np.ndarray[Any, Any] = e / e.sum(axis=-1, keepdims=True)
     return out
+
+
+def encode_batch(
+    tokenizer: Any, texts: Sequence[str]
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """(input_ids, attention_mask) of `texts` for the encoder, int64, right-padded with 0 to
+    the longest; a blank text is read as ".". `training.local` batches with this too, so the
+    model is trained, traced and served on the same inputs."""
+    encs = tokenizer.encode_batch([t if t.strip() else "." for t in texts])
+    width = max(len(e.ids) for e in encs)
+    ids = np.zeros((len(encs), width), dtype=np.int64)
+    mask = np.zeros((len(encs), width), dtype=np.int64)
+    for i, e in enumerate(encs):
+        ids[i, : len(e.ids)] = e.ids
+        mask[i, : len(e.ids)] = 1
+    return ids, mask
 
 
 class EncoderOnnxModel:
@@ -113,15 +129,9 @@ class EncoderOnnxModel:
 
     def logits(self, texts: Sequence[str]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         """Raw (category, urgency) logits for a batch (urgency empty without a head)."""
-        encs = self._tokenizer.encode_batch(list(texts))
-        width = max(len(e.ids) for e in encs)
-        ids = np.zeros((len(encs), width), dtype=np.int64)
-        mask = np.zeros((len(encs), width), dtype=np.int64)
-        for i, e in enumerate(encs):
-            ids[i, : len(e.ids)] = e.ids
-            mask[i, : len(e.ids)] = 1
+        ids, mask = encode_batch(self._tokenizer, texts)
         out = self._session.run(self._outputs, {"input_ids": ids, "attention_mask": mask})
-        urg = out[1] if len(out) > 1 else np.zeros((len(encs), 0))
+        urg = out[1] if len(out) > 1 else np.zeros((len(ids), 0))
         return np.asarray(out[0]), np.asarray(urg)
 
     def predict(
@@ -129,7 +139,7 @@ class EncoderOnnxModel:
     ) -> LocalPrediction:
         """Classify one review; `app` and `rating` are unused (the model is text-only)."""
         del app, rating
-        lc, lu = self.logits([text if text.strip() else "."])
+        lc, lu = self.logits([text])
         p_cat = softmax(lc[0], self._t_cat)
         i_cat = int(p_cat.argmax())
         category = self.categories[i_cat]

@@ -69,9 +69,13 @@ __all__ = [
     "ensure_baseline_model",
     "extract_summary",
     "extract_topic",
+    "library_versions",
     "load_seed_records",
     "load_tfidf",
     "seed_sha256",
+    "sha256_file",
+    "swap_dir",
+    "tfidf_features",
     "train_tfidf_model",
 ]
 
@@ -322,7 +326,9 @@ def load_tfidf(path: Path) -> LocalModel:
 # --------------------------------------------------------------------------------------------
 
 
-def _features() -> FeatureUnion:
+def tfidf_features() -> FeatureUnion:
+    """The (unfitted) feature union of the `tfidf-linear` format: TF-IDF word 1-2 grams and
+    char_wb 2-5 grams. Both trainers (this module's baseline, `training.local`) build it here."""
     return FeatureUnion(
         [
             (
@@ -355,6 +361,7 @@ def _classifier() -> LogisticRegression:
 
 
 def library_versions() -> dict[str, str]:
+    """Versions of what a `tfidf-linear` model file depends on (recorded in model cards)."""
     return {
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
@@ -391,7 +398,7 @@ def train_tfidf_model(
         if len(set(labels)) < 2:
             raise ValueError(f"need at least two distinct {field} labels to train")
 
-    features = _features()
+    features = tfidf_features()
     x = features.fit_transform(texts)
     cat_clf = _classifier().fit(x, categories)
     urg_clf = _classifier().fit(x, urgencies)
@@ -426,7 +433,7 @@ def train_tfidf_model(
         "topic": "extractive: top content words by idf",
         "summary": "extractive: first sentence",
         "model_file": MODEL_FILE,
-        "model_sha256": _sha256_file(model_path),
+        "model_sha256": sha256_file(model_path),
         "versions": library_versions(),
     }
     if card_extra:
@@ -516,7 +523,7 @@ def ensure_baseline_model(data_dir: Path) -> Path:
                 },
             )
             tmp.chmod(0o755)
-            _swap_dir(tmp, target)
+            swap_dir(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     if not _baseline_is_current(target, sha):
@@ -524,7 +531,7 @@ def ensure_baseline_model(data_dir: Path) -> Path:
     return target
 
 
-def _swap_dir(new: Path, target: Path) -> None:
+def swap_dir(new: Path, target: Path) -> None:
     """Move directory `new` to `target`, replacing an existing `target`."""
     old: Path | None = None
     if target.exists():
@@ -564,9 +571,10 @@ def _write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """sha256 of a file's bytes (hex), read in 1 MiB chunks."""
     h = hashlib.sha256()
-    with path.open("rb") as fh:
+    with Path(path).open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -111,12 +112,19 @@ def _label_index(allowed: tuple[str, ...], synonyms: tuple[tuple[str, str], ...]
     return index
 
 
+def canonical_label(value: str, allowed: Sequence[str], synonyms: Mapping[str, str]) -> str | None:
+    """`value` as one of `allowed`, ignoring case, spacing and punctuation and mapping
+    `synonyms` (normalised key -> label; a synonym whose label is not allowed is ignored), or
+    None. The one label normaliser: the validator and the offline data readers both use it."""
+    if value in allowed:
+        return value
+    return _label_index(tuple(allowed), tuple(synonyms.items())).get(_norm(value))
+
+
 def _canonical(value: Any, allowed: tuple[str, ...], synonyms: dict[str, str], field: str) -> str:
     if not isinstance(value, str):
         raise TriageValidationError(f"bad_{field}", f"{field} must be a string")
-    if value in allowed:
-        return value
-    found = _label_index(allowed, tuple(synonyms.items())).get(_norm(value))
+    found = canonical_label(value, allowed, synonyms)
     if found is None:
         raise TriageValidationError(
             f"bad_{field}", f"{field} {value[:40]!r} is not one of: {', '.join(allowed)}"

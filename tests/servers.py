@@ -16,6 +16,18 @@ from typing import Any
 import httpx
 import yaml
 
+# Headless Chromium (Debian's `chromium`, driven by Playwright) for the browser tests.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -18,20 +18,10 @@ import pytest
 import yaml
 
 from gateway.routes_config import RoutesFileError, parse_routes
-from tests.servers import Simulator, run_gateway
+from tests.servers import CHROMIUM_ARGS, Simulator, run_gateway
 
 REPO = Path(__file__).resolve().parents[1]
 MARC_TEST = REPO / ".." / "shared" / "data" / "jha-mahmoud-marc" / "BOW Test.arff"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 needs_marc = pytest.mark.skipif(not MARC_TEST.is_file(), reason="shared/data (MARC) not present")
 
 

@@ -18,23 +18,13 @@ import redis.asyncio as aioredis
 from playwright.sync_api import Dialog, Page, expect, sync_playwright
 
 from gateway.triage import DEFAULT_TAXONOMY
-from tests.servers import Gateway, Simulator, ab_routes, run_gateway
+from tests.servers import CHROMIUM_ARGS, Gateway, Simulator, ab_routes, run_gateway
 from training.export import export_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT = REPO / "reports" / "review-page.png"
 REVIEWER_KEY = "reviewer-key-0123"
 XSS = "<script>alert(1)</script><img src=x onerror=alert(1)>"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 REVIEWS: list[dict[str, Any]] = [
     {"text": "The app crashes every time I open the photo editor", "review_id": "ui-1"},
     {"text": XSS, "review_id": "ui-xss", "app": "<b>EvilApp</b>", "rating": 1},

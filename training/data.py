@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.triage import DEFAULT_TAXONOMY, Taxonomy
-from gateway.validation import CATEGORY_SYNONYMS, URGENCY_SYNONYMS
+from gateway.validation import CATEGORY_SYNONYMS, URGENCY_SYNONYMS, canonical_label
 
 __all__ = [
     "HUANG_AUGMENTED_RE",
@@ -78,7 +78,6 @@ HUANG_AUGMENTED_RE = re.compile(r"\b[a-z]+_[a-z_0-9]+\b|\w n't\b| '(s|re|ve|m|ll
 
 _ARFF_ROW = re.compile(r"^'(.*)',\s*([A-Za-z]+)\s*$")
 _PROMPT_HEAD = re.compile(r"^(?:App: (?P<app>.*)\n)?(?:Rating: (?P<rating>[1-5])/5\n)?Review:\n")
-_NON_ALNUM = re.compile(r"[^0-9a-z]+")
 _SPACES = re.compile(r"\s+")
 MAX_TEXT_CHARS = 8000
 
@@ -353,31 +352,17 @@ def _from_chat(path: Path, line_no: int, obj: dict[str, Any], *, labels: bool) -
     return row
 
 
-def _norm(label: str) -> str:
-    return _NON_ALNUM.sub("", label.casefold())
-
-
-def canonical(label: str, allowed: Sequence[str], synonyms: dict[str, str]) -> str | None:
-    """`label` as one of `allowed` (case, spacing and synonyms ignored), or None."""
-    key = _norm(label)
-    for name in allowed:
-        if _norm(name) == key:
-            return name
-    mapped = synonyms.get(key)
-    return mapped if mapped in allowed else None
-
-
 def _example(path: Path, line: int, row: dict[str, Any], tax: Taxonomy) -> Example:
     where = f"{path}:{line}"
     text = str(row.get("text") or "").strip()
     if not text:
         raise DataError(f"{where}: empty text")
-    category = canonical(str(row.get("category") or ""), tax.categories, CATEGORY_SYNONYMS)
+    category = canonical_label(str(row.get("category") or ""), tax.categories, CATEGORY_SYNONYMS)
     if category is None:
         raise DataError(f"{where}: category {row.get('category')!r} is not in the taxonomy")
     urgency = None
     if row.get("urgency"):
-        urgency = canonical(str(row["urgency"]), tax.urgencies, URGENCY_SYNONYMS)
+        urgency = canonical_label(str(row["urgency"]), tax.urgencies, URGENCY_SYNONYMS)
         if urgency is None:
             raise DataError(f"{where}: urgency {row['urgency']!r} is not in the taxonomy")
     rid = row.get("review_id", row.get("id"))

@@ -30,12 +30,10 @@ Topic and summary are extractive for every approach (`gateway.local_tfidf.extrac
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import math
 import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -49,18 +47,18 @@ from typing import Any, Literal
 
 import joblib
 import numpy as np
-import scipy
-import sklearn
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.pipeline import Pipeline
 
 from gateway.local_model import LocalModel, load_local_model
+from gateway.local_onnx import encode_batch
 from gateway.local_tfidf import FORMAT as TFIDF_FORMAT
 from gateway.local_tfidf import FORMAT_VERSION as TFIDF_FORMAT_VERSION
-from gateway.local_tfidf import MODEL_FILE, load_seed_records
+from gateway.local_tfidf import MODEL_FILE, load_seed_records, sha256_file, swap_dir, tfidf_features
+from gateway.local_tfidf import library_versions as tfidf_library_versions
 from training.data import (
     Example,
     dedupe,
@@ -263,17 +261,6 @@ def _choose(results: list[dict[str, Any]]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def tfidf_features() -> FeatureUnion:
-    """The feature union of the `tfidf-linear` format (word 1-2 + char_wb 2-5 grams)."""
-    common: dict[str, Any] = {"lowercase": True, "strip_accents": "unicode", "sublinear_tf": True}
-    return FeatureUnion(
-        [
-            ("word", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), **common)),
-            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, **common)),
-        ]
-    )
-
-
 def _lr(c: float) -> LogisticRegression:
     return LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
 
@@ -366,7 +353,7 @@ def _train_tfidf(
         "format": TFIDF_FORMAT,
         "format_version": TFIDF_FORMAT_VERSION,
         "model_file": MODEL_FILE,
-        "model_sha256": _sha256_file(out / MODEL_FILE),
+        "model_sha256": sha256_file(out / MODEL_FILE),
         "categories": [str(c) for c in cat_clf.classes_],
         "urgencies": [str(c) for c in urg_clf.classes_],
         "features": {
@@ -432,7 +419,7 @@ def _train_minilm(
         "format": "encoder-onnx",
         "format_version": 1,
         "model_file": "model.onnx",
-        "model_sha256": _sha256_file(out / "model.onnx"),
+        "model_sha256": sha256_file(out / "model.onnx"),
         "tokenizer_file": "tokenizer.json",
         "idf_file": "idf.json",
         "categories": tuned.categories,
@@ -558,13 +545,7 @@ def _encoder_module(base: Path, n_cat: int, n_urg: int, n_layers: int) -> Any:
 def _token_batch(tok: Any, texts: Sequence[str]) -> tuple[Any, Any]:
     torch = _optional("torch")
 
-    encs = tok.encode_batch([t if t.strip() else "." for t in texts])
-    width = max(len(e.ids) for e in encs)
-    ids = np.zeros((len(encs), width), dtype=np.int64)
-    mask = np.zeros((len(encs), width), dtype=np.int64)
-    for i, e in enumerate(encs):
-        ids[i, : len(e.ids)] = e.ids
-        mask[i, : len(e.ids)] = 1
+    ids, mask = encode_batch(tok, texts)
     return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
@@ -775,13 +756,8 @@ def measure_latency(
 
 
 def library_versions(*, include_strong: bool = False) -> dict[str, str]:
-    versions = {
-        "python": platform.python_version(),
-        "scikit-learn": sklearn.__version__,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "joblib": joblib.__version__,
-    }
+    """The `tfidf-linear` runtime's versions, plus the `local-strong` packages when asked."""
+    versions = tfidf_library_versions()
     if include_strong:
         from importlib.metadata import PackageNotFoundError, version
 
@@ -800,15 +776,7 @@ def dir_size(path: Path) -> int:
 
 
 def _file_facts(path: Path) -> dict[str, Any]:
-    return {"name": path.name, "sha256": _sha256_file(path), "bytes": path.stat().st_size}
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return {"name": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
@@ -819,20 +787,6 @@ def _write_json(path: Path, doc: dict[str, Any]) -> None:
 
 def _replace_dir(new: Path, target: Path) -> None:
     """Move directory `new` to `target`, replacing a previous model there."""
-    old: Path | None = None
-    if target.exists():
-        if not (target / "model_card.json").is_file() and any(target.iterdir()):
-            raise FileExistsError(f"{target} exists and is not a model directory")
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(target, old)
-    try:
-        os.rename(new, target)
-    except OSError:
-        if old is not None and not target.exists():
-            os.rename(old, target)
-            old = None
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+    if target.exists() and not (target / "model_card.json").is_file() and any(target.iterdir()):
+        raise FileExistsError(f"{target} exists and is not a model directory")
+    swap_dir(new, target)

@@ -15,6 +15,11 @@ class ClassifyRequest(ReviewIn):
 
 
 class ClassifyResponse(BaseModel):
+    """The documented shape of `ClassifyResult.public_dict` (which the single-review endpoint
+    sends as is); `extra="forbid"` makes `of` fail loudly if the two drift apart."""
+
+    model_config = ConfigDict(extra="forbid")
+
     request_id: str
     review_id: str | None
     experiment: str
@@ -28,18 +33,7 @@ class ClassifyResponse(BaseModel):
 
     @classmethod
     def of(cls, r: ClassifyResult) -> ClassifyResponse:
-        return cls(
-            request_id=r.request_id,
-            review_id=r.review_id,
-            experiment=r.experiment,
-            variant=r.variant,
-            model=r.model,
-            triage=r.triage,
-            latency_ms=r.latency_ms,
-            cost_usd=r.cost_usd,
-            attempts=r.attempts,
-            fallback_from=r.fallback_from,
-        )
+        return cls.model_validate(r.public_dict())
 
 
 class BatchRequest(BaseModel):
