@@ -61,6 +61,7 @@ def serve(
     except RoutesFileError as exc:
         raise _fail(str(exc)) from None
     common: dict[str, Any] = {
+        "proxy_headers": False,  # the gateway never uses the client address
         "host": settings.host,
         "port": settings.port,
         "log_config": None,

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from gateway import __version__
 from gateway.api import admin, classify, experiments, health, openai_compat, pairs, review
+from gateway.api.body import add_schemas
 from gateway.api.errors import install_error_handlers
 from gateway.api.middleware import GatewayMiddleware
 from gateway.settings import Settings
@@ -40,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.admin_keys = [k.get_secret_value().encode() for k in settings.admin_keys]
     app.state.reviewer_keys = [k.get_secret_value().encode() for k in settings.reviewer_keys]
     install_error_handlers(app)
+    add_schemas(app)
     for module in (health, classify, openai_compat, admin, experiments, pairs, review):
         app.include_router(module.router)
     app.add_middleware(

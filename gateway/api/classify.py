@@ -7,6 +7,7 @@ import asyncio
 import orjson
 from fastapi import APIRouter, Request, Response
 
+from gateway.api.body import json_body, parse_body
 from gateway.api.deps import ApiKey, State
 from gateway.api.disconnect import cancel_on_disconnect
 from gateway.api.schemas import (
@@ -17,14 +18,21 @@ from gateway.api.schemas import (
     ClassifyResponse,
 )
 from gateway.errors import GatewayError
+from gateway.state import GatewayState
 from gateway.triage import ReviewIn
 
 router = APIRouter(prefix="/v1", tags=["classify"], dependencies=[ApiKey])
 
 
-@router.post("/classify", response_model=ClassifyResponse)
-async def classify(body: ClassifyRequest, request: Request, state: State) -> Response:
+@router.post(
+    "/classify",
+    response_model=ClassifyResponse,
+    openapi_extra={"requestBody": json_body(ClassifyRequest)},
+)
+async def classify(request: Request) -> Response:
     """Triage one review with the variant its experiment assigns."""
+    body = await parse_body(request, ClassifyRequest)
+    state: GatewayState = request.app.state.gateway
     review = ReviewIn.model_construct(
         text=body.text,
         review_id=body.review_id,

@@ -17,10 +17,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.api.deps import ApiKey, State
+from gateway.api.body import json_body, parse_body
+from gateway.api.deps import ApiKey
 from gateway.api.disconnect import cancel_on_disconnect
 from gateway.classify import ClassifyResult
 from gateway.errors import InvalidRequestError
+from gateway.state import GatewayState
 from gateway.triage import ReviewIn
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[ApiKey])
@@ -123,9 +125,13 @@ async def _sse(done: dict[str, Any]) -> AsyncIterator[bytes]:
     yield b"data: [DONE]\n\n"
 
 
-@router.post("/chat/completions", response_model=None)
-async def chat_completions(body: ChatRequest, request: Request, state: State) -> Response:
+@router.post(
+    "/chat/completions", response_model=None, openapi_extra={"requestBody": json_body(ChatRequest)}
+)
+async def chat_completions(request: Request) -> Response:
     """A/B-routed triage behind the OpenAI chat-completions API."""
+    body = await parse_body(request, ChatRequest)
+    state: GatewayState = request.app.state.gateway
     review = _review(body)
     scope_state = request.scope["state"]
     result = await cancel_on_disconnect(
