@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PACKAGES := gateway training eval loadtest
 
-.PHONY: all install install-lora serve simulate test lint typecheck pytest loadtest bench format clean
+.PHONY: all install install-extras serve simulate test lint typecheck pytest loadtest bench format clean
 
 all: test
 
@@ -17,13 +17,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# The optional LoRA training stack (torch CPU build first, so pip never pulls another torch).
-LORA_STAMP := $(VENV)/.installed-lora
-install-lora: $(LORA_STAMP)
+# The optional extras: LoRA training (`lora`) and the stronger local model (`local-strong`).
+# torch's CPU build goes first, so pip never pulls another torch.
+EXTRAS_STAMP := $(VENV)/.installed-extras
+install-extras: $(EXTRAS_STAMP)
 
-$(LORA_STAMP): $(STAMP)
+$(EXTRAS_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,lora]'
+	$(BIN)/python -m pip install -q -e '.[dev,lora,local-strong]'
 	touch $@
 
 serve: install
