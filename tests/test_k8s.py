@@ -762,14 +762,14 @@ def test_nightly_export_and_eval(overlay: str) -> None:
     spec = pod_spec(cron)
     (export,) = spec["initContainers"]
     (evaluate,) = spec["containers"]
-    assert export["args"][:3] == ["export", "--out", "/work/export"]
+    assert export["args"][:3] == ["export", "--out", "/var/lib/triage-export"]
     assert evaluate["args"][0] == "eval"
     # eval reads the held-out split that export wrote.
-    assert evaluate["args"][evaluate["args"].index("--data") + 1] == "/work/export/val.jsonl"
+    assert evaluate["args"][evaluate["args"].index("--data") + 1] == "/var/lib/triage-export/val.jsonl"
     assert spec["restartPolicy"] == "Never"
     for c in (export, evaluate):
         assert c["image"] == IMAGE
-        assert "/work/export" in {m["mountPath"] for m in c["volumeMounts"]}
+        assert "/var/lib/triage-export" in {m["mountPath"] for m in c["volumeMounts"]}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
