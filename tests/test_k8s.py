@@ -765,7 +765,8 @@ def test_nightly_export_and_eval(overlay: str) -> None:
     assert export["args"][:3] == ["export", "--out", "/var/lib/triage-export"]
     assert evaluate["args"][0] == "eval"
     # eval reads the held-out split that export wrote.
-    assert evaluate["args"][evaluate["args"].index("--data") + 1] == "/var/lib/triage-export/val.jsonl"
+    data = evaluate["args"][evaluate["args"].index("--data") + 1]
+    assert data == "/var/lib/triage-export/val.jsonl"
     assert spec["restartPolicy"] == "Never"
     for c in (export, evaluate):
         assert c["image"] == IMAGE
