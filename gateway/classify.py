@@ -25,7 +25,6 @@ from gateway.route_table import RouteTable
 from gateway.routes_config import Experiment
 from gateway.routing import assign_variant, should_sample
 from gateway.triage import ReviewIn, Triage
-from gateway.validation import TriageValidationError
 from gateway.variants import VariantAnswer, VariantFailed, VariantPool
 
 
@@ -277,4 +276,4 @@ class Classifier:
             await asyncio.wait(set(self._background), timeout=timeout_s)
 
 
-__all__ = ["Classifier", "ClassifyResult", "PairSink", "TriageValidationError"]
+__all__ = ["Classifier", "ClassifyResult", "PairSink"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -43,7 +43,6 @@ class GatewayState:
     route_store: RouteStore | None = None
     embedded: EmbeddedRedis | None = None
     pairs: PairLog | None = None
-    closers: list[object] = field(default_factory=list)
 
     async def close(self) -> None:
         if self.route_store is not None:

@@ -183,17 +183,14 @@ class VariantPool:
     async def _call(
         self, exp: Experiment, v: Variant, up: _Upstream, messages: list[dict[str, str]]
     ) -> Completion:
-        try:
-            done = await self.client.chat(
-                up.endpoint,
-                up.api_key,
-                messages,
-                timeout_s=v.timeout_s,
-                max_tokens=v.max_tokens,
-                response_format=up.response_format,
-            )
-        except UpstreamFailure:
-            raise
+        done = await self.client.chat(
+            up.endpoint,
+            up.api_key,
+            messages,
+            timeout_s=v.timeout_s,
+            max_tokens=v.max_tokens,
+            response_format=up.response_format,
+        )
         self.metrics.upstream_duration.labels(exp.name, v.name, v.model).observe(done.latency_s)
         return done
 
