@@ -30,10 +30,12 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -r /tmp/requirements.txt
 
 # Then the project itself (a wheel built from the source tree and installed into the venv).
+# The runtime ships the online service, the CLI and the offline packages it runs; the upstream
+# simulators (devtools/), the seed-set generator (tools/) and the load tests stay out.
 COPY gateway ./gateway
+COPY cli ./cli
 COPY training ./training
 COPY eval ./eval
-COPY loadtest ./loadtest
 RUN pip install . \
     && triage-gateway --help > /dev/null
 

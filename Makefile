@@ -3,7 +3,7 @@ VENV    ?= .venv
 PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-PACKAGES := gateway training eval loadtest
+PACKAGES := gateway training eval cli devtools tools loadtest
 
 .PHONY: all install install-extras serve simulate test lint typecheck pytest loadtest bench format clean
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from gateway.triage import DEFAULT_TAXONOMY, ReviewIn, Taxonomy
+from gateway.request.triage import DEFAULT_TAXONOMY, ReviewIn, Taxonomy
 from training.data import DataError, Example, read_examples, read_marc_arff
 
 __all__ = ["DataError", "LabelledReview", "load_labelled", "sample", "to_review"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.routes_config import Gates
+from gateway.experiments.config import Gates
 
 DEFAULT_GATES = Gates(accuracy_margin=0.02, min_validity=0.995)
 _EPS = 1e-12

@@ -27,7 +27,7 @@ from typing import Protocol
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.metrics import PREFIX
+from gateway.infra.metrics import PREFIX
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
 Series = dict[SeriesKey, float]

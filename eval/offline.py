@@ -42,14 +42,14 @@ from eval.data import LabelledReview, load_labelled, sample, to_review
 from eval.gates import check_gates, merge_gates
 from eval.report import write_report
 from eval.summary import FAILED, Outcome, summarise
-from gateway.local_model import LocalModelError
-from gateway.metrics import GatewayMetrics
-from gateway.providers import ProviderFacts
-from gateway.routes_config import Experiment, Gates, RoutesConfig, RoutesFileError, load_routes
-from gateway.settings import Settings
-from gateway.state import baseline_model_dir
-from gateway.upstream import UpstreamClient
-from gateway.variants import VariantFailed, VariantPool
+from gateway.experiments.config import Experiment, Gates, RoutesConfig, RoutesFileError, load_routes
+from gateway.infra.metrics import GatewayMetrics
+from gateway.infra.settings import Settings
+from gateway.infra.state import baseline_model_dir
+from gateway.local.loader import LocalModelError
+from gateway.request.pricing import ProviderFacts
+from gateway.request.upstream import UpstreamClient
+from gateway.request.variants import VariantFailed, VariantPool
 
 
 class EvalError(ValueError):

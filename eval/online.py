@@ -1,5 +1,5 @@
 """`triage-gateway report`: the online A/B report of an experiment, read straight from Redis
-(the same computation as `GET /v1/experiments/{name}/report`, in `gateway.online_report`)."""
+(the same computation as `GET /v1/experiments/{name}/report`, in `gateway.pairs.online_report`)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
-from gateway import online_report, redis_keys
-from gateway.routes_config import RoutesFileError, load_routes
-from gateway.settings import Settings
-from gateway.state import redis_url
+from gateway.experiments.config import RoutesFileError, load_routes
+from gateway.infra import redis_keys
+from gateway.infra.settings import Settings
+from gateway.infra.state import redis_url
+from gateway.pairs import online_report
 
 
 @asynccontextmanager

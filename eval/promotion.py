@@ -35,13 +35,14 @@ from redis.exceptions import RedisError
 
 from eval.live import FigureSource, LiveFigures, MetricsScrape, PrometheusQuery
 from eval.online import connect
-from gateway import online_report, redis_keys
 from gateway.errors import GatewayError
-from gateway.metrics import GatewayMetrics
-from gateway.route_store import RouteStore
-from gateway.route_table import RouteTable
-from gateway.routes_config import RoutesConfig, RoutesFileError, load_routes
-from gateway.settings import Settings
+from gateway.experiments.config import RoutesConfig, RoutesFileError, load_routes
+from gateway.experiments.store import RouteStore
+from gateway.experiments.table import RouteTable
+from gateway.infra import redis_keys
+from gateway.infra.metrics import GatewayMetrics
+from gateway.infra.settings import Settings
+from gateway.pairs import online_report
 
 PROMOTED, ROLLED_BACK, ABORTED = 0, 1, 3
 

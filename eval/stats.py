@@ -1,7 +1,7 @@
 """Statistics for offline eval: accuracy, macro-F1, per-class figures, confusion matrices, the
 paired bootstrap interval of an accuracy difference, McNemar's exact test, latency percentiles.
 
-Proportion intervals and sample sizes come from `gateway.online_report` (the online report
+Proportion intervals and sample sizes come from `gateway.pairs.online_report` (the online report
 needs them too), so both paths use one implementation.
 
 A prediction of None is an invalid answer or a failed call: it counts as wrong, and it shows in
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import binomtest
 
-from gateway.online_report import (
+from gateway.pairs.online_report import (
     newcombe,
     percentile,
     sample_size,

@@ -10,7 +10,7 @@ from typing import Any
 
 from eval import stats
 from eval.data import LabelledReview
-from gateway.triage import DEFAULT_CATEGORIES
+from gateway.request.triage import DEFAULT_CATEGORIES
 
 FAILED = "(failed)"  # gateway mode: requests no variant answered
 

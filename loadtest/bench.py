@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from gateway.triage import DEFAULT_TAXONOMY, system_prompt, user_prompt
+from gateway.request.triage import DEFAULT_TAXONOMY, system_prompt, user_prompt
 from loadtest.bench_load import ServerMeter, closed_loop, measure_point
 from loadtest.bench_report import add_overheads, evaluate_targets, markdown, ratios
 from loadtest.procs import (
@@ -203,7 +203,7 @@ class Bench:
 
     def start_sim(self) -> Server:
         port = free_port()
-        cmd = [sys.executable, "-m", "gateway", "simulate", "--port", str(port)]
+        cmd = [sys.executable, "-m", "cli", "simulate", "--port", str(port)]
         cmd += ["--latency-ms", str(self.plan.latency_ms)]
         return start_server(
             "simulator",
@@ -224,7 +224,7 @@ class Bench:
         self, name: str, routes: Path | None, *, workers: int = 1, cpus: str | None = None
     ) -> Server:
         port = free_port()
-        cmd = [sys.executable, "-m", "gateway", "serve", "--port", str(port)]
+        cmd = [sys.executable, "-m", "cli", "serve", "--port", str(port)]
         if routes is not None:
             cmd += ["--routes", str(point_routes(routes, self.tmp / f"{name}.yaml", self.sim_base))]
         if workers > 1:
@@ -375,8 +375,8 @@ class Bench:
     def _local_in_process(self, data_dir: Path) -> dict[str, Any]:
         # The one place loadtest calls gateway code in process: the model's own cost, without
         # HTTP. The gateway started next reuses the model trained here (same data dir).
-        from gateway.local_model import load_local_model
-        from gateway.local_tfidf import ensure_baseline_model
+        from gateway.local.loader import load_local_model
+        from gateway.local.tfidf import ensure_baseline_model
 
         t0 = time.perf_counter()
         path = ensure_baseline_model(data_dir)

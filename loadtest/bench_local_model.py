@@ -16,7 +16,7 @@ with seed 20240611. Figures:
 
 Approaches:
 
-* `tfidf-baseline`: `gateway.local_tfidf.train_tfidf_model` as the zero-setup baseline trains
+* `tfidf-baseline`: `gateway.local.tfidf.train_tfidf_model` as the zero-setup baseline trains
   (C=10, no calibration), MARC's "Other" mapped to Other;
 * `tfidf-keep-other`: `train-local --approach tfidf` (C by cross-validation, temperature
   calibration) with MARC's "Other" kept;
@@ -48,8 +48,8 @@ from typing import Any  # noqa: E402
 
 from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 
-from gateway.local_model import LocalModel, load_local_model  # noqa: E402
-from gateway.local_tfidf import train_tfidf_model  # noqa: E402
+from gateway.local.loader import LocalModel, load_local_model  # noqa: E402
+from gateway.local.tfidf import train_tfidf_model  # noqa: E402
 from training.data import (  # noqa: E402
     Example,
     read_huang_xlsx,

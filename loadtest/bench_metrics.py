@@ -29,13 +29,13 @@ from typing import Any
 def _measure(requests: int, repeats: int) -> dict[str, float]:
     from prometheus_client import generate_latest
 
-    from gateway.classify import Classifier
-    from gateway.metrics import GatewayMetrics, scrape_registry
-    from gateway.route_table import RouteTable
-    from gateway.routes_config import parse_routes
-    from gateway.triage import Triage
-    from gateway.upstream import UpstreamClient
-    from gateway.variants import VariantAnswer, VariantPool
+    from gateway.experiments.config import parse_routes
+    from gateway.experiments.table import RouteTable
+    from gateway.infra.metrics import GatewayMetrics, scrape_registry
+    from gateway.request.classify import Classifier
+    from gateway.request.triage import Triage
+    from gateway.request.upstream import UpstreamClient
+    from gateway.request.variants import VariantAnswer, VariantPool
 
     routes = parse_routes(
         {

@@ -70,7 +70,7 @@ def _record(i: int, text: str) -> dict[str, Any]:
 
 async def _cleanup(client: Any, submits: int) -> None:
     """Remove this benchmark's pairs (only them: the pair index is shared with live data)."""
-    from gateway import redis_keys
+    from gateway.infra import redis_keys
 
     await client.delete(STREAM)
     for start in range(0, submits, 1000):
@@ -86,9 +86,9 @@ def _pct(sorted_ns: list[int], q: float) -> float:
 async def _bench_submit(url: str, data_dir: Path, submits: int, burst: int) -> None:
     import redis.asyncio as aioredis
 
-    from gateway.metrics import GatewayMetrics
-    from gateway.pairlog import PairLog
-    from gateway.settings import Settings
+    from gateway.infra.metrics import GatewayMetrics
+    from gateway.infra.settings import Settings
+    from gateway.pairs.pairlog import PairLog
 
     settings = Settings(_env_file=None, data_dir=data_dir, pairs_stream=STREAM)
     client = aioredis.Redis.from_url(url)
@@ -132,7 +132,7 @@ async def _bench_submit(url: str, data_dir: Path, submits: int, burst: int) -> N
 
 
 def _bench_redact(repeats: int) -> None:
-    from gateway.redaction import redact
+    from gateway.pairs.redaction import redact
 
     for name, text in (("plain", PLAIN), ("with email, phone, url", DIRTY)):
         text = text[:300]
@@ -154,7 +154,7 @@ def main() -> None:
         embedded = None
         url = args.redis_url
         if url is None:
-            from gateway.embedded_redis import EmbeddedRedis
+            from gateway.infra.embedded_redis import EmbeddedRedis
 
             embedded = EmbeddedRedis(Path(tmp) / "redis").start()
             url = embedded.url

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.triage import DEFAULT_CATEGORIES
+from gateway.request.triage import DEFAULT_CATEGORIES
 
 MIN_WORDS = 3
 MAX_WORDS = 150

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     sim_port = args.sim_port or free_port()
     gw_port = args.port or free_port()
     python = sys.executable
-    sim_cmd = [python, "-m", "gateway", "simulate", "--port", str(sim_port)]
+    sim_cmd = [python, "-m", "cli", "simulate", "--port", str(sim_port)]
     sim_cmd += ["--latency-ms", str(args.latency_ms), "--seed", str(args.seed)]
     with tempfile.TemporaryDirectory(prefix="triage-loadtest-") as tmp:
         sim = start_server(
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             routes = point_routes(
                 args.routes, Path(tmp) / "routes.yaml", f"http://{LOOPBACK}:{sim_port}/v1"
             )
-            gw_cmd = [python, "-m", "gateway", "serve", "--routes", str(routes)]
+            gw_cmd = [python, "-m", "cli", "serve", "--routes", str(routes)]
             gw = start_server(
                 "gateway",
                 [*gw_cmd, "--port", str(gw_port)],

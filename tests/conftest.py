@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from gateway.embedded_redis import EmbeddedRedis
+from gateway.infra.embedded_redis import EmbeddedRedis
 from tests.servers import Simulator, free_port, run_simulator
 
 

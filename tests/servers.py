@@ -78,7 +78,7 @@ def run_simulator(*args: str, log: Path | None = None) -> Iterator[Simulator]:
     port = free_port()
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "simulate", "--port", str(port), *args],
+        [sys.executable, "-m", "cli", "simulate", "--port", str(port), *args],
         stdout=out,
         stderr=subprocess.STDOUT,
     )
@@ -134,7 +134,7 @@ def run_gateway(
     extra_args: tuple[str, ...] = (),
     data_dir: Path | None = None,
 ) -> Iterator[Gateway]:
-    """Run `python -m gateway serve` on a free port until the block ends."""
+    """Run `python -m cli serve` on a free port until the block ends."""
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
@@ -155,7 +155,7 @@ def run_gateway(
     log = tmp / f"gateway-{port}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--port", str(port), *extra_args],
+            [sys.executable, "-m", "cli", "serve", "--port", str(port), *extra_args],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=full_env,

@@ -13,8 +13,8 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from gateway import redis_keys
-from gateway.triage import DEFAULT_TAXONOMY
+from gateway.infra import redis_keys
+from gateway.request.triage import DEFAULT_TAXONOMY
 from tests.servers import Gateway, Simulator, ab_routes, run_gateway
 from training.importer import write_records
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from gateway.routes_config import RoutesFileError, parse_routes
+from gateway.experiments.config import RoutesFileError, parse_routes
 from tests.servers import CHROMIUM_ARGS, Simulator, run_gateway
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,7 +71,7 @@ def run_eval(
         "GATEWAY_DATA_DIR": str(data_dir),
         "GATEWAY_PROVIDER_KEYS": '{"openrouter": "sk-or-test-secret-0123456789"}',
     }
-    cmd = [sys.executable, "-m", "gateway", "eval", "--routes", str(routes), "--out", str(out)]
+    cmd = [sys.executable, "-m", "cli", "eval", "--routes", str(routes), "--out", str(out)]
     proc = subprocess.run(
         [*cmd, "--no-progress", *args], capture_output=True, text=True, env=env, timeout=110
     )

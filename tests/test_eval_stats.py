@@ -14,7 +14,7 @@ from eval.cascade import sweep_cascade
 from eval.data import DataError, load_labelled, sample
 from eval.gates import DEFAULT_GATES, check_gates, merge_gates
 from eval.report import render_report
-from gateway.routes_config import Gates
+from gateway.experiments.config import Gates
 
 # Ten reviews, B = Bug Report, F = Feature Request, O = Other, None = invalid answer.
 GOLD = ["B", "B", "B", "B", "F", "F", "F", "O", "O", "O"]

@@ -24,9 +24,9 @@ from openai.types.chat import (
 from pydantic import TypeAdapter
 from rich.console import Console
 
-from gateway.corrections import add_correction, taxonomy_lookup
-from gateway.triage import DEFAULT_TAXONOMY, system_prompt, user_prompt
-from gateway.validation import validate_triage
+from gateway.pairs.corrections import add_correction, taxonomy_lookup
+from gateway.request.triage import DEFAULT_TAXONOMY, system_prompt, user_prompt
+from gateway.request.validate import validate_triage
 from training.data import DataError
 from training.export import PREFIX_CHARS, export_dataset, normalise
 from training.importer import import_labelled, write_records
@@ -243,7 +243,7 @@ async def test_export_1000_corrected_pairs(aredis: aioredis.Redis, tmp: Path) ->
 
 
 async def _pairs(client: aioredis.Redis) -> AsyncIterator[dict[str, Any]]:
-    from gateway.pairstore import iter_pairs
+    from gateway.pairs.pairstore import iter_pairs
 
     async for pair in iter_pairs(client, STREAM):
         yield pair
@@ -283,7 +283,7 @@ def test_cli_import_and_export(tmp: Path, redis_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update(GATEWAY_REDIS_URL=redis_url, GATEWAY_DATA_DIR=str(tmp / "data"))
     rows = labelled_rows()[:200]
-    cmd = [sys.executable, "-m", "gateway"]
+    cmd = [sys.executable, "-m", "cli"]
     done = subprocess.run(
         [*cmd, "import", str(write_jsonl(tmp / "l.jsonl", rows))],
         env=env,

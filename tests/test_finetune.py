@@ -18,9 +18,9 @@ import orjson
 import pytest
 import redis
 
-from gateway import redis_keys
-from gateway.model_registry import ModelRecord
-from gateway.triage import system_prompt, user_prompt
+from gateway.experiments.model_registry import ModelRecord
+from gateway.infra import redis_keys
+from gateway.request.triage import system_prompt, user_prompt
 from tests.servers import Gateway, Simulator, ab_routes, run_gateway, write_routes
 
 SECRET = "sk-test-finetune-secret-7c1e"
@@ -62,7 +62,7 @@ def cli(tmp: Path, *args: str, env: dict[str, str], timeout: float = 120) -> Any
     }
     full_env.update(GATEWAY_DATA_DIR=str(tmp / "cli-data"), COLUMNS="200", **env)
     return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
+        [sys.executable, "-m", "cli", *args],
         capture_output=True,
         text=True,
         env=full_env,

@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from gateway.triage import DEFAULT_TAXONOMY, Triage
+from gateway.request.triage import DEFAULT_TAXONOMY, Triage
 from tests.servers import Gateway, Simulator, ab_routes, run_gateway, wait_http
 
 SECRET = "sk-or-test-secret-0123456789"
@@ -196,7 +196,7 @@ def test_candidate_failure_falls_back_to_control(tmp: Path, sim: Simulator, redi
 
 
 def test_readyz_follows_redis(tmp: Path, sim: Simulator) -> None:
-    from gateway.embedded_redis import EmbeddedRedis
+    from gateway.infra.embedded_redis import EmbeddedRedis
     from tests.servers import free_port
 
     own = EmbeddedRedis(tmp / "own-redis", port=free_port()).start()
@@ -212,7 +212,7 @@ def test_readyz_follows_redis(tmp: Path, sim: Simulator) -> None:
 def test_refuses_public_bind_without_keys_and_names_bad_routes(tmp: Path) -> None:
     env = {"PATH": "", "GATEWAY_DATA_DIR": str(tmp / "d")}
     out = subprocess.run(
-        [sys.executable, "-m", "gateway", "serve", "--host", "0.0.0.0"],
+        [sys.executable, "-m", "cli", "serve", "--host", "0.0.0.0"],
         capture_output=True,
         text=True,
         env=env,
@@ -225,7 +225,7 @@ def test_refuses_public_bind_without_keys_and_names_bad_routes(tmp: Path) -> Non
         "      - {name: a, model: local, weight: two}\n"
     )
     out = subprocess.run(
-        [sys.executable, "-m", "gateway", "serve", "--routes", str(bad)],
+        [sys.executable, "-m", "cli", "serve", "--routes", str(bad)],
         capture_output=True,
         text=True,
         env=env,

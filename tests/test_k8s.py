@@ -35,7 +35,7 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from gateway.embedded_redis import EmbeddedRedis
+from gateway.infra.embedded_redis import EmbeddedRedis
 
 Obj = dict[str, Any]
 
@@ -512,7 +512,7 @@ def test_gateway_probes_lifecycle_and_resources(overlay: str) -> None:
         "-c",
         "import time; time.sleep(5)",
     ]
-    # preStop 5 s + uvicorn's graceful drain (timeout_graceful_shutdown=20 in gateway/cli.py).
+    # preStop 5 s + uvicorn's graceful drain (timeout_graceful_shutdown=20 in cli/main.py).
     assert spec["terminationGracePeriodSeconds"] == 30
     assert c["resources"] == {
         "requests": {"cpu": "500m", "memory": "256Mi"},
@@ -837,7 +837,7 @@ def test_dockerfile_matches_the_manifests() -> None:
     env = " ".join(rest for ins, rest in runtime if ins == "ENV")
     assert "GATEWAY_DATA_DIR=/var/lib/triage-gateway" in env
     # The console script the ENTRYPOINT names, and what the manifests assume of the image.
-    assert 'triage-gateway = "gateway.cli:app"' in (REPO / "pyproject.toml").read_text("utf-8")
+    assert 'triage-gateway = "cli.main:app"' in (REPO / "pyproject.toml").read_text("utf-8")
     c = gateway_container(build("prod"))
     assert env_of(c)["GATEWAY_DATA_DIR"]["value"] == "/var/lib/triage-gateway"
     assert c["ports"][0]["containerPort"] == int(final["EXPOSE"])
@@ -927,7 +927,7 @@ def test_prod_container_command_serves_and_requires_keys(
     tmp_path: Path, prod_redis: EmbeddedRedis
 ) -> None:
     """Run what the prod pod runs (the image's ENTRYPOINT is `triage-gateway`, i.e.
-    `python -m gateway`) with the prod overlay's env, test values for the Secret and a real
+    `python -m cli`) with the prod overlay's env, test values for the Secret and a real
     Redis standing in for the managed one; only host and port are moved to loopback."""
     objs = copy.deepcopy(build("prod"))
     keys = {k: f"test-{k}-{secrets.token_hex(12)}" for k in ("api", "reviewer", "admin")}
@@ -969,7 +969,7 @@ def test_prod_container_command_serves_and_requires_keys(
     base = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", *args],
+            [sys.executable, "-m", "cli", *args],
             cwd=data_dir,  # the image's WORKDIR is the data dir (and no stray .env is read)
             env=process_env,
             stdout=log,

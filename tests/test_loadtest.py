@@ -13,7 +13,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from gateway.triage import DEFAULT_CATEGORIES
+from gateway.request.triage import DEFAULT_CATEGORIES
 from loadtest.reviews import MAX_WORDS, MIN_WORDS, ReviewGenerator
 from loadtest.shares import Tally, share_report
 

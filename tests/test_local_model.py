@@ -1,4 +1,4 @@
-"""The zero-setup baseline local model: format `tfidf-linear` (gateway/local_tfidf.py)."""
+"""The zero-setup baseline local model: format `tfidf-linear` (gateway/local/tfidf.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 import joblib
 import pytest
 
-from gateway.local_model import LocalModel, LocalModelError, load_local_model
-from gateway.local_tfidf import (
+from gateway.local.loader import LocalModel, LocalModelError, load_local_model
+from gateway.local.tfidf import (
     BASELINE_NAME,
     FORMAT,
     MODEL_FILE,
@@ -26,7 +26,7 @@ from gateway.local_tfidf import (
     seed_sha256,
     train_tfidf_model,
 )
-from gateway.triage import (
+from gateway.request.triage import (
     DEFAULT_CATEGORIES,
     DEFAULT_URGENCIES,
     SUMMARY_MAX_CHARS,

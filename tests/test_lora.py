@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.triage import system_prompt, user_prompt
+from gateway.request.triage import system_prompt, user_prompt
 from training.lora import ADAPTER_FILES, DEFAULT_CHAT_TEMPLATE, METADATA_FILE, REQUIRED
 
 MISSING = [name for name in REQUIRED if importlib.util.find_spec(name) is None]

@@ -29,7 +29,7 @@ import yaml
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.embedded_redis import EmbeddedRedis
+from gateway.infra.embedded_redis import EmbeddedRedis
 from tests.servers import Gateway, Simulator, ab_routes, free_port, run_gateway, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -251,7 +251,7 @@ def test_bench_metrics_reports_both_modes() -> None:
 
 
 def test_scrape_drops_live_gauge_files_of_exited_workers(tmp_path: Path) -> None:
-    from gateway.metrics import _reap_dead_workers
+    from gateway.infra.metrics import _reap_dead_workers
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()

@@ -26,14 +26,20 @@ import httpx
 import pytest
 import redis
 
-from gateway import redis_keys
-from gateway.embedded_redis import EmbeddedRedis, redis_server_binary
-from gateway.metrics import GatewayMetrics
-from gateway.pairlog import PairLog, pair_client
-from gateway.pairstore import delete_review, get_pair, iter_pairs, trim_older_than, write_pairs
-from gateway.redaction import redact
-from gateway.settings import Settings
-from gateway.spool import Spool
+from gateway.infra import redis_keys
+from gateway.infra.embedded_redis import EmbeddedRedis, redis_server_binary
+from gateway.infra.metrics import GatewayMetrics
+from gateway.infra.settings import Settings
+from gateway.pairs.pairlog import PairLog, pair_client
+from gateway.pairs.pairstore import (
+    delete_review,
+    get_pair,
+    iter_pairs,
+    trim_older_than,
+    write_pairs,
+)
+from gateway.pairs.redaction import redact
+from gateway.pairs.spool import Spool
 from tests.servers import Gateway, Simulator, ab_routes, free_port, run_gateway
 
 STREAM = "triage:pairs"

@@ -21,8 +21,9 @@ import orjson
 import pytest
 import redis
 
-from gateway import online_report, pairstore, redis_keys
-from gateway.triage import DEFAULT_TAXONOMY, Triage
+from gateway.infra import redis_keys
+from gateway.pairs import online_report, pairstore
+from gateway.request.triage import DEFAULT_TAXONOMY, Triage
 from tests.servers import (
     Gateway,
     Simulator,
@@ -97,7 +98,7 @@ def test_promotion_rolls_back_when_the_candidate_breaks(
     with run_gateway(tmp, routes=routes, redis_url=redis_url, env=env) as gw, Load(gw) as load:
         breaker = threading.Thread(target=break_candidate_at_step_3)
         breaker.start()
-        cmd = [sys.executable, "-m", "gateway", "promote", "--experiment", "triage"]
+        cmd = [sys.executable, "-m", "cli", "promote", "--experiment", "triage"]
         cmd += ["--candidate", "candidate", "--steps", "10,30,50,100", "--hold", "3s"]
         cmd += ["--interval", f"{INTERVAL_S}s", "--gateway", gw.url]
         proc = subprocess.run(
@@ -136,7 +137,7 @@ def test_promotion_rolls_back_when_the_candidate_breaks(
             assert body["error"] in {"upstream_error", "invalid_output"}
 
     back = subprocess.run(
-        [sys.executable, "-m", "gateway", "rollback", "--experiment", "triage", "--reason", "undo"],
+        [sys.executable, "-m", "cli", "rollback", "--experiment", "triage", "--reason", "undo"],
         capture_output=True,
         text=True,
         env=cli_env(redis_url, routes),
@@ -228,7 +229,7 @@ def test_online_report_from_pairs_and_corrections(
         assert client.get("/v1/experiments/triage/report?control=zz").status_code == 422
         assert httpx.get(f"{gw.url}/v1/experiments/triage/report").status_code == 401
     out = subprocess.run(
-        [sys.executable, "-m", "gateway", "report", "--experiment", "triage", "--json"],
+        [sys.executable, "-m", "cli", "report", "--experiment", "triage", "--json"],
         capture_output=True,
         text=True,
         env=cli_env(redis_url, routes),
@@ -237,7 +238,7 @@ def test_online_report_from_pairs_and_corrections(
     assert out.returncode == 0, out.stderr
     check_report(json.loads(out.stdout), served)
     table = subprocess.run(
-        [sys.executable, "-m", "gateway", "report", "--experiment", "triage"],
+        [sys.executable, "-m", "cli", "report", "--experiment", "triage"],
         capture_output=True,
         text=True,
         env=cli_env(redis_url, routes),
@@ -249,7 +250,7 @@ def test_online_report_from_pairs_and_corrections(
 async def test_corrections_since_counts_served_pairs_of_the_experiment(redis_url: str) -> None:
     import redis.asyncio as aioredis
 
-    from gateway.corrections import store_corrections
+    from gateway.pairs.corrections import store_corrections
 
     def pair(rid: str, variant: str, **extra: Any) -> dict[str, Any]:
         triage = {"category": "Bug Report", "urgency": "High"}
@@ -332,7 +333,7 @@ def test_promotion_through_prometheus_rolls_back_a_failing_candidate(
         run_prometheus(tmp, f"127.0.0.1:{gw.port}") as prometheus,
         Load(gw) as load,
     ):
-        cmd = [sys.executable, "-m", "gateway", "promote", "--experiment", "triage"]
+        cmd = [sys.executable, "-m", "cli", "promote", "--experiment", "triage"]
         cmd += ["--candidate", "candidate", "--steps", "50,100", "--hold", "5s"]
         cmd += ["--interval", "1s", "--prometheus", prometheus]
         proc = subprocess.run(

@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 from playwright.sync_api import Dialog, Page, expect, sync_playwright
 
-from gateway.triage import DEFAULT_TAXONOMY
+from gateway.request.triage import DEFAULT_TAXONOMY
 from tests.servers import CHROMIUM_ARGS, Gateway, Simulator, ab_routes, run_gateway
 from training.export import export_dataset
 

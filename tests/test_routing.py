@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.routes_config import RoutesFileError, load_routes, parse_routes
-from gateway.routing import assign_variant
+from gateway.experiments.config import RoutesFileError, load_routes, parse_routes
+from gateway.request.assign import assign_variant
 
 IDS = [f"review-{i}" for i in range(20_000)]
 

@@ -15,15 +15,15 @@ import pytest
 import pytest_asyncio
 from openai import AsyncOpenAI
 
-from gateway.simulator import (
+from devtools.simulator.server import (
     INVALID_VARIANTS,
     REPAIRABLE_VARIANTS,
     RunningSimulator,
     SimulatorConfig,
     start_simulator,
 )
-from gateway.simulator_triage import SYNONYMS
-from gateway.triage import DEFAULT_CATEGORIES, DEFAULT_URGENCIES, Triage, system_prompt
+from devtools.simulator.triage import SYNONYMS
+from gateway.request.triage import DEFAULT_CATEGORIES, DEFAULT_URGENCIES, Triage, system_prompt
 
 StartSim = Callable[..., Awaitable[RunningSimulator]]
 MODEL = "openai/gpt-4o-mini"

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from gateway.cli import app as cli_app
-from gateway.local_model import load_local_model
-from gateway.local_tfidf import load_seed_records
-from gateway.triage import DEFAULT_URGENCIES, SUMMARY_MAX_CHARS, TOPIC_MAX_CHARS, Triage
+from cli.main import app as cli_app
+from gateway.local.loader import load_local_model
+from gateway.local.tfidf import load_seed_records
+from gateway.request.triage import DEFAULT_URGENCIES, SUMMARY_MAX_CHARS, TOPIC_MAX_CHARS, Triage
 from tests.servers import run_gateway
 from training.data import (
     DataError,
@@ -387,7 +387,7 @@ def _tiny_encoder_onnx(path: Path) -> Path:
 def test_encoder_onnx_runtime_loads_and_predicts(tmp_path: Path) -> None:
     import math
 
-    from gateway.local_model import LocalModelError
+    from gateway.local.loader import LocalModelError
 
     path = _tiny_encoder_onnx(tmp_path / "tiny")
     model = load_local_model(path)

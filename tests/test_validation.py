@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.triage import DEFAULT_TAXONOMY, Taxonomy
-from gateway.validation import TriageValidationError, validate_triage
+from gateway.request.triage import DEFAULT_TAXONOMY, Taxonomy
+from gateway.request.validate import TriageValidationError, validate_triage
 
 T = DEFAULT_TAXONOMY
 words = st.text(alphabet=st.characters(categories=["L", "N"]), min_size=1, max_size=12)

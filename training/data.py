@@ -30,8 +30,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from gateway.triage import DEFAULT_TAXONOMY, Taxonomy
-from gateway.validation import CATEGORY_SYNONYMS, URGENCY_SYNONYMS, canonical_label
+from gateway.request.triage import DEFAULT_TAXONOMY, Taxonomy
+from gateway.request.validate import CATEGORY_SYNONYMS, URGENCY_SYNONYMS, canonical_label
 
 __all__ = [
     "HUANG_AUGMENTED_RE",

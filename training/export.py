@@ -1,9 +1,9 @@
 """Export corrected pairs as chat fine-tuning data: `train.jsonl`, `val.jsonl`, `stats.json`.
 
 Each line is `{"messages": [system, user, assistant]}`: the classify call's own system prompt
-(`gateway.triage.system_prompt` of the pair's experiment taxonomy), the user prompt built from
-the review (`gateway.triage.user_prompt`) and the corrected triage as compact JSON. That is the
-chat format OpenAI and Together fine-tuning accept.
+(`gateway.request.triage.system_prompt` of the pair's experiment taxonomy), the user prompt
+built from the review (`gateway.request.triage.user_prompt`) and the corrected triage as compact
+JSON. That is the chat format OpenAI and Together fine-tuning accept.
 
 What is exported: served pairs (never shadow answers), each request_id once, that have at
 least one correction; the last correction wins. Uncorrected pairs are not exported (a model
@@ -39,10 +39,10 @@ import redis.asyncio as aioredis
 from rich.console import Console
 from rich.table import Table
 
-from gateway import pairstore
-from gateway.corrections import TaxonomyFor, last_corrections, taxonomy_lookup
-from gateway.settings import Settings
-from gateway.triage import Triage, system_prompt, user_prompt
+from gateway.infra.settings import Settings
+from gateway.pairs import pairstore
+from gateway.pairs.corrections import TaxonomyFor, last_corrections, taxonomy_lookup
+from gateway.request.triage import Triage, system_prompt, user_prompt
 
 PREFIX_CHARS = 60
 BALANCE_MULTIPLE = 2
@@ -357,8 +357,8 @@ async def export_dataset(
 async def with_redis(settings: Settings, work: Callable[[aioredis.Redis, str], Awaitable[T]]) -> T:
     """Run `work(redis, stream)` against the gateway's Redis: GATEWAY_REDIS_URL, or the
     embedded server under the data directory, started for the call and stopped after."""
-    from gateway import redis_keys
-    from gateway.state import redis_url
+    from gateway.infra import redis_keys
+    from gateway.infra.state import redis_url
 
     url, embedded = redis_url(settings)
     client = aioredis.Redis.from_url(url)
@@ -372,7 +372,7 @@ async def with_redis(settings: Settings, work: Callable[[aioredis.Redis, str], A
 
 def run_export(settings: Settings, out: Path, **options: Any) -> dict[str, Any]:
     """The `export` command: the routes file's taxonomies, the configured Redis."""
-    from gateway.routes_config import load_routes
+    from gateway.experiments.config import load_routes
 
     lookup = taxonomy_lookup(load_routes(settings.routes))
 

@@ -4,14 +4,14 @@
 
 1. `check_dataset` reads every line of the train and validation files: `{"messages": [...]}`
    with system/user/assistant messages ending with the assistant's answer, which must be the
-   canonical triage JSON (`gateway.validation.validate_triage` accepts it without repair).
+   canonical triage JSON (`gateway.request.validate.validate_triage` accepts it without repair).
    Problems are reported as `file:line: problem` before anything is uploaded.
 2. Both files are uploaded (`files.create(purpose="fine-tune")`) and a job is created
    (`fine_tuning.jobs.create`), then followed (`jobs.retrieve` + `jobs.list_events` every
    `poll_s`) with a live status panel (status, trained tokens, step, losses) and the events.
-3. On success the model is registered (`gateway.model_registry`): kind hosted, endpoint = the
-   provider's base URL, base model, sha256 of train + validation bytes, the job's final metrics
-   (its result file, else its last metrics event), price, status candidate.
+3. On success the model is registered (`gateway.experiments.model_registry`): kind hosted,
+   endpoint = the provider's base URL, base model, sha256 of train + validation bytes, the
+   job's final metrics (its result file, else its last metrics event), price, status candidate.
 
 Both providers are driven through the official `openai` SDK. For Together this is its
 OpenAI-compatible surface (base URL https://api.together.xyz/v1): the `together` SDK (3.1.1)
@@ -39,10 +39,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from gateway.model_registry import MetricValue, ModelRecord
-from gateway.routes_config import Price
-from gateway.triage import DEFAULT_TAXONOMY, Taxonomy
-from gateway.validation import TriageValidationError, validate_triage
+from gateway.experiments.config import Price
+from gateway.experiments.model_registry import MetricValue, ModelRecord
+from gateway.request.triage import DEFAULT_TAXONOMY, Taxonomy
+from gateway.request.validate import TriageValidationError, validate_triage
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -414,10 +414,10 @@ def finetune_and_register(
     settings: Any, opts: FinetuneOptions, api_key: str, console: Console | None = None
 ) -> ModelRecord:
     """The `finetune` command: train at the provider, then register the model in the
-    gateway's Redis (`settings`: `gateway.settings.Settings`)."""
+    gateway's Redis (`settings`: `gateway.infra.settings.Settings`)."""
     from openai import OpenAI
 
-    from gateway import model_registry
+    from gateway.experiments import model_registry
     from training.export import with_redis
 
     console = console or Console()

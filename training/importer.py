@@ -8,7 +8,7 @@ bad row. Nothing is written unless the whole file is valid. Topics and summaries
 the triage limits are cut at a word boundary.
 
 Each row becomes a pair record in the pair stream (variant and experiment `import`, model
-`human`, the label as the answer), written with `gateway.pairstore.write_pairs` so the pair
+`human`, the label as the answer), written with `gateway.pairs.pairstore.write_pairs` so the pair
 index and the review's set are kept as for live traffic, plus one correction equal to the label
 (`source: "import"`). Missing urgency is `Medium`; a missing topic is the first words of the
 text, a missing summary its first sentence. Review texts are stored as given: imported files
@@ -26,9 +26,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from gateway import pairstore
-from gateway.corrections import make_correction, store_corrections
-from gateway.triage import DEFAULT_TAXONOMY, SUMMARY_MAX_CHARS, TOPIC_MAX_CHARS, Triage
+from gateway.pairs import pairstore
+from gateway.pairs.corrections import make_correction, store_corrections
+from gateway.request.triage import DEFAULT_TAXONOMY, SUMMARY_MAX_CHARS, TOPIC_MAX_CHARS, Triage
 from training.data import DataError, Example, read_examples
 
 IMPORT_VARIANT = "import"

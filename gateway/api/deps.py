@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from gateway.errors import AuthError
-from gateway.state import GatewayState
+from gateway.infra.state import GatewayState
 
 
 async def get_state(request: Request) -> GatewayState:

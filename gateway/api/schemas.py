@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.classify import ClassifyResult
-from gateway.triage import ReviewIn, Triage
+from gateway.request.classify import ClassifyResult
+from gateway.request.triage import ReviewIn, Triage
 
 
 class ClassifyRequest(ReviewIn):

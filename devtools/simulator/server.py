@@ -1,0 +1,423 @@
+"""An OpenAI/OpenRouter-compatible upstream simulator for tests, load tests and benchmarks.
+
+Serves `POST /v1/chat/completions` with plausible triage answers (see `simulator_triage`),
+plus injected latency and faults (HTTP 500, 429, hangs, broken JSON), configurable per model
+and changeable at run time through `POST /_control`. Built on bare aiohttp + orjson because it
+is the "direct" baseline in benchmarks: it must cost far less CPU than the gateway in front.
+It also serves an OpenAI-style fine-tuning API (files, jobs, events; `simulator_finetune`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import logging
+import os
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from devtools.simulator.finetune import add_finetune_routes
+from devtools.simulator.triage import (
+    INVALID_VARIANTS,
+    REPAIRABLE_VARIANTS,
+    broken_content,
+    heuristic_triage,
+)
+
+__all__ = [
+    "DEFAULT_PRICE",
+    "FAULT_KINDS",
+    "INVALID_VARIANTS",
+    "REPAIRABLE_VARIANTS",
+    "FaultOverrides",
+    "RunningSimulator",
+    "SimulatorConfig",
+    "apply_patch",
+    "create_simulator_app",
+    "run_simulator",
+    "serve_simulator",
+    "start_simulator",
+]
+log = logging.getLogger(__name__)
+
+FAULT_KINDS = ("timeout", "rate_limit", "error", "invalid")  # drawn in this order from one number
+RATE_FIELDS = ("timeout_rate", "rate_limit_rate", "error_rate", "invalid_rate")
+DEFAULT_PRICE = (2.50, 10.0)  # USD per 1M input / output tokens
+
+
+def _check(obj: object, nullable: bool) -> None:
+    for name in (*RATE_FIELDS, "latency_ms", "jitter_ms", "hang_s"):
+        value = getattr(obj, name)
+        if value is None and nullable:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        if name in RATE_FIELDS and value > 1:
+            raise ValueError(f"{name} must be a fraction in 0..1, got {value!r}")
+
+
+@dataclass
+class FaultOverrides:
+    """Per-model replacements for the config's latency and fault settings (None = inherit)."""
+
+    latency_ms: float | None = None
+    jitter_ms: float | None = None
+    error_rate: float | None = None
+    rate_limit_rate: float | None = None
+    timeout_rate: float | None = None
+    invalid_rate: float | None = None
+    hang_s: float | None = None
+
+    def __post_init__(self) -> None:
+        _check(self, nullable=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Faults:
+    latency_s: float
+    jitter_s: float
+    hang_s: float
+    cuts: tuple[float, ...]  # cumulative thresholds, one per FAULT_KINDS
+
+    def draw(self, rng: random.Random) -> str | None:
+        if self.cuts[-1] <= 0:
+            return None
+        r = rng.random()
+        return next((k for k, cut in zip(FAULT_KINDS, self.cuts, strict=True) if r < cut), None)
+
+    def delay(self, rng: random.Random) -> float:
+        extra = rng.expovariate(1.0 / self.jitter_s) if self.jitter_s > 0 else 0.0
+        return self.latency_s + extra
+
+
+@dataclass
+class SimulatorConfig:
+    """Latency, faults and prices. Fault kinds are exclusive: their rates must sum to <= 1."""
+
+    latency_ms: float = 50.0
+    jitter_ms: float = 0.0  # mean of an exponential extra delay added to latency_ms
+    error_rate: float = 0.0
+    rate_limit_rate: float = 0.0
+    timeout_rate: float = 0.0
+    invalid_rate: float = 0.0
+    hang_s: float = 30.0
+    seed: int | None = None
+    model_overrides: dict[str, FaultOverrides] = field(default_factory=dict)
+    prices: dict[str, tuple[float, float]] = field(default_factory=dict)
+    default_price: tuple[float, float] = DEFAULT_PRICE
+    report_cost: bool = True
+    require_key: bool = False  # answer 401 without a bearer key, like the real APIs
+    models: tuple[str, ...] = ()  # listed by /v1/models besides the models seen
+
+    def __post_init__(self) -> None:
+        _check(self, nullable=False)
+        for model in ("", *self.model_overrides):
+            if self.faults_for(model).cuts[-1] > 1 + 1e-9:
+                raise ValueError(f"fault rates for model {model or '*'!r} sum to more than 1")
+
+    def faults_for(self, model: str) -> _Faults:
+        o = self.model_overrides.get(model) or FaultOverrides()
+
+        def pick(name: str) -> float:
+            value = getattr(o, name)
+            return float(getattr(self, name) if value is None else value)
+
+        cuts = tuple(itertools.accumulate(pick(name) for name in RATE_FIELDS))
+        return _Faults(pick("latency_ms") / 1e3, pick("jitter_ms") / 1e3, pick("hang_s"), cuts)
+
+
+def apply_patch(config: SimulatorConfig, patch: dict[str, Any]) -> SimulatorConfig:
+    """A new config with `patch` applied. `model_overrides` merges per model (a model mapped
+    to null drops its override; `"model_overrides": null` drops all); `prices` merges too."""
+    fields = {f.name for f in dataclasses.fields(SimulatorConfig)}
+    if unknown := sorted(set(patch) - fields):
+        raise ValueError(f"unknown config fields: {unknown}")
+    changes = dict(patch)
+    if "model_overrides" in patch:
+        merged = dict(config.model_overrides) if patch["model_overrides"] is not None else {}
+        for model, over in (patch["model_overrides"] or {}).items():
+            if over is None:
+                merged.pop(model, None)
+                continue
+            base = dataclasses.asdict(merged[model]) if model in merged else {}
+            merged[model] = FaultOverrides(**{**base, **over})
+        changes["model_overrides"] = merged
+    if "prices" in patch:
+        changes["prices"] = {**config.prices, **{m: _price(p) for m, p in patch["prices"].items()}}
+    if "default_price" in patch:
+        changes["default_price"] = _price(patch["default_price"])
+    if "models" in patch:
+        changes["models"] = tuple(str(m) for m in patch["models"])
+    return dataclasses.replace(config, **changes)
+
+
+def _price(value: Any) -> tuple[float, float]:
+    pin, pout = value
+    return float(pin), float(pout)
+
+
+class _State:
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.prefix = os.urandom(4).hex()
+        self.ids = itertools.count(1)
+        self.seen: dict[str, None] = {}
+        self.set_config(config, reseed=True)
+        self.reset()
+
+    def set_config(self, config: SimulatorConfig, reseed: bool) -> None:
+        self.config = config
+        self.cache: dict[str, _Faults] = {}
+        if reseed:
+            self.rng = random.Random(config.seed)
+
+    def reset(self) -> None:
+        self.requests = 0
+        self.by_model: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.variants: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+        if self.config.seed is not None:
+            self.rng = random.Random(self.config.seed)
+
+    def faults_for(self, model: str) -> _Faults:
+        faults = self.cache.get(model)
+        if faults is None:
+            faults = self.cache[model] = self.config.faults_for(model)
+        return faults
+
+
+STATE = web.AppKey("simulator_state", _State)
+_JSON = "application/json"
+
+
+def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(obj), status=status, content_type=_JSON, headers=headers)
+
+
+def _error(
+    status: int, message: str, kind: str, code: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    err = {"message": message, "type": kind, "param": None, "code": code}
+    return _json({"error": err}, status, headers)
+
+
+def _text(content: Any) -> str | None:
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        return " ".join(
+            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return None
+
+
+def _parse(body: Any) -> tuple[str, str, int] | str:
+    """(model, last user message, characters of all messages), or an error message."""
+    if not isinstance(body, dict):
+        return "request body must be a JSON object"
+    if body.get("stream") is True:
+        return "streaming not supported by simulator"
+    model, messages = body.get("model"), body.get("messages")
+    if not isinstance(model, str) or not model:
+        return "'model' must be a non-empty string"
+    if not isinstance(messages, list) or not messages:
+        return "'messages' must be a non-empty array"
+    user, chars = "", 0
+    for msg in messages:
+        text = _text(msg.get("content")) if isinstance(msg, dict) else None
+        if text is None or not isinstance(msg.get("role"), str):
+            return "each message needs a string 'role' and a string or array 'content'"
+        chars += len(text)
+        if msg["role"] == "user":
+            user = text
+    return model, user, chars
+
+
+async def _chat(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    st.requests += 1
+    auth = request.headers.get("Authorization", "")
+    if st.config.require_key and (not auth.startswith("Bearer ") or not auth[7:].strip()):
+        st.rejected["unauthorized"] += 1
+        return _error(401, "No auth credentials found", "authentication_error", "invalid_api_key")
+    try:
+        parsed = _parse(orjson.loads(await request.read()))
+    except orjson.JSONDecodeError:
+        parsed = "request body is not valid JSON"
+    if isinstance(parsed, str):
+        st.rejected["bad_request"] += 1
+        return _error(400, parsed, "invalid_request_error", "invalid_request")
+    model, user, chars = parsed
+    st.by_model[model] += 1
+    st.seen[model] = None
+    faults, rng = st.faults_for(model), st.rng
+    kind = faults.draw(rng)
+    headers: dict[str, str] | None = None
+    if kind is not None:
+        st.faults[kind] += 1
+        headers = {"x-simulator-fault": kind}
+    if kind == "rate_limit":  # real rate limits answer at once
+        msg = "Rate limit exceeded (simulated)"
+        limit = {"Retry-After": "1", "x-simulator-fault": kind}
+        return _error(429, msg, "rate_limit_error", "rate_limit_exceeded", limit)
+    delay = faults.hang_s if kind == "timeout" else faults.delay(rng)
+    if delay > 0:
+        await asyncio.sleep(delay)
+    if kind == "error":
+        msg = "Internal server error (simulated)"
+        return _error(500, msg, "server_error", "internal_error", headers)
+    answer = heuristic_triage(user)
+    if kind == "invalid":
+        variant = rng.choice(INVALID_VARIANTS)
+        st.variants[variant] += 1
+        content = broken_content(answer, variant, rng)
+        headers = {"x-simulator-fault": f"invalid:{variant}"}
+    else:
+        content = orjson.dumps(answer).decode()
+    prompt_tokens, completion_tokens = max(1, (chars + 3) // 4), max(1, (len(content) + 3) // 4)
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    cfg = st.config
+    if cfg.report_cost:
+        pin, pout = cfg.prices.get(model, cfg.default_price)
+        usage["cost"] = (prompt_tokens * pin + completion_tokens * pout) / 1e6
+    message = {"role": "assistant", "content": content}
+    return _json(
+        {
+            "id": f"chatcmpl-{st.prefix}{next(st.ids):012x}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": usage,
+        },
+        headers=headers,
+    )
+
+
+async def _models(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    cfg = st.config
+    ids = dict.fromkeys([*cfg.models, *cfg.model_overrides, *cfg.prices, *st.seen])
+    data = [{"id": m, "object": "model", "created": 0, "owned_by": "simulator"} for m in ids]
+    return _json({"object": "list", "data": data})
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return _json({"status": "ok"})
+
+
+async def _stats(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    return _json(
+        {
+            "requests": st.requests,
+            "by_model": st.by_model,
+            "faults": st.faults,
+            "invalid_variants": st.variants,
+            "rejected": st.rejected,
+        }
+    )
+
+
+async def _control(request: web.Request) -> web.Response:
+    st = request.app[STATE]
+    try:
+        patch = orjson.loads(await request.read())
+        if not isinstance(patch, dict):
+            raise ValueError("the patch must be a JSON object")
+        config = apply_patch(st.config, patch)
+    except (AttributeError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        return _error(400, str(exc), "invalid_request_error", "invalid_patch")
+    st.set_config(config, reseed="seed" in patch)
+    return _json(config)
+
+
+async def _reset(request: web.Request) -> web.Response:
+    request.app[STATE].reset()
+    return _json({"status": "ok"})
+
+
+def create_simulator_app(config: SimulatorConfig) -> web.Application:
+    app = web.Application()
+    app[STATE] = _State(config)
+    app.router.add_post("/v1/chat/completions", _chat)
+    app.router.add_get("/v1/models", _models)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/_stats", _stats)
+    app.router.add_post("/_control", _control)
+    app.router.add_post("/_reset", _reset)
+    # The fine-tuning API (files, jobs, events): see devtools.simulator.finetune.
+    add_finetune_routes(app, require_key=lambda: app[STATE].config.require_key)
+    return app
+
+
+@dataclass
+class RunningSimulator:
+    """A simulator started by `start_simulator`; `await close()` when done."""
+
+    runner: web.AppRunner
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What an OpenAI client takes as `base_url`."""
+        return f"{self.url}/v1"
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_simulator(
+    config: SimulatorConfig, host: str = "127.0.0.1", port: int = 0
+) -> RunningSimulator:
+    """Start serving in the running loop; port 0 picks a free port (see `.port`)."""
+    app = create_simulator_app(config)
+    # No access log (CPU); cancel handlers of clients that went away, so hangs end with them.
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, backlog=1024).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return RunningSimulator(runner, host, int(runner.addresses[0][1]))
+
+
+async def serve_simulator(host: str, port: int, config: SimulatorConfig) -> None:
+    """Serve until cancelled."""
+    sim = await start_simulator(config, host, port)
+    log.info("upstream simulator listening on %s", sim.url)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await sim.close()
+
+
+def run_simulator(host: str, port: int, config: SimulatorConfig) -> None:
+    """Blocking entry point (uvloop when installed); returns on Ctrl-C."""
+    coro = serve_simulator(host, port, config)
+    with contextlib.suppress(KeyboardInterrupt):
+        try:
+            import uvloop
+        except ImportError:
+            asyncio.run(coro)
+        else:
+            uvloop.run(coro)

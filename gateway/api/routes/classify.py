@@ -1,0 +1,70 @@
+"""POST /v1/classify and /v1/classify/batch."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from fastapi import APIRouter, Request, Response
+
+from gateway.api.body import json_body, parse_body
+from gateway.api.deps import ApiKey, State
+from gateway.api.disconnect import cancel_on_disconnect
+from gateway.api.schemas import (
+    BatchItem,
+    BatchRequest,
+    BatchResponse,
+    ClassifyRequest,
+    ClassifyResponse,
+)
+from gateway.errors import GatewayError
+from gateway.infra.state import GatewayState
+from gateway.request.triage import ReviewIn
+
+router = APIRouter(prefix="/v1", tags=["classify"], dependencies=[ApiKey])
+
+
+@router.post(
+    "/classify",
+    response_model=ClassifyResponse,
+    openapi_extra={"requestBody": json_body(ClassifyRequest)},
+)
+async def classify(request: Request) -> Response:
+    """Triage one review with the variant its experiment assigns."""
+    body = await parse_body(request, ClassifyRequest)
+    state: GatewayState = request.app.state.gateway
+    review = ReviewIn.model_construct(
+        text=body.text,
+        review_id=body.review_id,
+        app=body.app,
+        rating=body.rating,
+        metadata=body.metadata,
+    )
+    scope_state = request.scope["state"]
+    result = await cancel_on_disconnect(
+        request, state.classifier.classify(review, body.experiment, scope_state["request_id"])
+    )
+    scope_state["experiment"], scope_state["variant"] = result.experiment, result.variant
+    # Serialised here, once: the result is already validated, so FastAPI's response-model
+    # pass would only repeat the work (the schema above still documents the body).
+    return Response(orjson.dumps(result.public_dict()), media_type="application/json")
+
+
+@router.post("/classify/batch")
+async def classify_batch(body: BatchRequest, request: Request, state: State) -> BatchResponse:
+    """Triage up to 100 reviews concurrently; each item succeeds or fails on its own."""
+    base = request.scope["state"]["request_id"]
+    state.table.experiment(body.experiment)  # unknown experiment: one 404, not 100
+
+    async def one(index: int, review: ReviewIn) -> BatchItem:
+        try:
+            r = await state.classifier.classify(review, body.experiment, f"{base}-{index}")
+        except GatewayError as exc:
+            return BatchItem(index=index, ok=False, error=exc.code, detail=exc.detail)
+        return BatchItem(index=index, ok=True, result=ClassifyResponse.of(r))
+
+    items = await cancel_on_disconnect(
+        request, asyncio.gather(*(one(i, review) for i, review in enumerate(body.items)))
+    )
+    ok = sum(1 for item in items if item.ok)
+    return BatchResponse(items=list(items), succeeded=ok, failed=len(items) - ok)

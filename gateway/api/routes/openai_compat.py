@@ -1,0 +1,145 @@
+"""POST /v1/chat/completions: the OpenAI chat API, so services keep their SDK.
+
+`model` names an experiment (`triage`); the last user message is the review. The answer is
+the triage JSON as the assistant message, and the variant that answered is in the
+`x-triage-variant` header. A review id for sticky assignment may be passed as `review_id`
+in the body (the SDK's `extra_body`) or in `metadata.review_id`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.api.body import json_body, parse_body
+from gateway.api.deps import ApiKey
+from gateway.api.disconnect import cancel_on_disconnect
+from gateway.errors import InvalidRequestError
+from gateway.infra.state import GatewayState
+from gateway.request.classify import ClassifyResult
+from gateway.request.triage import ReviewIn
+
+router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[ApiKey])
+
+
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str | list[TextPart] | None = None
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="allow"
+    )  # temperature, max_tokens, ... are accepted and ignored
+
+    model: Annotated[str, Field(min_length=1)]
+    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    stream: bool = False
+    review_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    metadata: dict[str, str] | None = None
+
+
+def _review(body: ChatRequest) -> ReviewIn:
+    for message in reversed(body.messages):
+        if message.role != "user":
+            continue
+        content = message.content
+        text = content if isinstance(content, str) else " ".join(p.text for p in content or [])
+        if not text.strip():
+            raise InvalidRequestError("messages: the last user message is empty")
+        if len(text) > 8000:
+            raise InvalidRequestError("messages: the review is over 8000 characters")
+        review_id = body.review_id or (body.metadata or {}).get("review_id")
+        return ReviewIn(text=text, review_id=review_id)
+    raise InvalidRequestError("messages: no user message holds a review")
+
+
+def _completion(r: ClassifyResult) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{r.request_id}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": r.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": orjson.dumps(r.triage.to_json_dict()).decode(),
+                },
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": r.prompt_tokens,
+            "completion_tokens": r.completion_tokens,
+            "total_tokens": r.prompt_tokens + r.completion_tokens,
+            "cost": r.cost_usd,
+        },
+        "triage_gateway": {
+            "request_id": r.request_id,
+            "experiment": r.experiment,
+            "variant": r.variant,
+            "attempts": r.attempts,
+            "fallback_from": r.fallback_from,
+            "latency_ms": r.latency_ms,
+        },
+    }
+
+
+async def _sse(done: dict[str, Any]) -> AsyncIterator[bytes]:
+    base = {
+        "id": done["id"],
+        "object": "chat.completion.chunk",
+        "created": done["created"],
+        "model": done["model"],
+    }
+    content = done["choices"][0]["message"]["content"]
+    first = {
+        **base,
+        "choices": [
+            {"index": 0, "delta": {"role": "assistant", "content": content}, "finish_reason": None}
+        ],
+    }
+    last = {
+        **base,
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        "usage": done["usage"],
+    }
+    for chunk in (first, last):
+        yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+@router.post(
+    "/chat/completions", response_model=None, openapi_extra={"requestBody": json_body(ChatRequest)}
+)
+async def chat_completions(request: Request) -> Response:
+    """A/B-routed triage behind the OpenAI chat-completions API."""
+    body = await parse_body(request, ChatRequest)
+    state: GatewayState = request.app.state.gateway
+    review = _review(body)
+    scope_state = request.scope["state"]
+    result = await cancel_on_disconnect(
+        request, state.classifier.classify(review, body.model, scope_state["request_id"])
+    )
+    scope_state["experiment"], scope_state["variant"] = result.experiment, result.variant
+    headers = {"x-triage-variant": result.variant, "x-triage-experiment": result.experiment}
+    done = _completion(result)
+    if body.stream:
+        return StreamingResponse(_sse(done), media_type="text/event-stream", headers=headers)
+    return Response(orjson.dumps(done), media_type="application/json", headers=headers)

@@ -1,0 +1,241 @@
+"""The review page: reviewers sign in with a reviewer key, work through the review queue and
+correct (or confirm) the model's answers. Server-rendered Jinja2 (autoescape on), one small
+static script for keyboard shortcuts, no build step.
+
+Sessions: signing in with a key from GATEWAY_REVIEWER_KEYS sets an HttpOnly, SameSite=Strict
+cookie holding `sid.fingerprint.expiry.signature`: a random session id, the first 8 hex chars
+of sha256(key) (the reviewer's name in corrections; never the key), an expiry and an HMAC of
+those under a server secret. The secret is random, made on first use and shared by all workers
+through Redis (`redis_keys.review_session_secret()`), so a session works on every worker.
+Removing a key from GATEWAY_REVIEWER_KEYS ends its sessions.
+
+CSRF: every form carries a hidden `csrf` field equal to an HMAC of the session id; a POST
+without the matching value is refused with 403. Every page is sent with a Content-Security-
+Policy that forbids inline and foreign scripts, so a review text that slipped past escaping
+still could not run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from importlib import resources
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader
+
+from gateway.api.deps import State, key_matches
+from gateway.errors import ForbiddenError, GatewayError, UnavailableError
+from gateway.infra import redis_keys
+from gateway.infra.state import GatewayState
+from gateway.pairs.corrections import (
+    add_correction,
+    confirm_answer,
+    last_corrections,
+    taxonomy_lookup,
+)
+from gateway.pairs.review_queue import list_pairs
+
+router = APIRouter(prefix="/review", tags=["review"], include_in_schema=False)
+
+COOKIE = "triage_review"
+SESSION_TTL_S = 12 * 3600
+PAGE_SIZE = 50
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+ERRORS = {
+    "invalid_request": "That label is not in this experiment's taxonomy; nothing was saved.",
+    "not_found": "That pair no longer exists (erased or trimmed); nothing was saved.",
+    "payload_too_large": "The note is over 2000 characters; nothing was saved.",
+}
+_templates = Environment(
+    loader=PackageLoader("gateway", "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    sid: str
+    reviewer: str
+    csrf: str
+
+
+def fingerprint(key: str) -> str:
+    """The reviewer's name in corrections: 8 hex chars of sha256(key), never the key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+async def _secret(request: Request, state: GatewayState) -> bytes:
+    cached: bytes | None = getattr(request.app.state, "review_secret", None)
+    if cached is None:
+        key = redis_keys.review_session_secret()
+        await state.redis.set(key, secrets.token_bytes(32), nx=True)
+        stored = await state.redis.get(key)
+        if stored is None:
+            raise UnavailableError("review session secret missing from Redis")
+        cached = stored if isinstance(stored, bytes) else stored.encode()
+        request.app.state.review_secret = cached
+    return cached
+
+
+def _sign(secret: bytes, message: str) -> str:
+    return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _new_token(secret: bytes, reviewer: str) -> str:
+    sid = secrets.token_hex(16)
+    expires = str(int(time.time()) + SESSION_TTL_S)
+    return ".".join((sid, reviewer, expires, _sign(secret, f"session|{sid}|{reviewer}|{expires}")))
+
+
+async def _session(request: Request, state: GatewayState) -> Session | None:
+    token = request.cookies.get(COOKIE)
+    parts = token.split(".") if token else []
+    if len(parts) != 4 or not parts[2].isdigit() or int(parts[2]) < time.time():
+        return None
+    sid, reviewer, expires, signature = parts
+    secret = await _secret(request, state)
+    expected = _sign(secret, f"session|{sid}|{reviewer}|{expires}")
+    if not hmac.compare_digest(signature, expected):
+        return None
+    keys: list[bytes] = request.app.state.reviewer_keys
+    if reviewer not in {fingerprint(k.decode()) for k in keys}:
+        return None  # the key was removed from GATEWAY_REVIEWER_KEYS
+    return Session(sid, f"reviewer:{reviewer}", _sign(secret, f"csrf|{sid}"))
+
+
+def _html(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    body = _templates.get_template(name).render(**context)
+    return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
+
+
+@router.get("/login", response_model=None)
+async def login_form(request: Request, error: str | None = None) -> HTMLResponse:
+    enabled = bool(request.app.state.reviewer_keys)
+    return _html("login.html", enabled=enabled, failed=error is not None)
+
+
+@router.post("/login", response_model=None)
+async def login(
+    request: Request, state: State, key: Annotated[str, Form(max_length=500)]
+) -> Response:
+    keys: list[bytes] = request.app.state.reviewer_keys
+    if not keys or not key_matches(key, keys):
+        return _html("login.html", 401, enabled=bool(keys), failed=True)
+    token = _new_token(await _secret(request, state), fingerprint(key))
+    response = _redirect("/review")
+    secure = request.url.scheme == "https"
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=SESSION_TTL_S,
+        path="/review",
+        secure=secure,
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+@router.post("/logout", response_model=None)
+async def logout(
+    request: Request, state: State, csrf: Annotated[str, Form(max_length=200)] = ""
+) -> Response:
+    session = await _session(request, state)
+    if session is not None and not hmac.compare_digest(csrf, session.csrf):
+        raise ForbiddenError("CSRF token missing or wrong: reload the page and try again")
+    response = _redirect("/review/login")
+    response.delete_cookie(COOKIE, path="/review", httponly=True, samesite="strict")
+    return response
+
+
+@router.get("", response_model=None)
+async def queue_page(
+    request: Request, state: State, saved: str | None = None, error: str | None = None
+) -> Response:
+    session = await _session(request, state)
+    if session is None:
+        return _redirect("/review/login")
+    stream = redis_keys.pairs_stream(state.settings.pairs_stream)
+    page = await list_pairs(state.redis, stream, status="uncorrected", limit=PAGE_SIZE)
+    lookup = taxonomy_lookup(state.routes)
+    items = [{**p, "taxonomy": lookup(str(p.get("experiment", "")))} for p in page["items"]]
+    flash = (await last_corrections(state.redis, [saved[:200]])).get(saved[:200]) if saved else None
+    return _html(
+        "review.html",
+        items=items,
+        more=page["next_cursor"] is not None,
+        session=session,
+        saved=flash,
+        error=ERRORS.get(error or "", "Nothing was saved.") if error else None,
+    )
+
+
+@router.post("/correct", response_model=None)
+async def correct(
+    request: Request,
+    state: State,
+    request_id: Annotated[str, Form(max_length=200)],
+    csrf: Annotated[str, Form(max_length=200)] = "",
+    action: Annotated[str, Form(max_length=20)] = "save",
+    category: Annotated[str, Form(max_length=100)] = "",
+    urgency: Annotated[str, Form(max_length=100)] = "",
+    topic: Annotated[str, Form(max_length=200)] = "",
+    summary: Annotated[str, Form(max_length=1000)] = "",
+    note: Annotated[str, Form(max_length=10_000)] = "",
+) -> Response:
+    session = await _session(request, state)
+    if session is None:
+        return _redirect("/review/login")
+    if not hmac.compare_digest(csrf, session.csrf):
+        raise ForbiddenError("CSRF token missing or wrong: reload the page and try again")
+    stream = redis_keys.pairs_stream(state.settings.pairs_stream)
+    lookup, who = taxonomy_lookup(state.routes), session.reviewer
+    form = {
+        "request_id": request_id,
+        "category": category,
+        "urgency": urgency,
+        "topic": topic.strip() or None,
+        "summary": summary.strip() or None,
+        "note": note.strip() or None,
+        "corrected_by": who,
+    }
+    try:
+        if action == "confirm":
+            await confirm_answer(
+                state.redis, stream, lookup, request_id, who, metrics=state.metrics, source="review"
+            )
+        else:
+            await add_correction(
+                state.redis, stream, lookup, form, metrics=state.metrics, source="review"
+            )
+    except GatewayError as exc:
+        return _redirect("/review?" + urlencode({"error": exc.code}))
+    return _redirect("/review?" + urlencode({"saved": request_id}))
+
+
+@router.get("/static/review.js", response_model=None)
+async def review_js() -> Response:
+    script = resources.files("gateway").joinpath("static", "review.js").read_bytes()
+    headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
+    return Response(script, media_type="text/javascript; charset=utf-8", headers=headers)

@@ -1,0 +1,147 @@
+"""The model registry: fine-tuned and self-hosted models the gateway can route to, in Redis.
+
+One hash, `redis_keys.model_registry()`: name -> `ModelRecord` JSON. Written by
+`triage-gateway finetune` (on success), `models add`, `models deploy` and `models retire`;
+read by `models list|show` and by `PUT /admin/experiments/{name}/variants` (`registry_name`).
+Records are never deleted: `retire` marks them, and a retired model cannot be deployed.
+
+`to_variant` turns a record into a routes-file `Variant` (kind hosted / self-hosted: an
+OpenAI-compatible endpoint; kind local: an in-process model directory), which
+`RouteStore.put_variant` adds to a running experiment on every replica.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gateway.errors import ConflictError, InvalidRequestError, NotFoundError
+from gateway.experiments.config import Price, Variant
+from gateway.infra import redis_keys
+
+ModelKind = Literal["hosted", "local", "self-hosted"]
+ModelStatus = Literal["candidate", "shadow", "live", "retired"]
+STATUSES: tuple[ModelStatus, ...] = ("candidate", "shadow", "live", "retired")
+RegistryName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,199}$")]
+MetricValue = float | int | str | bool | None
+
+# The litellm-style prefix put before a registered model id in a variant's `model` (with an
+# `api_base` the prefix only picks the provider key; the rest is sent upstream as is).
+PROVIDER_PREFIX = {"together": "together_ai"}
+
+
+class ModelRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: RegistryName
+    kind: ModelKind
+    model: str | None = None
+    """The model id the endpoint is asked for (a fine-tuned model id, a vLLM LoRA name);
+    the registry name when unset."""
+    endpoint: str | None = None
+    """OpenAI-compatible base URL (kinds hosted and self-hosted)."""
+    path: str | None = None
+    """Model directory (kind local), or where a self-hosted adapter was written."""
+    provider: str | None = None
+    """Whose API serves it (openai, together, vllm, ...): also the name of the provider key
+    (GATEWAY_PROVIDER_KEYS) a variant made from it sends."""
+    base_model: str | None = None
+    training_data_hash: str | None = None
+    """sha256 of the training data (train file bytes, then validation file bytes)."""
+    metrics: dict[str, MetricValue] = Field(default_factory=dict)
+    price: Price | None = None
+    status: ModelStatus = "candidate"
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    job_id: str | None = None
+
+    @model_validator(mode="after")
+    def _where(self) -> ModelRecord:
+        if self.kind in ("hosted", "self-hosted") and not self.endpoint:
+            raise ValueError(f"a {self.kind} model needs an endpoint (its base URL)")
+        if self.kind == "local" and not self.path:
+            raise ValueError("a local model needs a path (its model directory)")
+        return self
+
+    @property
+    def upstream_model(self) -> str:
+        return self.model or self.name
+
+
+def _decode(name: str, raw: bytes | str) -> ModelRecord:
+    try:
+        return ModelRecord.model_validate_json(raw)
+    except ValidationError as exc:
+        raise InvalidRequestError(f"registry entry {name!r} is not a valid record: {exc}") from None
+
+
+async def register(
+    redis: aioredis.Redis, record: ModelRecord, *, replace: bool = False
+) -> ModelRecord:
+    """Store `record`; a name already registered is a `ConflictError` unless `replace`."""
+    key, data = redis_keys.model_registry(), record.model_dump_json()
+    if replace:
+        await redis.hset(key, record.name, data)
+    elif not await redis.hsetnx(key, record.name, data):
+        raise ConflictError(f"model {record.name!r} is already registered")
+    return record
+
+
+async def get_model(redis: aioredis.Redis, name: str) -> ModelRecord:
+    raw = await redis.hget(redis_keys.model_registry(), name)
+    if raw is None:
+        raise NotFoundError(f"no registered model {name!r} (see `triage-gateway models list`)")
+    return _decode(name, raw)
+
+
+async def list_models(redis: aioredis.Redis) -> list[ModelRecord]:
+    """Every record, oldest first."""
+    rows: Any = await redis.hgetall(redis_keys.model_registry())
+    records = [_decode(k.decode(), v) for k, v in rows.items()]
+    return sorted(records, key=lambda r: (r.created_at, r.name))
+
+
+async def set_status(redis: aioredis.Redis, name: str, status: ModelStatus) -> ModelRecord:
+    record = (await get_model(redis, name)).model_copy(update={"status": status})
+    await redis.hset(redis_keys.model_registry(), name, record.model_dump_json())
+    return record
+
+
+async def retire(redis: aioredis.Redis, name: str) -> ModelRecord:
+    """Mark a model retired (kept for the record; it can no longer be deployed)."""
+    return await set_status(redis, name, "retired")
+
+
+def to_variant(
+    record: ModelRecord,
+    variant_name: str,
+    *,
+    weight: float = 0.0,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    price: Price | None = None,
+    timeout_s: float | None = None,
+) -> Variant:
+    """The variant that routes to a registered model (`InvalidRequestError` if it cannot)."""
+    if record.status == "retired":
+        raise InvalidRequestError(f"model {record.name!r} is retired")
+    fields: dict[str, object] = {"name": variant_name, "weight": weight}
+    if timeout_s is not None:
+        fields["timeout_s"] = timeout_s
+    if record.kind == "local":
+        fields.update(model="local", model_path=record.path)
+    else:
+        provider = record.provider or "openai"
+        fields.update(
+            model=f"{PROVIDER_PREFIX.get(provider, provider)}/{record.upstream_model}",
+            api_base=api_base or record.endpoint,
+            api_key=api_key or record.provider,
+            price=price or record.price,
+        )
+    try:
+        return Variant.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InvalidRequestError(f"variant from model {record.name!r}: {problems}") from None

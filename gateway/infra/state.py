@@ -1,0 +1,166 @@
+"""Everything the running gateway owns, built in one place and closed in reverse order.
+
+`build_state` is used by the app's lifespan and by offline tools that want the same
+classify path without a server (eval runs variants in process this way).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from gateway import __version__
+from gateway.experiments.config import Experiment, RoutesConfig, Variant, load_routes
+from gateway.experiments.store import RouteStore, VariantBuilder
+from gateway.experiments.table import RouteTable
+from gateway.infra.embedded_redis import EmbeddedRedis
+from gateway.infra.metrics import GatewayMetrics
+from gateway.infra.settings import Settings
+from gateway.pairs.pairlog import PairLog
+from gateway.request.classify import Classifier
+from gateway.request.pricing import ProviderError, ProviderFacts
+from gateway.request.upstream import UpstreamClient
+from gateway.request.variants import VariantPool
+
+log = logging.getLogger("triage_gateway")
+
+
+@dataclass
+class GatewayState:
+    settings: Settings
+    routes: RoutesConfig
+    table: RouteTable
+    metrics: GatewayMetrics
+    upstream: UpstreamClient
+    pool: VariantPool
+    classifier: Classifier
+    redis: aioredis.Redis
+    route_store: RouteStore | None = None
+    embedded: EmbeddedRedis | None = None
+    pairs: PairLog | None = None
+
+    async def close(self) -> None:
+        if self.route_store is not None:
+            await self.route_store.close()
+        await self.classifier.drain()
+        if self.pairs is not None:
+            await self.pairs.close()
+        await self.upstream.close()
+        await self.redis.aclose()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def _needs_baseline(routes: RoutesConfig) -> bool:
+    return any(v.is_local and not v.model_path for e in routes.experiments for v in e.variants)
+
+
+def baseline_model_dir(settings: Settings, routes: RoutesConfig) -> Path | None:
+    """Train (first start) or find the built-in baseline local model, when a variant uses it."""
+    if not _needs_baseline(routes):
+        return None
+    from gateway.local.tfidf import ensure_baseline_model
+
+    return ensure_baseline_model(settings.data_dir)
+
+
+def runtime_variant_builder(
+    pool: VariantPool,
+    routes: RoutesConfig,
+    facts: ProviderFacts,
+    keys: dict[str, str],
+    baseline: Path | None,
+) -> VariantBuilder:
+    """`VariantPool.add` for variants added at run time (admin API, `models deploy`). Such a
+    variant may send a configured provider key only to a base URL that the routes file already
+    sends it to, or to that provider's own API: adding variants must not move secrets."""
+    allowed: dict[str, set[str]] = {}
+    for exp in routes.experiments:
+        for v in exp.variants:
+            if not v.is_local and not v.is_cascade:
+                ep = facts.endpoint(v)
+                allowed.setdefault(v.api_key or ep.provider, set()).add(ep.base_url)
+    for name in keys:
+        for provider in (name, f"{name}_ai"):  # "together" is litellm's "together_ai"
+            try:
+                probe = Variant(name="probe", model=f"{provider}/probe")
+                allowed.setdefault(name, set()).add(facts.endpoint(probe).base_url)
+            except ProviderError:
+                continue
+
+    def build(exp: Experiment, v: Variant) -> None:
+        if not v.is_local and not v.is_cascade:
+            ep = facts.endpoint(v)
+            key_name = v.api_key or ep.provider
+            where = sorted(allowed.get(key_name, set()))
+            if keys.get(key_name) and ep.base_url not in where:
+                raise ValueError(
+                    f"provider key {key_name!r} is only sent to {where}, not {ep.base_url}; "
+                    "name another key (api_key) or add the endpoint to the routes file"
+                )
+        pool.add(exp, v, facts, keys, baseline)
+
+    return build
+
+
+def redis_url(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
+    """The configured Redis URL, or an embedded server started under the data directory."""
+    if settings.redis_url is not None:
+        return settings.redis_url.get_secret_value(), None
+    embedded = EmbeddedRedis(settings.data_dir / "redis").start()
+    log.info(
+        "no GATEWAY_REDIS_URL: started embedded Redis", extra={"fields": {"url": embedded.url}}
+    )
+    return embedded.url, embedded
+
+
+async def build_state(settings: Settings) -> GatewayState:
+    routes = load_routes(settings.routes)
+    metrics = GatewayMetrics()
+    metrics.build_info.labels(__version__, sys.version.split()[0]).set(1)
+    table = RouteTable(routes)
+    for exp in routes.experiments:
+        metrics.init_experiment(exp)
+        metrics.set_weights(exp.name, dict(table.weights(exp.name)))
+    upstream = UpstreamClient()
+    facts, keys = ProviderFacts.from_litellm(), settings.provider_key_values()
+    baseline = baseline_model_dir(settings, routes)
+    pool = VariantPool.build(
+        routes, facts, upstream, metrics, provider_keys=keys, baseline_model=baseline
+    )
+    url, embedded = redis_url(settings)
+    # A blocking pool: a burst of admin/review calls waits for a connection instead of failing.
+    connections = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=64, timeout=5.0, socket_timeout=2.0, socket_connect_timeout=2.0
+    )
+    client = aioredis.Redis(connection_pool=connections)
+    pairs = PairLog.from_url(url, settings, metrics)
+    classifier = Classifier(table=table, pool=pool, metrics=metrics, pairs=pairs)
+    await pairs.start()
+    builder = runtime_variant_builder(pool, routes, facts, keys, baseline)
+    route_store = RouteStore(client, table, metrics, build_variant=builder)
+    try:
+        await route_store.refresh()
+    except (RedisError, OSError) as exc:
+        log.warning(
+            "weights not loaded from Redis", extra={"fields": {"error": type(exc).__name__}}
+        )
+    route_store.start(settings.weights_poll_s)
+    return GatewayState(
+        settings=settings,
+        routes=routes,
+        table=table,
+        metrics=metrics,
+        upstream=upstream,
+        pool=pool,
+        classifier=classifier,
+        redis=client,
+        route_store=route_store,
+        embedded=embedded,
+        pairs=pairs,
+    )

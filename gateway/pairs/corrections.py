@@ -1,0 +1,304 @@
+"""Reviewer corrections of logged (review, answer) pairs: store, read, erase.
+
+Plain async functions over a `redis.asyncio` client; the HTTP API (`gateway.api.routes.pairs`), the
+review page (`gateway.api.routes.review`) and the offline importer (`training.importer`) call them.
+
+A correction is appended (RPUSH) to `redis_keys.corrections(request_id)`, so the history of a
+pair is kept and the last correction wins for export. Storing one also records the pair in
+`redis_keys.corrected_set()` (scored by time) and takes it off `redis_keys.review_queue()`.
+Confirming that the model was right is a correction equal to the model's answer
+(`changed: false`).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+import redis.asyncio as aioredis
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gateway.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
+from gateway.experiments.config import RoutesConfig
+from gateway.infra import redis_keys
+from gateway.infra.metrics import GatewayMetrics
+from gateway.pairs import pairstore
+from gateway.request.triage import DEFAULT_TAXONOMY, SUMMARY_MAX_CHARS, TOPIC_MAX_CHARS, Taxonomy
+
+NOTE_MAX_CHARS = 2000
+
+TaxonomyFor = Callable[[str], Taxonomy]
+"""Experiment name -> its taxonomy (the routes file's, the default for unknown names)."""
+
+
+def taxonomy_lookup(routes: RoutesConfig | None) -> TaxonomyFor:
+    """The `TaxonomyFor` of a routes file: each experiment's `taxonomy`, and the default
+    taxonomy for pairs of experiments it does not define (imported labels, removed ones)."""
+    known = {e.name: e.taxonomy for e in routes.experiments} if routes is not None else {}
+
+    def lookup(experiment: str) -> Taxonomy:
+        return known.get(experiment, DEFAULT_TAXONOMY)
+
+    return lookup
+
+
+Id = Annotated[str, Field(min_length=1, max_length=200)]
+Label = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class CorrectionIn(BaseModel):
+    """A reviewer's answer for one pair, named by `request_id` or by `review_id` (the latest
+    served pair of that review). Topic and summary default to the model's."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    request_id: Id | None = None
+    review_id: Id | None = None
+    category: Label
+    urgency: Label
+    topic: Annotated[str, Field(min_length=1, max_length=TOPIC_MAX_CHARS)] | None = None
+    summary: Annotated[str, Field(min_length=1, max_length=SUMMARY_MAX_CHARS)] | None = None
+    corrected_by: Annotated[str, Field(min_length=1, max_length=200)]
+    note: str | None = None
+    """At most `NOTE_MAX_CHARS`; checked in `add_correction` (a longer note is a 413)."""
+
+    @model_validator(mode="after")
+    def _one_target(self) -> CorrectionIn:
+        if (self.request_id is None) == (self.review_id is None):
+            raise ValueError("give exactly one of request_id or review_id")
+        return self
+
+
+def _canonical(value: str, allowed: Sequence[str], field: str) -> str:
+    for label in allowed:
+        if label.casefold() == value.casefold():
+            return label
+    raise InvalidRequestError(f"{field} {value[:60]!r} is not one of: {', '.join(allowed)}")
+
+
+def _parse(body: CorrectionIn | Mapping[str, Any]) -> CorrectionIn:
+    if isinstance(body, CorrectionIn):
+        return body
+    try:
+        return CorrectionIn.model_validate(dict(body))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidRequestError(problems) from None
+
+
+async def latest_served_pair(
+    redis: aioredis.Redis, stream: str, review_id: str
+) -> dict[str, Any] | None:
+    """The most recent served (non-shadow) pair logged for `review_id`."""
+    members = await redis.smembers(redis_keys.review_pairs(review_id))
+    best: dict[str, Any] | None = None
+    for raw in members:
+        rid = raw.decode() if isinstance(raw, bytes) else str(raw)
+        pair = await pairstore.get_pair(redis, stream, rid)
+        if pair is None or pair.get("shadow"):
+            continue
+        if best is None or float(pair.get("ts") or 0) > float(best.get("ts") or 0):
+            best = pair
+    return best
+
+
+async def _target_pair(redis: aioredis.Redis, stream: str, body: CorrectionIn) -> dict[str, Any]:
+    if body.request_id is not None:
+        pair = await pairstore.get_pair(redis, stream, body.request_id)
+        if pair is not None and pair.get("shadow") and pair.get("served_request_id"):
+            # A shadow answer is judged through the pair that was served for the same review.
+            pair = await pairstore.get_pair(redis, stream, str(pair["served_request_id"]))
+        if pair is None:
+            raise NotFoundError(f"no logged pair with request_id {body.request_id!r}")
+        return pair
+    assert body.review_id is not None
+    pair = await latest_served_pair(redis, stream, body.review_id)
+    if pair is None:
+        raise NotFoundError(f"no served pair logged for review_id {body.review_id!r}")
+    return pair
+
+
+def make_correction(
+    pair: Mapping[str, Any],
+    taxonomy: Taxonomy,
+    *,
+    category: str,
+    urgency: str,
+    corrected_by: str,
+    topic: str | None = None,
+    summary: str | None = None,
+    note: str | None = None,
+    source: str = "api",
+) -> dict[str, Any]:
+    """The correction record of `pair` (the plan's ReviewCorrection); labels are checked
+    against `taxonomy` (case-insensitive) and written in its spelling."""
+    if note is not None and len(note) > NOTE_MAX_CHARS:
+        raise PayloadTooLargeError(f"note is {len(note)} characters; the limit is {NOTE_MAX_CHARS}")
+    model: Mapping[str, Any] = pair.get("triage") or {}
+    category = _canonical(category, taxonomy.categories, "category")
+    urgency = _canonical(urgency, taxonomy.urgencies, "urgency")
+    original_category = model.get("category")
+    original_urgency = model.get("urgency")
+    return {
+        "id": uuid.uuid4().hex,
+        "request_id": pair["request_id"],
+        "review_id": pair.get("review_id"),
+        "category": category,
+        "urgency": urgency,
+        "topic": topic or model.get("topic"),
+        "summary": summary or model.get("summary"),
+        "corrected_by": corrected_by,
+        "note": note,
+        "original_category": original_category,
+        "original_urgency": original_urgency,
+        "variant": pair.get("variant"),
+        "changed": category != original_category or urgency != original_urgency,
+        "source": source,
+        "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }
+
+
+async def store_corrections(
+    redis: aioredis.Redis,
+    records: Sequence[Mapping[str, Any]],
+    metrics: GatewayMetrics | None = None,
+) -> None:
+    """Append corrections, mark their pairs corrected and take them off the review queue."""
+    if not records:
+        return
+    now = time.time()
+    async with redis.pipeline(transaction=True) as pipe:
+        for record in records:
+            rid = str(record["request_id"])
+            pipe.rpush(redis_keys.corrections(rid), orjson.dumps(record))
+            pipe.zadd(redis_keys.corrected_set(), {rid: now})
+            pipe.zrem(redis_keys.review_queue(), rid)
+        await pipe.execute()
+    if metrics is not None:
+        for record in records:
+            changed = "true" if record["changed"] else "false"
+            metrics.corrections.labels(str(record.get("variant")), changed).inc()
+
+
+async def add_correction(
+    redis: aioredis.Redis,
+    stream: str,
+    taxonomy_for: TaxonomyFor,
+    body: CorrectionIn | Mapping[str, Any],
+    *,
+    metrics: GatewayMetrics | None = None,
+    source: str = "api",
+) -> dict[str, Any]:
+    """Validate and store one correction; returns the stored record.
+
+    Raises `InvalidRequestError` (422: bad body, or a label outside the pair's experiment
+    taxonomy; the detail names the allowed values), `PayloadTooLargeError` (413: note over
+    `NOTE_MAX_CHARS`) and `NotFoundError` (404: unknown request_id / review_id)."""
+    parsed = _parse(body)
+    if parsed.note is not None and len(parsed.note) > NOTE_MAX_CHARS:
+        raise PayloadTooLargeError(
+            f"note is {len(parsed.note)} characters; the limit is {NOTE_MAX_CHARS}"
+        )
+    pair = await _target_pair(redis, stream, parsed)
+    record = make_correction(
+        pair,
+        taxonomy_for(str(pair.get("experiment", ""))),
+        category=parsed.category,
+        urgency=parsed.urgency,
+        corrected_by=parsed.corrected_by,
+        topic=parsed.topic,
+        summary=parsed.summary,
+        note=parsed.note,
+        source=source,
+    )
+    await store_corrections(redis, [record], metrics)
+    return record
+
+
+async def confirm_answer(
+    redis: aioredis.Redis,
+    stream: str,
+    taxonomy_for: TaxonomyFor,
+    request_id: str,
+    corrected_by: str,
+    *,
+    metrics: GatewayMetrics | None = None,
+    source: str = "api",
+) -> dict[str, Any]:
+    """Record that the model's answer of one pair is right (a correction equal to it)."""
+    pair = await pairstore.get_pair(redis, stream, request_id)
+    if pair is None:
+        raise NotFoundError(f"no logged pair with request_id {request_id!r}")
+    model: Mapping[str, Any] = pair.get("triage") or {}
+    body = CorrectionIn(
+        request_id=request_id,
+        category=str(model.get("category", "")),
+        urgency=str(model.get("urgency", "")),
+        corrected_by=corrected_by,
+    )
+    return await add_correction(redis, stream, taxonomy_for, body, metrics=metrics, source=source)
+
+
+async def corrections_of(redis: aioredis.Redis, request_id: str) -> list[dict[str, Any]]:
+    """Every correction of one pair, oldest first."""
+    raw = await redis.lrange(redis_keys.corrections(request_id), 0, -1)
+    return [orjson.loads(item) for item in raw]
+
+
+async def last_corrections(
+    redis: aioredis.Redis, request_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The last (winning) correction of each pair that has one."""
+    if not request_ids:
+        return {}
+    async with redis.pipeline(transaction=False) as pipe:
+        for rid in request_ids:
+            pipe.lindex(redis_keys.corrections(rid), -1)
+        found = await pipe.execute()
+    return {rid: orjson.loads(raw) for rid, raw in zip(request_ids, found, strict=True) if raw}
+
+
+async def pair_with_corrections(
+    redis: aioredis.Redis, stream: str, request_id: str
+) -> dict[str, Any]:
+    """One pair with its `corrections` (oldest first) and, when sampled, its shadow answer."""
+    pair = await pairstore.get_pair(redis, stream, request_id)
+    if pair is None:
+        raise NotFoundError(f"no logged pair with request_id {request_id!r}")
+    out = dict(pair)
+    out["corrections"] = await corrections_of(redis, request_id)
+    if not pair.get("shadow"):
+        shadow = await pairstore.get_pair(redis, stream, f"{request_id}:shadow")
+        out["shadow_answer"] = (
+            None
+            if shadow is None
+            else {"variant": shadow.get("variant"), "triage": shadow.get("triage")}
+        )
+    return out
+
+
+async def erase_review(redis: aioredis.Redis, stream: str, review_id: str) -> dict[str, Any]:
+    """Erase everything stored about one review: its pairs, their index entries, their
+    corrections and their places in the corrected set and the review queue
+    (`pairstore.delete_review`); returns what was removed."""
+    members = await redis.smembers(redis_keys.review_pairs(review_id))
+    request_ids = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+    corrections_deleted = 0
+    if request_ids:
+        async with redis.pipeline(transaction=False) as pipe:
+            for rid in request_ids:
+                pipe.llen(redis_keys.corrections(rid))
+            corrections_deleted = sum(int(n) for n in await pipe.execute())
+    pairs_deleted = await pairstore.delete_review(redis, stream, review_id)
+    return {
+        "review_id": review_id,
+        "request_ids": request_ids,
+        "pairs_deleted": int(pairs_deleted),
+        "corrections_deleted": corrections_deleted,
+    }

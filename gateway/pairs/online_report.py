@@ -1,0 +1,280 @@
+"""Online A/B figures of one experiment, from the pair log and reviewer corrections in Redis.
+
+A reviewer correction judges the served answer: `changed: false` (the reviewer kept the model's
+category and urgency) counts as right, `changed: true` as wrong; the last correction of a pair
+wins. Pairs are read with `gateway.pairs.pairstore`, corrections in the shape
+`gateway.pairs.corrections` stores. Per variant this gives
+the online accuracy with a Wilson 95% interval, its difference to the control with a Newcombe
+(hybrid score) interval, and the corrected sample each arm still needs to detect a difference
+of `mde` (two-sided two-proportion test, alpha 0.05, power 0.8). Cost and p95 latency come from
+the pair records themselves.
+
+Plain functions, no web framework: the API route, the CLI and the promotion controller call
+them, and `eval.stats` re-uses the statistics below instead of repeating them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from gateway.infra import redis_keys
+from gateway.pairs import pairstore
+
+Z95 = NormalDist().inv_cdf(0.975)
+ALPHA = 0.05
+POWER = 0.8
+_PAGE = 1000
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion k/n ((0, 1) when n is 0)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def newcombe(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> tuple[float, float]:
+    """Newcombe's hybrid score interval (method 10) of p1 - p2 for independent samples."""
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson(k1, n1, z)
+    l2, u2 = wilson(k2, n2, z)
+    d = p1 - p2
+    return d - math.hypot(p1 - l1, u2 - p2), d + math.hypot(u1 - p1, p2 - l2)
+
+
+def sample_size(p1: float, p2: float, alpha: float = ALPHA, power: float = POWER) -> int:
+    """Per-group n for a two-sided two-proportion z test to detect p1 vs p2."""
+    if p1 == p2:
+        raise ValueError("p1 and p2 must differ")
+    norm = NormalDist()
+    za, zb = norm.inv_cdf(1 - alpha / 2), norm.inv_cdf(power)
+    pbar = (p1 + p2) / 2
+    top = za * math.sqrt(2 * pbar * (1 - pbar)) + zb * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
+    return math.ceil(top * top / ((p1 - p2) ** 2))
+
+
+def sample_size_for_mde(
+    baseline: float, mde: float, alpha: float = ALPHA, power: float = POWER
+) -> int:
+    """Per-group n to detect a drop of `mde` from `baseline` (a rise when a drop is impossible).
+
+    An `mde` that fits neither way inside [0, 1] is answered with the largest possible change.
+    """
+    if baseline - mde >= 0:
+        other = baseline - mde
+    elif baseline + mde <= 1:
+        other = baseline + mde
+    else:
+        other = 0.0 if baseline >= 0.5 else 1.0
+    if other == baseline:
+        other = min(1.0, baseline + 1e-6) if baseline < 1 else baseline - 1e-6
+    return sample_size(baseline, other, alpha, power)
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0..100) with linear interpolation, like numpy's default."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def judged_right(correction: Mapping[str, Any]) -> bool:
+    """A correction that left the category as it was says the answer was right."""
+    changed = correction.get("changed")
+    if isinstance(changed, bool):
+        return not changed
+    return correction.get("category") == correction.get("original_category")
+
+
+@dataclass
+class _Arm:
+    traffic: int = 0
+    corrected: int = 0
+    right: int = 0
+    cost: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    def add_pair(self, pair: Mapping[str, Any]) -> None:
+        self.traffic += 1
+        self.cost += float(pair.get("cost_usd") or 0.0)
+        if pair.get("latency_ms") is not None:
+            self.latencies.append(float(pair["latency_ms"]))
+
+
+def build_report(
+    pairs: Iterable[Mapping[str, Any]],
+    corrections: Mapping[str, Mapping[str, Any]],
+    *,
+    experiment: str,
+    variants: Sequence[str] = (),
+    control: str | None = None,
+    mde: float = 0.02,
+) -> dict[str, Any]:
+    """Per-variant online figures of `experiment` from its served pairs and their corrections
+    (`corrections` maps request_id to the pair's last correction)."""
+    arms: dict[str, _Arm] = {name: _Arm() for name in variants}
+    for pair in pairs:
+        if pair.get("experiment") != experiment or pair.get("shadow"):
+            continue
+        arm = arms.setdefault(str(pair.get("variant")), _Arm())
+        arm.add_pair(pair)
+        fix = corrections.get(str(pair.get("request_id")))
+        if fix is not None:
+            arm.corrected += 1
+            arm.right += judged_right(fix)
+    names = list(arms)
+    if control is None:
+        control = "control" if "control" in arms else (names[0] if names else "control")
+    ctrl = arms.get(control, _Arm())
+    baseline = ctrl.right / ctrl.corrected if ctrl.corrected else 0.5
+    needed = sample_size_for_mde(baseline, mde)
+    rows = {name: _row(arm, ctrl, name == control, needed) for name, arm in arms.items()}
+    return {
+        "experiment": experiment,
+        "control": control,
+        "mde": mde,
+        "alpha": ALPHA,
+        "power": POWER,
+        "baseline_accuracy": round(baseline, 6),
+        "baseline_source": "control" if ctrl.corrected else "assumed 0.5 (control uncorrected)",
+        "needed_per_variant": needed,
+        "variants": rows,
+    }
+
+
+def _row(arm: _Arm, ctrl: _Arm, is_control: bool, needed: int) -> dict[str, Any]:
+    acc = arm.right / arm.corrected if arm.corrected else None
+    row: dict[str, Any] = {
+        "traffic": arm.traffic,
+        "corrected": arm.corrected,
+        "right": arm.right,
+        "accuracy": acc,
+        "accuracy_ci95": list(wilson(arm.right, arm.corrected)) if arm.corrected else None,
+        "diff_vs_control": None,
+        "diff_ci95": None,
+        "mean_cost_usd": arm.cost / arm.traffic if arm.traffic else None,
+        "p95_latency_ms": percentile(arm.latencies, 95),
+        "still_needed": max(0, needed - arm.corrected),
+    }
+    if not is_control and arm.corrected and ctrl.corrected:
+        row["diff_vs_control"] = arm.right / arm.corrected - ctrl.right / ctrl.corrected
+        row["diff_ci95"] = list(newcombe(arm.right, arm.corrected, ctrl.right, ctrl.corrected))
+    return row
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _served(pair: Mapping[str, Any], experiment: str) -> bool:
+    return pair.get("experiment") == experiment and not pair.get("shadow")
+
+
+async def read_pairs(
+    redis: aioredis.Redis, stream: str, *, experiment: str, since: float | None = None
+) -> list[dict[str, Any]]:
+    """Served (non-shadow) pairs of `experiment`, oldest first, logged at or after `since`."""
+    start = "-" if since is None else f"{int(since * 1000)}-0"
+    out: list[dict[str, Any]] = []
+    async for pair in pairstore.iter_pairs(redis, stream, start, count=_PAGE):
+        if not _served(pair, experiment):
+            continue
+        if since is not None and float(pair.get("ts") or since) < since:
+            continue
+        out.append(pair)
+    return out
+
+
+async def read_corrections(
+    redis: aioredis.Redis, request_ids: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """The last correction of each corrected pair among `request_ids`."""
+    members: Any = await redis.zrange(redis_keys.corrected_set(), 0, -1)
+    corrected = {m.decode() for m in members}
+    wanted = [rid for rid in request_ids if rid in corrected]
+    pipe = redis.pipeline(transaction=False)
+    for rid in wanted:
+        pipe.lindex(redis_keys.corrections(rid), -1)
+    found: dict[str, dict[str, Any]] = {}
+    for rid, raw in zip(wanted, await pipe.execute() if wanted else [], strict=True):
+        record = _json_object(raw) if raw is not None else None
+        if record is not None:
+            found[rid] = record
+    return found
+
+
+async def experiment_report(
+    redis: aioredis.Redis,
+    stream: str,
+    experiment: str,
+    variants: Sequence[str] = (),
+    *,
+    control: str | None = None,
+    mde: float = 0.02,
+    since: float | None = None,
+) -> dict[str, Any]:
+    """`build_report` over what Redis holds now (pairs at or after `since` when given)."""
+    pairs = await read_pairs(redis, stream, experiment=experiment, since=since)
+    fixes = await read_corrections(redis, (str(p.get("request_id")) for p in pairs))
+    report = build_report(
+        pairs, fixes, experiment=experiment, variants=variants, control=control, mde=mde
+    )
+    report["since"] = since
+    return report
+
+
+async def corrections_since(
+    redis: aioredis.Redis, stream: str, experiment: str, variants: Sequence[str], since: float
+) -> dict[str, tuple[int, int]]:
+    """(right, corrected) per variant over the pairs of `experiment` corrected at or after
+    `since` (the corrected set is scored by correction time; the pair index finds each pair's
+    experiment; a pair not in the index counts when its variant belongs to the experiment)."""
+    members: Any = await redis.zrangebyscore(redis_keys.corrected_set(), since, "+inf")
+    ids = [m.decode() for m in members]
+    if not ids:
+        return {}
+    pipe = redis.pipeline(transaction=False)
+    for rid in ids:
+        pipe.lindex(redis_keys.corrections(rid), -1)
+        pipe.hget(redis_keys.pair_index(), rid)
+    replies = await pipe.execute()
+    fixes, entry_ids = replies[0::2], replies[1::2]
+    pipe = redis.pipeline(transaction=False)
+    for eid in entry_ids:
+        if eid is not None:
+            pipe.xrange(stream, min=eid, max=eid, count=1)
+    found = iter(await pipe.execute() if any(e is not None for e in entry_ids) else [])
+    tally: dict[str, tuple[int, int]] = {}
+    for raw, eid in zip(fixes, entry_ids, strict=True):
+        rows = next(found) if eid is not None else []
+        pair = pairstore.decode_entry(*rows[0]) if rows else None
+        fix = _json_object(raw) if raw is not None else None
+        if fix is None:
+            continue
+        variant = str((pair or {}).get("variant") or fix.get("variant"))
+        if pair is not None and not _served(pair, experiment):
+            continue
+        if pair is None and variant not in variants:
+            continue
+        right, n = tally.get(variant, (0, 0))
+        tally[variant] = (right + judged_right(fix), n + 1)
+    return tally
