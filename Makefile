@@ -5,7 +5,8 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PACKAGES := gateway training eval cli devtools tools loadtest
 
-.PHONY: all install install-extras serve simulate test lint typecheck pytest loadtest bench format clean
+.PHONY: all install install-extras serve simulate test lint typecheck pytest loadtest bench format clean \
+	seed-data
 
 all: test
 
@@ -48,6 +49,11 @@ test: lint typecheck pytest
 format: install
 	$(BIN)/ruff format $(PACKAGES) tests
 	$(BIN)/ruff check --fix $(PACKAGES) tests
+
+# Regenerate the committed seed set from the templates in tools/seed_data/templates/; the
+# generator's defaults reproduce gateway/data/seed_reviews.jsonl byte for byte.
+seed-data: install
+	$(BIN)/python -m tools.seed_data.generate --out gateway/data/seed_reviews.jsonl
 
 clean:
 	rm -rf .triage-data reports .pytest_cache .mypy_cache .ruff_cache
