@@ -37,9 +37,10 @@ simulate: install
 lint: install
 	$(BIN)/ruff check $(PACKAGES) tests
 	$(BIN)/ruff format --check $(PACKAGES) tests
+	$(BIN)/lint-imports
 
 typecheck: install
-	$(BIN)/mypy $(PACKAGES)
+	$(BIN)/mypy $(PACKAGES) tests
 
 pytest: install
 	$(BIN)/pytest

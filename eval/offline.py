@@ -35,21 +35,21 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 
 from eval.cascade import sweep_cascade
 from eval.data import LabelledReview, load_labelled, sample, to_review
-from eval.gates import check_gates, merge_gates
+from eval.gates import check_gates
 from eval.report import write_report
 from eval.summary import FAILED, Outcome, summarise
+from gateway.errors import UpstreamError
 from gateway.experiments.config import Experiment, Gates, RoutesConfig, RoutesFileError, load_routes
 from gateway.infra.metrics import GatewayMetrics
 from gateway.infra.settings import Settings
-from gateway.infra.state import baseline_model_dir
 from gateway.local.loader import LocalModelError
 from gateway.request.pricing import ProviderFacts
 from gateway.request.upstream import UpstreamClient
-from gateway.request.variants import VariantFailed, VariantPool
+from gateway.request.variants import VariantPool
+from training.baseline import baseline_for_routes
 
 
 class EvalError(ValueError):
@@ -72,6 +72,10 @@ class EvalOptions:
     sweep: tuple[str, str] | None = None
     target_accuracy: float | None = None
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.gateway_url is not None and self.sweep is not None:
+            raise EvalError("--sweep-cascade runs the variants in process: drop --gateway")
 
 
 @dataclass
@@ -129,7 +133,7 @@ async def _run_in_process(opts: EvalOptions, settings: Settings) -> EvalRun:
             client,
             GatewayMetrics(),
             provider_keys=settings.provider_key_values(),
-            baseline_model=baseline_model_dir(settings, routes),
+            baseline_model=baseline_for_routes(routes, settings.data_dir),
         )
         batches = {
             name: [partial(_pool_call, pool, exp, name, i, row) for i, row in enumerate(rows)]
@@ -239,7 +243,7 @@ async def _pool_call(
     start = time.perf_counter()
     try:
         answer = await pool.run(exp, name, to_review(row))
-    except VariantFailed as exc:
+    except UpstreamError as exc:
         ms = (time.perf_counter() - start) * 1000
         return Outcome(name, index, None, None, ms, exc.cost_usd, exc.attempts, error=exc.reason)
     ms = (time.perf_counter() - start) * 1000
@@ -292,114 +296,26 @@ async def _http_call(
     )
 
 
-def _pair(text: str | None) -> tuple[str, str] | None:
-    if text is None:
+def configured_gates(opts: EvalOptions, settings: Settings) -> Gates | None:
+    """The gates of the experiment under evaluation in the routes file (`opts.routes`, else the
+    configured one), or None when no experiment has the variants. A gateway run reads the
+    routes file only when one is named."""
+    if opts.gateway_url is not None and opts.routes is None:
         return None
-    parts = [p.strip() for p in text.split(",")]
-    if len(parts) != 2 or not all(parts):
-        raise EvalError("--sweep-cascade takes CHEAP,STRONG")
-    return parts[0], parts[1]
-
-
-def _configured_gates(
-    routes: Path | None, settings: Settings, experiment: str | None, names: list[str]
-) -> Gates | None:
     try:
-        config = load_routes(routes or settings.routes)
+        config = load_routes(opts.routes or settings.routes)
     except RoutesFileError as exc:
         raise EvalError(str(exc)) from None
+    names = [*opts.variants, *(opts.sweep or ())]
     try:
-        return pick_experiment(config, experiment, names).gates
+        return pick_experiment(config, opts.experiment, names).gates
     except EvalError:
         return None
 
 
-def print_summary(summary: dict[str, Any], console: Console) -> None:
-    """The figures that decide a release, as tables, and every failed gate by name."""
-    table = Table(title=f"eval: {summary['meta']['data']} ({summary['meta']['rows']} reviews)")
-    for col in ("variant", "n", "accuracy", "macro-F1", "validity", "p95 ms", "$ / review"):
-        table.add_column(col, justify="left" if col == "variant" else "right")
-    for name, v in summary["variants"].items():
-        p95 = v["latency_ms"]["p95"]
-        table.add_row(
-            name + (" (control)" if name == summary["meta"]["control"] else ""),
-            str(v["n"]),
-            f"{v['accuracy'] * 100:.2f}%",
-            f"{v['macro_f1']:.4f}",
-            f"{v['validity_rate'] * 100:.2f}%",
-            "-" if p95 is None else f"{p95:.1f}",
-            f"{v['cost_per_review_usd']:.6f}",
-        )
-    console.print(table)
-    for name, c in summary["comparisons"].items():
-        p = f", McNemar p={c['mcnemar']['p_value']:.4f}" if c["mcnemar"] else ""
-        console.print(
-            f"{name} vs {c['control']}: {c['accuracy_diff'] * 100:+.2f} pp "
-            f"(95% CI {c['ci95'][0] * 100:+.2f} .. {c['ci95'][1] * 100:+.2f}{p})",
-            highlight=False,
-        )
-    cascade = summary.get("cascade")
-    if cascade:
-        best = cascade["best"]
-        where = "none reaches it" if best is None else f"threshold {best['threshold']:g}"
-        console.print(
-            f"cascade {cascade['cheap']}->{cascade['strong']}: target "
-            f"{cascade['target_accuracy'] * 100:.2f}%: {where}",
-            highlight=False,
-        )
-    gates = summary["gates"]
-    for failure in gates["failed"]:
-        console.print(f"GATE FAILED: {failure}", style="bold red", highlight=False)
-    if gates["passed"]:
-        console.print("all gates passed", style="green")
-
-
-def main(
-    *,
-    data: Path,
-    out: Path,
-    variants: str,
-    control: str | None,
-    routes: Path | None,
-    experiment: str | None,
-    gateway: str | None,
-    api_key: str | None,
-    concurrency: int,
-    limit: int | None,
-    gates: dict[str, float | None],
-    sweep: str | None,
-    target_accuracy: float | None,
-    progress: bool,
-) -> int:
-    """`triage-gateway eval`: 0 when every gate passes, 1 when one fails."""
-    settings = Settings()
-    names = [v.strip() for v in variants.split(",") if v.strip()]
-    pair = _pair(sweep)
-    if gateway is not None and pair is not None:
-        raise EvalError("--sweep-cascade runs the variants in process: drop --gateway")
-    configured = None
-    if gateway is None or routes is not None:
-        configured = _configured_gates(routes, settings, experiment, [*names, *(pair or ())])
-    opts = EvalOptions(
-        data=data,
-        out=out,
-        variants=names,
-        control=control,
-        routes=routes,
-        experiment=experiment,
-        gateway_url=gateway,
-        api_key=api_key,
-        concurrency=concurrency,
-        limit=limit,
-        gates=merge_gates(configured, **gates),
-        sweep=pair,
-        target_accuracy=target_accuracy,
-        progress=progress,
-    )
+def evaluate(opts: EvalOptions, settings: Settings) -> EvalRun:
+    """`run_eval` to completion; an unreadable routes file or local model is an EvalError."""
     try:
-        run = asyncio.run(run_eval(opts, settings))
+        return asyncio.run(run_eval(opts, settings))
     except (RoutesFileError, LocalModelError) as exc:
         raise EvalError(str(exc)) from None
-    print_summary(run.summary, Console(width=120))
-    Console().print(f"wrote {out / 'summary.json'} and {out / 'report.html'}", highlight=False)
-    return 0 if run.summary["gates"]["passed"] else 1

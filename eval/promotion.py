@@ -26,7 +26,6 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -34,13 +33,13 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from eval.live import FigureSource, LiveFigures, MetricsScrape, PrometheusQuery
-from eval.online import connect
 from gateway.errors import GatewayError
 from gateway.experiments.config import RoutesConfig, RoutesFileError, load_routes
 from gateway.experiments.store import RouteStore
 from gateway.experiments.table import RouteTable
 from gateway.infra import redis_keys
 from gateway.infra.metrics import GatewayMetrics
+from gateway.infra.redis_client import async_connect
 from gateway.infra.settings import Settings
 from gateway.pairs import online_report
 
@@ -80,13 +79,6 @@ def step_weights(base: Mapping[str, float], candidate: str, percent: float) -> d
     for name, w in others.items():
         weights[name] = round((1 - share) * w / total, 6) if total > 0 else 0.0
     return weights
-
-
-def parse_steps(text: str) -> list[float]:
-    steps = [float(part) for part in text.split(",") if part.strip()]
-    if not steps or any(not 0 < s <= 100 for s in steps) or steps != sorted(set(steps)):
-        raise PromotionError("--steps must be increasing percentages in (0, 100], e.g. 1,5,25")
-    return steps
 
 
 def rate_breach(name: str, bad: int, n: int, limit: float, min_n: int, final: bool) -> str | None:
@@ -268,30 +260,9 @@ async def rollback_latest(
     return entry
 
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """`30m`, `90s`, `0.5s`, `250ms`, `2h` or plain seconds, as seconds."""
-    value = text.strip().lower()
-    for unit in sorted(_UNITS, key=len, reverse=True):
-        if value.endswith(unit):
-            number, scale = value[: -len(unit)], _UNITS[unit]
-            break
-    else:
-        number, scale = value, 1.0
+def _routes(settings: Settings) -> RoutesConfig:
     try:
-        seconds = float(number) * scale
-    except ValueError:
-        raise PromotionError(f"not a duration: {text!r} (e.g. 30m, 90s, 500ms)") from None
-    if seconds <= 0:
-        raise PromotionError(f"duration must be positive: {text!r}")
-    return seconds
-
-
-def _routes(path: Path | None, settings: Settings) -> RoutesConfig:
-    try:
-        return load_routes(path or settings.routes)
+        return load_routes(settings.routes)
     except RoutesFileError as exc:
         raise PromotionError(str(exc)) from None
 
@@ -299,7 +270,7 @@ def _routes(path: Path | None, settings: Settings) -> RoutesConfig:
 async def _promote(
     ctrl_args: dict[str, Any], settings: Settings, gateway: str | None, prometheus: str | None
 ) -> PromotionResult:
-    async with connect(settings) as client, aiohttp.ClientSession() as session:
+    async with async_connect(settings) as client, aiohttp.ClientSession() as session:
         exp, cand = ctrl_args["experiment"], ctrl_args["candidate"]
         source: FigureSource
         if prometheus:
@@ -312,55 +283,54 @@ async def _promote(
         return await controller.run()
 
 
-def main(
+def promote(
+    settings: Settings,
     *,
     experiment: str,
     candidate: str,
-    steps: str,
-    hold: str,
-    interval: str,
-    gateway: str | None,
-    prometheus: str | None,
-    routes: Path | None,
-    control: str | None,
-    limits: dict[str, Any],
-) -> int:
-    """`triage-gateway promote`: 0 promoted, 1 rolled back on a breach, 3 stopped."""
-    settings = Settings()
+    steps: Sequence[float],
+    hold_s: float,
+    interval_s: float,
+    limits: Limits,
+    control: str | None = None,
+    gateway: str | None = None,
+    prometheus: str | None = None,
+    say: Callable[[str], None] = print,
+) -> PromotionResult:
+    """Run a promotion to its end (`code`: PROMOTED, ROLLED_BACK or ABORTED), reading the live
+    figures from Prometheus, else from the gateway's /metrics (`gateway`, else the configured
+    host and port); a PromotionError when it cannot start or Redis fails."""
     args: dict[str, Any] = {
-        "routes": _routes(routes, settings),
+        "routes": _routes(settings),
         "experiment": experiment,
         "candidate": candidate,
-        "steps": parse_steps(steps),
-        "hold_s": parse_duration(hold),
-        "interval_s": parse_duration(interval),
-        "limits": Limits(**limits),
+        "steps": list(steps),
+        "hold_s": hold_s,
+        "interval_s": interval_s,
+        "limits": limits,
         "control": control,
-        "say": lambda line: print(line, flush=True),
+        "say": say,
     }
     try:
-        result = asyncio.run(_promote(args, settings, gateway, prometheus))
+        return asyncio.run(_promote(args, settings, gateway, prometheus))
     except GatewayError as exc:
         raise PromotionError(exc.detail) from None
     except (RedisError, aiohttp.ClientError, OSError) as exc:
         raise PromotionError(f"promotion stopped: {type(exc).__name__}: {exc}") from None
-    print(("PROMOTED: " if result.code == PROMOTED else "STOPPED: ") + result.message, flush=True)
-    return result.code
 
 
-def rollback_main(experiment: str, *, reason: str, routes: Path | None) -> None:
-    """`triage-gateway rollback`: restore the weights before the latest change."""
-    settings = Settings()
-    config = _routes(routes, settings)
+def rollback(settings: Settings, experiment: str, reason: str) -> dict[str, Any]:
+    """Restore the weights in force before the experiment's latest change; the new history
+    entry (`version`, `weights`, ...)."""
+    config = _routes(settings)
 
     async def run() -> dict[str, Any]:
-        async with connect(settings) as client:
+        async with async_connect(settings) as client:
             return await rollback_latest(config, client, experiment, reason)
 
     try:
-        entry = asyncio.run(run())
+        return asyncio.run(run())
     except GatewayError as exc:
         raise PromotionError(exc.detail) from None
     except (RedisError, OSError) as exc:
         raise PromotionError(f"rollback failed: {type(exc).__name__}: {exc}") from None
-    print(f"{experiment}: weights version {entry['version']} = {entry['weights']} ({reason})")

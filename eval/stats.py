@@ -1,8 +1,10 @@
 """Statistics for offline eval: accuracy, macro-F1, per-class figures, confusion matrices, the
 paired bootstrap interval of an accuracy difference, McNemar's exact test, latency percentiles.
 
-Proportion intervals and sample sizes come from `gateway.pairs.online_report` (the online report
-needs them too), so both paths use one implementation.
+The figures are library calls: scikit-learn for per-class figures, macro-F1 and confusion
+matrices, scipy for the bootstrap and the exact binomial test, numpy for percentiles. Proportion
+intervals and sample sizes come from `gateway.pairs.online_report` (the online report needs them
+too; its intervals are statsmodels'), so both paths use one implementation.
 
 A prediction of None is an invalid answer or a failed call: it counts as wrong, and it shows in
 confusion matrices as the column `INVALID`.
@@ -10,15 +12,17 @@ confusion matrices as the column `INVALID`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import binomtest
+from numpy.typing import NDArray
+from scipy.stats import binomtest, bootstrap
+from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 from gateway.pairs.online_report import (
     newcombe,
-    percentile,
     sample_size,
     sample_size_for_mde,
     wilson,
@@ -43,6 +47,7 @@ __all__ = [
 INVALID = "(invalid)"
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
+_LATENCY_QS = (50, 95, 99)
 
 
 def accuracy(gold: Sequence[str], pred: Sequence[str | None]) -> float:
@@ -56,30 +61,39 @@ def accuracy(gold: Sequence[str], pred: Sequence[str | None]) -> float:
 def per_class(
     gold: Sequence[str], pred: Sequence[str | None], labels: Sequence[str] | None = None
 ) -> dict[str, dict[str, float]]:
-    """Precision, recall, F1 and support per label (0 where undefined, like sklearn's
-    `zero_division=0`). Labels default to those in gold or predicted, in first-seen order."""
+    """Precision, recall, F1 and support per label (0 where undefined, `zero_division=0`).
+    Labels default to those in gold or predicted, in first-seen order."""
     _same_length(gold, pred)
     names = list(labels) if labels is not None else _labels(gold, pred)
-    out: dict[str, dict[str, float]] = {}
-    for name in names:
-        tp = sum(g == name and p == name for g, p in zip(gold, pred, strict=True))
-        predicted = sum(p == name for p in pred)
-        support = sum(g == name for g in gold)
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        out[name] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
-    return out
+    if not names:
+        return {}
+    if not gold:
+        zero = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+        return {name: dict(zero) for name in names}
+    precision, recall, f1, support = precision_recall_fscore_support(
+        list(gold), _answers(pred), labels=names, average=None, zero_division=0
+    )
+    return {
+        name: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(names)
+    }
 
 
 def macro_f1(gold: Sequence[str], pred: Sequence[str | None]) -> float:
     """Unweighted mean F1 over the classes present in the gold labels (a class the set does not
     contain has no recall to measure; predicting it still lowers the other classes' recall)."""
+    _same_length(gold, pred)
     classes = list(dict.fromkeys(gold))
     if not classes:
         return 0.0
-    table = per_class(gold, pred, classes)
-    return sum(table[c]["f1"] for c in classes) / len(classes)
+    return float(
+        f1_score(list(gold), _answers(pred), labels=classes, average="macro", zero_division=0)
+    )
 
 
 def confusion(
@@ -92,14 +106,14 @@ def confusion(
     present = set(gold)
     row_names = [name for name in names if name in present]
     columns = [*names, INVALID] if any(p is None for p in pred) else names
+    if not row_names:
+        return {"rows": [], "columns": columns, "matrix": []}
+    # square over `columns`; pairs whose gold or answer is not a column are left out
+    with warnings.catch_warnings():  # a 1x1 matrix is expected with a single column
+        warnings.filterwarnings("ignore", "A single label was found", UserWarning)
+        square = confusion_matrix(list(gold), _answers(pred), labels=columns)
     index = {name: i for i, name in enumerate(columns)}
-    matrix = [[0] * len(columns) for _ in row_names]
-    rows = {name: i for i, name in enumerate(row_names)}
-    for g, p in zip(gold, pred, strict=True):
-        if g in rows:
-            col = index.get(INVALID if p is None else p)
-            if col is not None:
-                matrix[rows[g]][col] += 1
+    matrix = [[int(v) for v in square[index[name]]] for name in row_names]
     return {"rows": row_names, "columns": columns, "matrix": matrix}
 
 
@@ -115,18 +129,28 @@ def paired_bootstrap_diff(
     items (both variants judged on the same items, so the pairing is kept)."""
     if len(control_correct) != len(candidate_correct) or not control_correct:
         raise ValueError("need two non-empty sequences of equal length")
-    diff = np.asarray(candidate_correct, float) - np.asarray(control_correct, float)
-    rng = np.random.default_rng(seed)
-    n = diff.size
-    means = np.empty(resamples)
-    chunk = max(1, 2_000_000 // n)
-    for start in range(0, resamples, chunk):
-        stop = min(resamples, start + chunk)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        means[start:stop] = diff[idx].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.percentile(means, [tail, 100 - tail])
-    return float(lo), float(hi)
+    control = np.asarray(control_correct, float)
+    candidate = np.asarray(candidate_correct, float)
+    if control.size == 1:  # one item: every resample is that item
+        only = float(candidate[0] - control[0])
+        return only, only
+
+    def mean_diff(ctrl: NDArray[np.float64], cand: NDArray[np.float64], axis: int) -> Any:
+        return np.mean(cand - ctrl, axis=axis)
+
+    result = bootstrap(
+        (control, candidate),
+        mean_diff,
+        paired=True,
+        vectorized=True,
+        n_resamples=resamples,
+        batch=max(1, 2_000_000 // control.size),  # bounds memory on large sets
+        confidence_level=level,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    interval = result.confidence_interval
+    return float(interval.low), float(interval.high)
 
 
 def mcnemar_exact(b: int, c: int) -> float:
@@ -149,11 +173,19 @@ def discordant(
 
 def latency_percentiles(values: Sequence[float]) -> dict[str, float | None]:
     """p50, p95 and p99 (linear interpolation; None when there are no values)."""
-    return {f"p{q}": percentile(values, q) for q in (50, 95, 99)}
+    if not values:
+        return {f"p{q}": None for q in _LATENCY_QS}
+    found = np.percentile(np.asarray(values, float), _LATENCY_QS)
+    return {f"p{q}": float(v) for q, v in zip(_LATENCY_QS, found, strict=True)}
 
 
 def _labels(gold: Sequence[str], pred: Sequence[str | None]) -> list[str]:
     return list(dict.fromkeys([*gold, *(p for p in pred if p is not None)]))
+
+
+def _answers(pred: Sequence[str | None]) -> list[str]:
+    """Predictions with a missing answer spelled INVALID (sklearn needs one label type)."""
+    return [INVALID if p is None else p for p in pred]
 
 
 def _same_length(gold: Sequence[str], pred: Sequence[str | None]) -> None:

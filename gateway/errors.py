@@ -1,85 +1,142 @@
-"""The gateway's one error tree. Every error a client can see is a `GatewayError`; one handler
-(in `gateway.api.errors`) turns it into `{"error": <code>, "detail": <text>}` with its status.
+"""The gateway's one error tree. Every error a client can see is a `GatewayError`, raised where
+the failure happens and carried unchanged to the API; `gateway.api.errors` maps each `code` to
+its HTTP status (the only such mapping) and answers `{"error": <code>, "detail": <text>}`.
 
-    GatewayError
-    ├── AuthError                 401  unauthorized
-    ├── ForbiddenError            403  forbidden
-    ├── NotFoundError             404  not_found
-    ├── ConflictError             409  conflict
-    ├── PayloadTooLargeError      413  payload_too_large
-    ├── InvalidRequestError       422  invalid_request
-    ├── RateLimitedError          429  rate_limited         (upstream 429, Retry-After passed on)
-    ├── UnavailableError          503  unavailable          (Redis down for a call that needs it)
-    └── UpstreamError             502  upstream_error       (every variant failed)
-        ├── UpstreamTimeoutError  504  upstream_timeout
-        └── InvalidOutputError    502  invalid_output       (no valid triage after re-asks)
+    GatewayError                  internal_error
+    ├── AuthError                 unauthorized
+    ├── ForbiddenError            forbidden
+    ├── NotFoundError             not_found
+    ├── ConflictError             conflict
+    ├── PayloadTooLargeError      payload_too_large
+    ├── InvalidRequestError       invalid_request
+    ├── UnavailableError          unavailable        (Redis down for a call that needs it)
+    └── UpstreamError             upstream_error     (a model call failed)
+        ├── UpstreamTimeoutError  upstream_timeout
+        ├── RateLimitedError      rate_limited       (upstream 429; `retry_after` passed on)
+        ├── InvalidOutputError    invalid_output     (no valid triage after the re-ask)
+        └── AllVariantsFailed     the code of what decided it (see the class)
+
+An `UpstreamError` is raised by the upstream client, the local model or validation; the
+variant pool adds what the call cost and how many attempts it took, and the classifier, once
+every variant has failed, raises `AllVariantsFailed` with them all.
 
 Details never carry secrets: upstream error bodies are summarised, not echoed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class GatewayError(Exception):
-    status_code = 500
-    code = "internal_error"
+    code: str = "internal_error"
 
-    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.headers = headers or {}
 
 
 class AuthError(GatewayError):
-    status_code = 401
     code = "unauthorized"
 
 
 class ForbiddenError(GatewayError):
-    status_code = 403
     code = "forbidden"
 
 
 class NotFoundError(GatewayError):
-    status_code = 404
     code = "not_found"
 
 
 class ConflictError(GatewayError):
-    status_code = 409
     code = "conflict"
 
 
 class PayloadTooLargeError(GatewayError):
-    status_code = 413
     code = "payload_too_large"
 
 
 class InvalidRequestError(GatewayError):
-    status_code = 422
     code = "invalid_request"
 
 
-class RateLimitedError(GatewayError):
-    status_code = 429
-    code = "rate_limited"
-
-
 class UnavailableError(GatewayError):
-    status_code = 503
     code = "unavailable"
 
 
 class UpstreamError(GatewayError):
-    status_code = 502
+    """A model call failed. `reason` is a short metric label (`timeout`, `connection`,
+    `http_5xx`, `invalid_output`, ...); `attempts` and `cost_usd` count the calls of the
+    variant that failed (answers that were rejected still cost money); `variant` is set by
+    the classifier."""
+
     code = "upstream_error"
+    default_reason = "upstream_error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        reason: str | None = None,
+        retry_after: float | None = None,
+        status: int | None = None,
+        attempts: int = 1,
+        cost_usd: float = 0.0,
+    ) -> None:
+        super().__init__(detail)
+        self.reason = reason or self.default_reason
+        self.retry_after = retry_after
+        self.status = status
+        self.attempts = attempts
+        self.cost_usd = cost_usd
+        self.variant: str | None = None
 
 
 class UpstreamTimeoutError(UpstreamError):
-    status_code = 504
     code = "upstream_timeout"
+    default_reason = "timeout"
+
+
+class RateLimitedError(UpstreamError):
+    code = "rate_limited"
+    default_reason = "rate_limited"
 
 
 class InvalidOutputError(UpstreamError):
-    status_code = 502
     code = "invalid_output"
+    default_reason = "invalid_output"
+
+
+class AllVariantsFailed(UpstreamError):
+    """Every variant tried failed (`failures`, in order), or all were cooling down after
+    upstream rate limits (no failures). The code is `rate_limited` when every failure was
+    a rate limit (`retry_after`: the longest wait asked for, at least 1 s), else that of the
+    last failure (`upstream_timeout`, `invalid_output` or `upstream_error`)."""
+
+    def __init__(self, failures: Sequence[UpstreamError]) -> None:
+        self.failures = tuple(failures)
+        tried = ", ".join(f"{f.variant}: {f.reason}" for f in failures)
+        retry_after = None
+        last = failures[-1] if failures else None
+        if last is None:
+            code, detail = (
+                "upstream_error",
+                "every variant is cooling down after upstream rate limits",
+            )
+        elif all(isinstance(f, RateLimitedError) for f in failures):
+            retry_after = max((f.retry_after or 1.0) for f in failures)
+            code, detail = "rate_limited", f"upstream rate limited ({tried})"
+        elif isinstance(last, UpstreamTimeoutError):
+            code, detail = "upstream_timeout", f"no variant answered in time ({tried})"
+        elif isinstance(last, InvalidOutputError):
+            code, detail = "invalid_output", f"no valid triage after re-ask and fallbacks ({tried})"
+        else:
+            code, detail = "upstream_error", f"every variant failed ({tried})"
+        super().__init__(
+            detail,
+            reason=last.reason if last is not None else None,
+            retry_after=retry_after,
+            attempts=sum(f.attempts for f in failures),
+            cost_usd=sum(f.cost_usd for f in failures),
+        )
+        self.code = code

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 import orjson
 
 from gateway.request.triage import DEFAULT_TAXONOMY, system_prompt, user_prompt
+from loadtest import procs
 from loadtest.bench_load import ServerMeter, closed_loop, measure_point
 from loadtest.bench_report import add_overheads, evaluate_targets, markdown, ratios
 from loadtest.procs import (
@@ -47,7 +48,7 @@ from loadtest.procs import (
     free_port,
     memory_kb,
     start_server,
-    stop_process,
+    start_simulator,
     two_cores,
 )
 from loadtest.reviews import Review, ReviewGenerator
@@ -202,14 +203,8 @@ class Bench:
         return {"sut": "1", "aux": "0", "all": "0,1"}[role]
 
     def start_sim(self) -> Server:
-        port = free_port()
-        cmd = [sys.executable, "-m", "cli", "simulate", "--port", str(port)]
-        cmd += ["--latency-ms", str(self.plan.latency_ms)]
-        return start_server(
-            "simulator",
-            cmd,
-            port=port,
-            health_path="/healthz",
+        return start_simulator(
+            args=["--latency-ms", str(self.plan.latency_ms)],
             log=self.logs / "simulator.log",
             cpus=self.cpus("aux"),
             timeout_s=30,
@@ -223,21 +218,19 @@ class Bench:
     def start_gateway(
         self, name: str, routes: Path | None, *, workers: int = 1, cpus: str | None = None
     ) -> Server:
-        port = free_port()
-        cmd = [sys.executable, "-m", "cli", "serve", "--port", str(port)]
+        args: list[str] = []
         if routes is not None:
-            cmd += ["--routes", str(point_routes(routes, self.tmp / f"{name}.yaml", self.sim_base))]
+            pointed = point_routes(routes, self.tmp / f"{name}.yaml", self.sim_base)
+            args += ["--routes", str(pointed)]
         if workers > 1:
-            cmd += ["--workers", str(workers)]
-        return start_server(
-            name,
-            cmd,
-            port=port,
-            health_path="/readyz",
+            args += ["--workers", str(workers)]
+        return procs.start_gateway(
+            args=args,
             log=self.logs / f"{name}.log",
             env=gateway_env(self.tmp / f"data-{name}"),
             cpus=cpus,
             timeout_s=120,
+            name=name,
         )
 
     def start_litellm(self) -> Server:
@@ -344,7 +337,7 @@ class Bench:
             self.servers[target] = {"skipped": f"did not start: {str(exc)[:500]}"}
         finally:
             if started is not None:
-                stop_process(started.proc)
+                started.stop()
 
     # -- sections ----------------------------------------------------------------------------
 
@@ -369,36 +362,31 @@ class Bench:
             else:
                 local["http"] = self.run_points("local", gw, url, bodies, headers, [1, 16])
         finally:
-            stop_process(gw.proc)
+            gw.stop()
         self.results["local"] = local
 
     def _local_in_process(self, data_dir: Path) -> dict[str, Any]:
-        # The one place loadtest calls gateway code in process: the model's own cost, without
-        # HTTP. The gateway started next reuses the model trained here (same data dir).
-        from gateway.local.loader import load_local_model
-        from gateway.local.tfidf import ensure_baseline_model
+        # The model's own cost, without HTTP, measured by tools.bench.local_predict in its own
+        # process (load tests reach the gateway over HTTP only). The gateway started next
+        # reuses the model trained there (same data dir).
+        import subprocess
 
-        t0 = time.perf_counter()
-        path = ensure_baseline_model(data_dir)
-        t1 = time.perf_counter()
-        model = load_local_model(path)
-        t2 = time.perf_counter()
-        times: list[float] = []
-        deadline = t2 + 15.0
-        for review in self.reviews[: self.plan.local_calls]:
-            start = time.perf_counter()
-            model.predict(review.text, review.app, review.rating)
-            times.append(time.perf_counter() - start)
-            if start > deadline:
-                break
-        times.sort()
-        return {
-            "calls": len(times),
-            "p50_ms": round(times[len(times) // 2] * 1000, 3),
-            "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))] * 1000, 3),
-            "train_s": round(t1 - t0, 3),
-            "load_s": round(t2 - t1, 3),
-        }
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tools.bench.local_predict",
+                "--data-dir",
+                str(data_dir),
+                "--calls",
+                str(self.plan.local_calls),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+        result: dict[str, Any] = orjson.loads(out.stdout)
+        return result
 
     def section_workers(self) -> None:
         print("workers:", file=sys.stderr, flush=True)
@@ -420,7 +408,7 @@ class Bench:
                 for p in self.run_points(name, gw, url, bodies, headers, levels):
                     rows.append({"workers": workers, "ready_s": round(gw.ready_s, 3), **p})
             finally:
-                stop_process(gw.proc)
+                gw.stop()
         self.results["workers"] = [r for r in rows if "skipped" not in r] or rows
 
     def section_soak(self) -> None:
@@ -430,7 +418,7 @@ class Bench:
         try:
             self.results["soak"] = run_async(self._soak(gw, n))
         finally:
-            stop_process(gw.proc)
+            gw.stop()
 
     async def _soak(self, gw: Server, n: int, concurrency: int = 64) -> dict[str, Any]:
         meter = ServerMeter(gw.pid)
@@ -492,7 +480,7 @@ class Bench:
             if "soak" in plan.sections:
                 self.section_soak()
         finally:
-            stop_process(self.sim.proc)
+            self.sim.stop()
         self.results.update(
             meta=self._meta(started),
             servers=self.servers,

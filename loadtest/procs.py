@@ -1,25 +1,33 @@
-"""Servers under load as child processes: start (optionally pinned to CPUs), time to the first
-200 on a health URL, CPU and memory from /proc, and a stop that always ends within its timeout.
+"""The one launcher for servers as child processes, used by the load tests, the benchmarks and
+the test suite: pick a free port, start the gateway (`python -m cli serve`) or the upstream
+simulator (`python -m cli simulate`), optionally pinned to CPUs, wait for the first 200 on a
+health URL, read CPU and memory from /proc, and stop them within a bounded time.
 
-Everything listens on 127.0.0.1; every wait here is bounded.
+The gateway is reached over HTTP only: nothing here imports it. Everything listens on
+127.0.0.1; every wait here is bounded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 LOOPBACK = "127.0.0.1"
+GATEWAY_HEALTH = "/readyz"
+SIMULATOR_HEALTH = "/healthz"
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -60,6 +68,24 @@ def http_status(url: str, timeout_s: float = 1.0, headers: dict[str, str] | None
         return 0
 
 
+def wait_http(
+    url: str,
+    proc: subprocess.Popen[bytes] | None = None,
+    timeout_s: float = 60.0,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Wait for a 200 from a GET on `url`: StartError when `proc` exits first, TimeoutError when
+    nothing answers 200 within `timeout_s`."""
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        if http_status(url, 1.0, headers) == 200:
+            return
+        if proc is not None and proc.poll() is not None:
+            raise StartError(f"process exited with {proc.returncode} before {url} answered")
+        time.sleep(0.01)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout_s:g}s")
+
+
 @dataclass
 class Server:
     """A started server; `ready_s` is the time from process start to its first 200."""
@@ -67,17 +93,25 @@ class Server:
     name: str
     proc: subprocess.Popen[bytes]
     url: str
-    log: Path
+    log: Path | None
     ready_s: float
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
     def tail(self, chars: int = 3000) -> str:
-        with contextlib.suppress(OSError):
-            return self.log.read_text(errors="replace")[-chars:]
+        if self.log is not None:
+            with contextlib.suppress(OSError):
+                return self.log.read_text(errors="replace")[-chars:]
         return ""
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        stop_process(self.proc, timeout_s)
 
 
 class StartError(RuntimeError):
@@ -90,16 +124,20 @@ def start_server(
     *,
     port: int,
     health_path: str,
-    log: Path,
+    log: Path | None,
     env: dict[str, str] | None = None,
     cpus: str | None = None,
     timeout_s: float = 60.0,
     health_headers: dict[str, str] | None = None,
 ) -> Server:
-    """Start `cmd` (in its own process group) and wait for a 200 on its health URL."""
-    log.parent.mkdir(parents=True, exist_ok=True)
+    """Start `cmd` (in its own process group; output to `log`, or dropped when None) and wait
+    for a 200 on its health URL."""
     url = f"http://{LOOPBACK}:{port}"
-    with open(log, "wb") as out:
+    with contextlib.ExitStack() as stack:
+        out: int | BinaryIO = subprocess.DEVNULL
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            out = stack.enter_context(open(log, "wb"))
         started = time.perf_counter()
         proc = subprocess.Popen(
             [*pin_command(cpus), *cmd],
@@ -109,16 +147,90 @@ def start_server(
             env=env,
             start_new_session=True,
         )
-    deadline = started + timeout_s
-    while time.perf_counter() < deadline:
-        if http_status(url + health_path, 1.0, health_headers) == 200:
-            return Server(name, proc, url, log, time.perf_counter() - started)
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:]
-            raise StartError(f"{name} exited with {proc.returncode} before ready:\n{tail}")
-        time.sleep(0.01)
-    stop_process(proc)
-    raise StartError(f"{name} not ready within {timeout_s:g}s:\n{log.read_text()[-3000:]}")
+    server = Server(name, proc, url, log, 0.0)
+    try:
+        wait_http(url + health_path, proc, timeout_s, health_headers)
+    except StartError:
+        tail = server.tail()
+        raise StartError(f"{name} exited with {proc.returncode} before ready:\n{tail}") from None
+    except TimeoutError:
+        stop_process(proc)
+        raise StartError(f"{name} not ready within {timeout_s:g}s:\n{server.tail()}") from None
+    server.ready_s = time.perf_counter() - started
+    return server
+
+
+def cli_command(*args: str) -> list[str]:
+    """`python -m cli ARGS` with this interpreter."""
+    return [sys.executable, "-m", "cli", *args]
+
+
+def gateway_env(
+    data_dir: Path,
+    *,
+    api_key: str | None,
+    provider_keys: dict[str, str],
+    **extra: str,
+) -> dict[str, str]:
+    """The environment of a gateway under test: these keys, a fresh data dir, info logs, and
+    nothing inherited from a developer's GATEWAY_* settings; `extra` (GATEWAY_* names) last."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(
+        GATEWAY_DATA_DIR=str(data_dir),
+        GATEWAY_LOG_LEVEL="info",
+        GATEWAY_PROVIDER_KEYS=json.dumps(provider_keys),
+    )
+    if api_key:
+        env["GATEWAY_API_KEYS"] = api_key
+    env.update(extra)
+    return env
+
+
+def start_gateway(
+    *,
+    env: dict[str, str],
+    args: Sequence[str] = (),
+    port: int = 0,
+    log: Path | None = None,
+    cpus: str | None = None,
+    timeout_s: float = 60.0,
+    name: str = "gateway",
+) -> Server:
+    """`python -m cli serve --port PORT ARGS` (a free port when 0), ready when /readyz is 200."""
+    port = port or free_port()
+    return start_server(
+        name,
+        cli_command("serve", "--port", str(port), *args),
+        port=port,
+        health_path=GATEWAY_HEALTH,
+        log=log,
+        env=env,
+        cpus=cpus,
+        timeout_s=timeout_s,
+    )
+
+
+def start_simulator(
+    *,
+    args: Sequence[str] = (),
+    port: int = 0,
+    log: Path | None = None,
+    cpus: str | None = None,
+    timeout_s: float = 30.0,
+    name: str = "simulator",
+) -> Server:
+    """`python -m cli simulate --port PORT ARGS` (a free port when 0), ready when /healthz is
+    200."""
+    port = port or free_port()
+    return start_server(
+        name,
+        cli_command("simulate", "--port", str(port), *args),
+        port=port,
+        health_path=SIMULATOR_HEALTH,
+        log=log,
+        cpus=cpus,
+        timeout_s=timeout_s,
+    )
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
@@ -128,8 +240,10 @@ def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None
         try:
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
+            try:
                 os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):  # not a group leader
+                proc.kill()
             proc.wait(timeout=5)
     # A child that outlived its parent (the group is ours: start_new_session above).
     with contextlib.suppress(ProcessLookupError, PermissionError):

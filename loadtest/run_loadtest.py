@@ -20,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from loadtest.procs import LOOPBACK, free_port, start_server, stop_process
+from loadtest import procs
+from loadtest.procs import start_gateway, start_simulator, stop_process
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -50,17 +51,13 @@ def point_routes(source: Path, target: Path, api_base: str) -> Path:
 
 
 def gateway_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    """The environment of a gateway under test: our keys, a fresh data dir, nothing inherited
-    from a developer's GATEWAY_* settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update(
-        GATEWAY_DATA_DIR=str(data_dir),
-        GATEWAY_API_KEYS=API_KEY,
-        GATEWAY_PROVIDER_KEYS='{"openrouter": "sk-or-loadtest-0123456789"}',
-        GATEWAY_LOG_LEVEL="info",
+    """The environment of a gateway under load: the load test's keys and a fresh data dir."""
+    return procs.gateway_env(
+        data_dir,
+        api_key=API_KEY,
+        provider_keys={"openrouter": "sk-or-loadtest-0123456789"},
+        **extra,
     )
-    env.update(extra)
-    return env
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -113,30 +110,19 @@ def run_locust(args: argparse.Namespace, host: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     args.reports.mkdir(parents=True, exist_ok=True)
-    sim_port = args.sim_port or free_port()
-    gw_port = args.port or free_port()
-    python = sys.executable
-    sim_cmd = [python, "-m", "cli", "simulate", "--port", str(sim_port)]
-    sim_cmd += ["--latency-ms", str(args.latency_ms), "--seed", str(args.seed)]
+    sim_args = ["--latency-ms", str(args.latency_ms), "--seed", str(args.seed)]
     with tempfile.TemporaryDirectory(prefix="triage-loadtest-") as tmp:
-        sim = start_server(
-            "simulator",
-            sim_cmd,
-            port=sim_port,
-            health_path="/healthz",
+        sim = start_simulator(
+            args=sim_args,
+            port=args.sim_port,
             log=args.reports / "loadtest-simulator.log",
             timeout_s=30,
         )
         try:
-            routes = point_routes(
-                args.routes, Path(tmp) / "routes.yaml", f"http://{LOOPBACK}:{sim_port}/v1"
-            )
-            gw_cmd = [python, "-m", "cli", "serve", "--routes", str(routes)]
-            gw = start_server(
-                "gateway",
-                [*gw_cmd, "--port", str(gw_port)],
-                port=gw_port,
-                health_path="/readyz",
+            routes = point_routes(args.routes, Path(tmp) / "routes.yaml", f"{sim.url}/v1")
+            gw = start_gateway(
+                args=["--routes", str(routes)],
+                port=args.port,
                 log=args.reports / "loadtest-gateway.log",
                 env=gateway_env(Path(tmp) / "data"),
                 timeout_s=60,
@@ -146,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 code = run_locust(args, gw.url)
             finally:
-                stop_process(gw.proc)
+                gw.stop()
         finally:
-            stop_process(sim.proc)
+            sim.stop()
     print(f"load test {'passed' if code == 0 else f'FAILED (exit {code})'}; reports in "
           f"{args.reports}/loadtest*")  # fmt: skip
     return code

@@ -1,20 +1,34 @@
 """Real servers for tests: the gateway and the upstream simulator as child processes on
-127.0.0.1, and a real redis-server. Each waits until it answers before returning."""
+127.0.0.1 (started by loadtest.procs, the one launcher), and a real redis-server. Each waits
+until it answers before returning."""
 
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
+
+from loadtest import procs
+from loadtest.procs import free_port, wait_http
+
+__all__ = [
+    "CHROMIUM_ARGS",
+    "Gateway",
+    "Simulator",
+    "ab_routes",
+    "free_port",
+    "run_gateway",
+    "run_simulator",
+    "stop",
+    "wait_http",
+    "write_routes",
+]
 
 # Headless Chromium (Debian's `chromium`, driven by Playwright) for the browser tests.
 CHROMIUM_ARGS = [
@@ -28,34 +42,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes] | None, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout_s}s")
+PROVIDER_KEYS = {"openrouter": "sk-or-test-secret-0123456789"}
 
 
 def stop(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    procs.stop_process(proc, timeout_s)
 
 
 class Simulator:
@@ -75,20 +66,11 @@ class Simulator:
 
 @contextlib.contextmanager
 def run_simulator(*args: str, log: Path | None = None) -> Iterator[Simulator]:
-    port = free_port()
-    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "simulate", "--port", str(port), *args],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
+    server = procs.start_simulator(args=args, log=log, timeout_s=60)
     try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", proc)
-        yield Simulator(port, proc)
+        yield Simulator(server.port, server.proc)
     finally:
-        stop(proc)
-        if log:
-            out.close()  # type: ignore[union-attr]
+        server.stop(15.0)
 
 
 class Gateway:
@@ -137,38 +119,26 @@ def run_gateway(
     """Run `python -m cli serve` on a free port until the block ends."""
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    full_env.update(
-        GATEWAY_DATA_DIR=str(data_dir or tmp / "data"),
-        GATEWAY_LOG_LEVEL="info",
-        GATEWAY_PROVIDER_KEYS='{"openrouter": "sk-or-test-secret-0123456789"}',
-    )
-    if api_key:
-        full_env["GATEWAY_API_KEYS"] = api_key
+    extra: dict[str, str] = {}
     if redis_url:
-        full_env["GATEWAY_REDIS_URL"] = redis_url
+        extra["GATEWAY_REDIS_URL"] = redis_url
     if isinstance(routes, dict):
         routes = write_routes(tmp / f"routes-{port}.yaml", routes)
     if routes is not None:
-        full_env["GATEWAY_ROUTES"] = str(routes)
-    full_env.update(env or {})
+        extra["GATEWAY_ROUTES"] = str(routes)
+    extra.update(env or {})
+    full_env = procs.gateway_env(
+        data_dir or tmp / "data", api_key=api_key, provider_keys=PROVIDER_KEYS, **extra
+    )
     log = tmp / f"gateway-{port}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", "serve", "--port", str(port), *extra_args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-        )
-    gw = Gateway(port, proc, log, api_key)
+    server = procs.start_gateway(env=full_env, args=extra_args, port=port, log=log)
     try:
-        wait_http(f"{gw.url}/readyz", proc)
-        yield gw
+        yield Gateway(port, server.proc, log, api_key)
     except Exception:
-        sys.stderr.write(log.read_text(errors="replace")[-4000:])
+        sys.stderr.write(server.tail(4000))
         raise
     finally:
-        stop(proc)
+        server.stop(15.0)
 
 
 def ab_routes(

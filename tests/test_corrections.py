@@ -14,6 +14,7 @@ import redis
 import redis.asyncio as aioredis
 
 from gateway.infra import redis_keys
+from gateway.pairs.record import PairRecord
 from gateway.request.triage import DEFAULT_TAXONOMY
 from tests.servers import Gateway, Simulator, ab_routes, run_gateway
 from training.importer import write_records
@@ -115,7 +116,7 @@ def seed_records() -> list[dict[str, Any]]:
 async def seed(redis_url: str, records: list[dict[str, Any]]) -> None:
     client = aioredis.Redis.from_url(redis_url)
     try:
-        await write_records(client, STREAM, records)
+        await write_records(client, STREAM, [PairRecord.from_dict(r) for r in records])
     finally:
         await client.aclose()
 

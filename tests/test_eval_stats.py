@@ -1,12 +1,14 @@
-"""Eval statistics against figures worked out by hand (or published), plus the cascade sweep
-and the gates on small hand-made inputs."""
+"""Eval statistics against figures worked out by hand (or published), plus the cascade sweep,
+the gates and the training split and calibration helpers on small hand-made inputs."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from eval import stats
@@ -15,6 +17,8 @@ from eval.data import DataError, load_labelled, sample
 from eval.gates import DEFAULT_GATES, check_gates, merge_gates
 from eval.report import render_report
 from gateway.experiments.config import Gates
+from training.data import Example, stratified_split
+from training.local import fit_temperature
 
 # Ten reviews, B = Bug Report, F = Feature Request, O = Other, None = invalid answer.
 GOLD = ["B", "B", "B", "B", "F", "F", "F", "O", "O", "O"]
@@ -84,6 +88,30 @@ def test_bootstrap_interval_contains_the_difference_and_is_seeded() -> None:
     assert stats.latency_percentiles([1.0, 2.0, 3.0, 4.0]) == pytest.approx(
         {"p50": 2.5, "p95": 3.85, "p99": 3.97}
     )
+
+
+def test_stratified_split_keeps_class_shares_is_disjoint_and_seeded() -> None:
+    examples = [
+        Example(text=f"review {i}", category=cat)
+        for i, cat in enumerate(["Bug Report"] * 50 + ["Feature Request"] * 30 + ["Praise"] * 20)
+    ]
+    examples.append(Example(text="the only one", category="Other"))
+    train, test = stratified_split(examples, 0.2, 7)
+    assert {e.text for e in train}.isdisjoint(e.text for e in test)
+    assert len(train) + len(test) == len(examples)
+    held = Counter(e.category for e in test)
+    assert held == {"Bug Report": 10, "Feature Request": 6, "Praise": 4}  # a singleton stays
+    assert [examples.index(e) for e in test] == sorted(examples.index(e) for e in test)
+    assert stratified_split(examples, 0.2, 7) == (train, test)
+    assert stratified_split(examples, 0.2, 8) != (train, test)
+
+
+def test_fit_temperature_recovers_the_temperature_of_the_data() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=2.0, size=(4000, 4))
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(4, p=row) for row in p])
+    assert fit_temperature(logits * 3.0, y) == pytest.approx(3.0, rel=0.1)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from pydantic import TypeAdapter
 from rich.console import Console
 
 from gateway.pairs.corrections import add_correction, taxonomy_lookup
+from gateway.pairs.record import PairRecord
 from gateway.request.triage import DEFAULT_TAXONOMY, system_prompt, user_prompt
 from gateway.request.validate import validate_triage
 from training.data import DataError
@@ -154,19 +155,20 @@ async def test_export_1000_corrected_pairs(aredis: aioredis.Redis, tmp: Path) ->
         "served_request_id": "live-9",
         "shadow": True,
     }
-    await write_records(aredis, STREAM, [*live, confirmed, shadow])
+    seeded = [PairRecord.from_dict(r) for r in (*live, confirmed, shadow)]
+    await write_records(aredis, STREAM, seeded)
     lookup = taxonomy_lookup(None)
     body = {"request_id": "live-9", "category": "bug report", "urgency": "low"}
     stored = await add_correction(aredis, STREAM, lookup, {**body, "corrected_by": "r"})
     assert stored["changed"] is False
     # a re-corrected imported pair: the last correction wins
-    first = await anext(p async for p in _pairs(aredis) if p.get("variant") == "import")
+    first = await anext(p async for p in _pairs(aredis) if p.variant == "import")
     for category in ("Other", "Question"):
         await add_correction(
             aredis,
             STREAM,
             lookup,
-            {**body, "request_id": first["request_id"], "category": category, "corrected_by": "r"},
+            {**body, "request_id": first.request_id, "category": category, "corrected_by": "r"},
         )
 
     console = Console(record=True, width=100)
@@ -206,7 +208,7 @@ async def test_export_1000_corrected_pairs(aredis: aioredis.Redis, tmp: Path) ->
 
     everything = {review_text(ln["messages"][1]["content"]): ln for ln in train + val}
     assert not any(t.startswith("Live uncorrected") for t in everything)
-    recorrected = json.loads(everything[first["text"]]["messages"][2]["content"])
+    recorrected = json.loads(everything[first.text]["messages"][2]["content"])
     assert recorrected["category"] == "Question"
     with_app = next(r for r in rows if r.get("app"))
     user = user_prompt(with_app["text"], with_app["app"], with_app["rating"])
@@ -242,7 +244,7 @@ async def test_export_1000_corrected_pairs(aredis: aioredis.Redis, tmp: Path) ->
     print(json.dumps({"balanced": balanced["per_category"], "cap": balanced["balance_cap"]}))
 
 
-async def _pairs(client: aioredis.Redis) -> AsyncIterator[dict[str, Any]]:
+async def _pairs(client: aioredis.Redis) -> AsyncIterator[PairRecord]:
     from gateway.pairs.pairstore import iter_pairs
 
     async for pair in iter_pairs(client, STREAM):
@@ -272,11 +274,11 @@ async def test_import_rejects_unknown_labels_with_line_numbers(
         writer.writerow({"text": "Add widgets", "category": "Feature Request", "rating": "4"})
     assert await import_labelled(aredis, STREAM, path, corrected_by="csv") == 2
     pairs = [p async for p in _pairs(aredis)]
-    assert [p["triage"]["category"] for p in pairs] == ["Bug Report", "Feature Request"]
-    assert pairs[0]["triage"]["urgency"] == "Medium"
-    assert pairs[0]["triage"]["summary"] == "Sync fails."
-    assert pairs[0]["triage"]["topic"] == "Sync Fails Every Time"
-    assert pairs[1]["rating"] == 4 and pairs[1]["model"] == "human"
+    assert [p.triage.category for p in pairs] == ["Bug Report", "Feature Request"]
+    assert pairs[0].triage.urgency == "Medium"
+    assert pairs[0].triage.summary == "Sync fails."
+    assert pairs[0].triage.topic == "Sync Fails Every Time"
+    assert pairs[1].rating == 4 and pairs[1].model == "human"
 
 
 def test_cli_import_and_export(tmp: Path, redis_url: str) -> None:

@@ -1,4 +1,5 @@
-"""The zero-setup baseline local model: format `tfidf-linear` (gateway/local/tfidf.py)."""
+"""The zero-setup baseline local model: format `tfidf-linear`, trained by `training.local`
+(built by `training.baseline`), loaded and run by `gateway/local/tfidf.py`."""
 
 from __future__ import annotations
 
@@ -13,19 +14,9 @@ from typing import Any
 import joblib
 import pytest
 
-from gateway.local.loader import LocalModel, LocalModelError, load_local_model
-from gateway.local.tfidf import (
-    BASELINE_NAME,
-    FORMAT,
-    MODEL_FILE,
-    ensure_baseline_model,
-    extract_summary,
-    extract_topic,
-    load_seed_records,
-    load_tfidf,
-    seed_sha256,
-    train_tfidf_model,
-)
+from gateway.local.extractive import extract_summary, extract_topic
+from gateway.local.loader import BASELINE_NAME, LocalModel, LocalModelError, load_local_model
+from gateway.local.tfidf import FORMAT, MODEL_FILE, load_tfidf
 from gateway.request.triage import (
     DEFAULT_CATEGORIES,
     DEFAULT_URGENCIES,
@@ -33,6 +24,10 @@ from gateway.request.triage import (
     TOPIC_MAX_CHARS,
     Triage,
 )
+from training.baseline import BASELINE_TFIDF, ensure_baseline_model
+from training.data import Example
+from training.local import train_tfidf
+from training.seed import load_seed_examples, load_seed_records, seed_sha256
 
 SPLIT_SEED = 20240611
 
@@ -146,6 +141,22 @@ def test_concurrent_ensure_builds_once(tmp_path: Path) -> None:
     models = tmp_path / "models"
     assert sorted(p.name for p in models.iterdir()) == [".baseline.lock", BASELINE_NAME]
     assert_valid(load_local_model(results[0]).predict("please add dark mode").triage)
+
+
+def test_server_only_loads_the_baseline(tmp_path: Path, baseline_dir: Path, data_dir: Path) -> None:
+    """The lifespan finds the model `serve` built; a missing one fails the start, naming the
+    commands that build one, and nothing is trained."""
+    from gateway.experiments.config import load_routes
+    from gateway.infra.settings import Settings
+    from gateway.infra.state import baseline_model_dir
+
+    routes = load_routes(None)  # the packaged default: one local variant on the baseline
+    settings = Settings(_env_file=None, data_dir=data_dir)
+    assert baseline_model_dir(settings, routes) == baseline_dir
+    empty = Settings(_env_file=None, data_dir=tmp_path)
+    with pytest.raises(LocalModelError, match=r"triage-gateway serve.*triage-gateway train-local"):
+        baseline_model_dir(empty, routes)
+    assert not (tmp_path / "models").exists()
 
 
 # --- predictions -----------------------------------------------------------------------------
@@ -287,32 +298,33 @@ def test_load_tfidf_rejects_other_formats(tmp_path: Path) -> None:
 
 
 def test_train_rejects_bad_records(tmp_path: Path) -> None:
-    one_class = [{"text": f"review {i}", "category": "Praise", "urgency": "Low"} for i in range(4)]
+    one_class = [Example(text=f"review {i}", category="Praise", urgency="Low") for i in range(4)]
     with pytest.raises(ValueError, match="two distinct"):
-        train_tfidf_model(one_class, tmp_path / "m")
+        train_tfidf(one_class, tmp_path / "m")
     with pytest.raises(ValueError, match="text"):
-        train_tfidf_model([{"text": "", "category": "A", "urgency": "B"}], tmp_path / "m")
+        train_tfidf([Example(text="", category="A", urgency="B")], tmp_path / "m")
 
 
 # --- quality and speed -----------------------------------------------------------------------
 
 
 def test_held_out_accuracy(tmp_path: Path) -> None:
-    records = load_seed_records()
-    order = list(range(len(records)))
+    examples = load_seed_examples()
+    order = list(range(len(examples)))
     random.Random(SPLIT_SEED).shuffle(order)
     cut = int(len(order) * 0.8)
-    train = [records[i] for i in order[:cut]]
-    test = [records[i] for i in order[cut:]]
-    path = train_tfidf_model(train, tmp_path / "split", name="split80")
+    train = [examples[i] for i in order[:cut]]
+    test = [examples[i] for i in order[cut:]]
+    path = tmp_path / "split"
+    train_tfidf(train, path, name="split80", config=BASELINE_TFIDF)
     model = load_local_model(path)
     assert model.name == "split80"
-    preds = [model.predict(r["text"], r["app"], r["rating"]) for r in test]
+    preds = [model.predict(e.text, e.app, e.rating) for e in test]
     cat_acc = statistics.fmean(
-        p.triage.category == r["category"] for p, r in zip(preds, test, strict=True)
+        p.triage.category == e.category for p, e in zip(preds, test, strict=True)
     )
     urg_acc = statistics.fmean(
-        p.triage.urgency == r["urgency"] for p, r in zip(preds, test, strict=True)
+        p.triage.urgency == e.urgency for p, e in zip(preds, test, strict=True)
     )
     print(
         f"\nheld-out 20% (n={len(test)}, train n={len(train)}): "

@@ -236,7 +236,7 @@ def test_dashboard_is_importable_as_is(tmp_path: Path) -> None:
 def test_bench_metrics_reports_both_modes() -> None:
     args = ["--requests", "2000", "--repeats", "1", "--json", "--target-us", "10000"]
     done = subprocess.run(
-        [sys.executable, "-m", "loadtest.bench_metrics", *args],
+        [sys.executable, "-m", "tools.bench.metrics", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

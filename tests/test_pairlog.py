@@ -38,6 +38,7 @@ from gateway.pairs.pairstore import (
     trim_older_than,
     write_pairs,
 )
+from gateway.pairs.record import PairRecord
 from gateway.pairs.redaction import redact
 from gateway.pairs.spool import Spool
 from tests.servers import Gateway, Simulator, ab_routes, free_port, run_gateway
@@ -49,29 +50,36 @@ def make_settings(tmp: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, data_dir=tmp / "data", **overrides)
 
 
-def record(i: int, text: str | None = None, review_id: str | None = None) -> dict[str, Any]:
-    return {
-        "request_id": f"req-{i}",
-        "served_request_id": None,
-        "shadow": False,
-        "review_id": review_id or f"rev-{i}",
-        "text": text or f"The app crashes on screen {i}",
-        "app": "demo",
-        "rating": 2,
-        "experiment": "triage",
-        "variant": "control",
-        "model": "local",
-        "triage": {"category": "Bug Report", "urgency": "High", "topic": "Crash", "summary": "x"},
-        "raw_output": None,
-        "attempts": 1,
-        "fallback_from": None,
-        "latency_ms": 1.0,
-        "cost_usd": 0.0,
-        "prompt_tokens": 0,
-        "completion_tokens": 0,
-        "confidence": 0.9,
-        "ts": time.time(),
-    }
+def record(i: int, text: str | None = None, review_id: str | None = None) -> PairRecord:
+    return PairRecord.from_dict(
+        {
+            "request_id": f"req-{i}",
+            "served_request_id": None,
+            "shadow": False,
+            "review_id": review_id or f"rev-{i}",
+            "text": text or f"The app crashes on screen {i}",
+            "app": "demo",
+            "rating": 2,
+            "experiment": "triage",
+            "variant": "control",
+            "model": "local",
+            "triage": {
+                "category": "Bug Report",
+                "urgency": "High",
+                "topic": "Crash",
+                "summary": "x",
+            },
+            "raw_output": None,
+            "attempts": 1,
+            "fallback_from": None,
+            "latency_ms": 1.0,
+            "cost_usd": 0.0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "confidence": 0.9,
+            "ts": time.time(),
+        }
+    )
 
 
 def stream_ids(url: str) -> list[str]:
@@ -124,10 +132,10 @@ async def test_thousand_pairs_in_order_redacted_and_readable(tmp: Path, redis_ur
     async with pair_client(redis_url) as client:
         pair = await get_pair(client, STREAM, "req-7")
         assert pair is not None
-        assert pair["text"] == "Mail me at [email] or call [phone]."
-        assert pair["triage"]["category"] == "Bug Report" and pair["stream_id"]
+        assert pair.text == "Mail me at [email] or call [phone]."
+        assert pair.triage.category == "Bug Report" and pair.stream_id
         assert await get_pair(client, STREAM, "nope") is None
-        ids = [p["request_id"] async for p in iter_pairs(client, STREAM, count=64, dedupe=True)]
+        ids = [p.request_id async for p in iter_pairs(client, STREAM, count=64, dedupe=True)]
         assert ids == [f"req-{i}" for i in range(1000)]
         assert await delete_review(client, STREAM, "rev-7") == 1
         assert await get_pair(client, STREAM, "req-7") is None
@@ -228,11 +236,11 @@ def test_spool_skips_a_torn_line_and_adopts_dead_processes(tmp: Path) -> None:
         f.write(b'{"request_id": "torn')  # a crash in the middle of a write
     mine = Spool(directory)
     assert mine.open() == 2
-    assert [r["request_id"] for r in mine.replay()] == ["req-0", "req-1"]
+    assert [r.request_id for r in mine.replay()] == ["req-0", "req-1"]
     assert not theirs.path.exists()
     mine.append([record(2)])
     batch = mine.read_batch(10)
-    assert [r["request_id"] for r in batch.records] == ["req-0", "req-1", "req-2"]
+    assert [r.request_id for r in batch.records] == ["req-0", "req-1", "req-2"]
     mine.commit(batch)
     assert mine.count() == 0 and mine.path.stat().st_size == 0
 

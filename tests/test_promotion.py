@@ -250,22 +250,39 @@ def test_online_report_from_pairs_and_corrections(
 async def test_corrections_since_counts_served_pairs_of_the_experiment(redis_url: str) -> None:
     import redis.asyncio as aioredis
 
-    from gateway.pairs.corrections import store_corrections
+    from gateway.pairs.corrections import Correction, store_corrections
+    from gateway.pairs.record import PairRecord
 
     def pair(rid: str, variant: str, **extra: Any) -> dict[str, Any]:
         triage = {"category": "Bug Report", "urgency": "High"}
         base = {"request_id": rid, "experiment": "triage", "variant": variant, "triage": triage}
         return base | extra
 
-    def fix(rid: str, variant: str, changed: bool) -> dict[str, Any]:
-        return {"request_id": rid, "variant": variant, "changed": changed}
+    def fix(rid: str, variant: str, changed: bool) -> Correction:
+        return Correction(
+            id=f"c-{rid}",
+            request_id=rid,
+            review_id=None,
+            category="Bug Report",
+            urgency="High",
+            topic=None,
+            summary=None,
+            corrected_by="test",
+            note=None,
+            original_category="Bug Report",
+            original_urgency="High",
+            variant=variant,
+            changed=changed,
+            source="review",
+            created_at="2026-01-01T00:00:00Z",
+        )
 
     client = aioredis.Redis.from_url(redis_url)
     stream = redis_keys.pairs_stream()
     try:
         records = [pair("a", "control"), pair("b", "control"), pair("c", "candidate")]
         records += [pair("s", "candidate", shadow=True), pair("x", "control", experiment="other")]
-        await pairstore.write_pairs(client, stream, records)
+        await pairstore.write_pairs(client, stream, [PairRecord.from_dict(r) for r in records])
         fixes = [fix("a", "control", False), fix("b", "control", True)]
         fixes += [fix("c", "candidate", False), fix("s", "candidate", True)]
         fixes += [fix("x", "control", True), fix("gone", "candidate", True)]  # "gone": no pair

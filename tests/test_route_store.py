@@ -43,7 +43,7 @@ def test_weight_change_reaches_three_replicas_and_stickiness_agrees(
             pending = {u for u in pending if shares(u, a.headers)["candidate"] != 0.5}
             time.sleep(0.1)
         assert not pending, f"replicas without the change after 5 s: {pending}"
-        seen = {}
+        seen: dict[int, str] = {}
         for gw in (a, b, c):
             with gw.client() as client:
                 for i in range(60):

@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 from cli.main import app as cli_app
 from gateway.local.loader import load_local_model
-from gateway.local.tfidf import load_seed_records
 from gateway.request.triage import DEFAULT_URGENCIES, SUMMARY_MAX_CHARS, TOPIC_MAX_CHARS, Triage
 from tests.servers import run_gateway
 from training.data import (
@@ -28,6 +27,7 @@ from training.data import (
 )
 from training.local import train_local
 from training.predict import predict_file
+from training.seed import load_seed_records
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
@@ -300,7 +300,7 @@ def test_gateway_serves_the_trained_model_by_model_path(
 @pytest.mark.timeout(300)  # ~15 s alone; more when the machine is shared
 def test_default_approach_on_the_shared_split(tmp_path: Path) -> None:
     """Measured 0.83 MARC accuracy / 0.71 Huang-20% macro-F1; the floors leave room."""
-    from loadtest.bench_local_model import load_split, score
+    from tools.bench.local_model import load_split, score
     from training.local import train_local_examples
 
     train, marc_test, huang_test = load_split(keep_marc_other=False)

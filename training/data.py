@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import random
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -207,11 +206,12 @@ def read_huang_xlsx(path: Path, *, keep_augmented: bool = False) -> list[Example
         out: list[Example] = []
         for row_no, row in enumerate(rows, 2):
             text = str(row[i_text] or "").strip()
-            label = str(row[i_label] or "").strip().lower()
+            raw_label = str(row[i_label] or "")
             if not text:
                 continue
-            if label not in HUANG_LABELS:
-                raise DataError(f"{path}:{row_no}: label {label!r} is not a Huang label")
+            label = canonical_label(raw_label, tuple(HUANG_LABELS), {})
+            if label is None:
+                raise DataError(f"{path}:{row_no}: label {raw_label!r} is not a Huang label")
             if not keep_augmented and HUANG_AUGMENTED_RE.search(text):
                 continue
             rid = row[i_id] if i_id is not None else None
@@ -250,18 +250,26 @@ def stratified_split(
     examples: Sequence[Example], test_fraction: float, seed: int
 ) -> tuple[list[Example], list[Example]]:
     """Split into (train, test), `test_fraction` of each category held out, at random with a
-    fixed `seed`; both keep the input order."""
+    fixed `seed`; both keep the input order. A category with a single example stays in train."""
     if not 0 < test_fraction < 1:
         raise ValueError("test_fraction must be between 0 and 1")
-    rng = random.Random(seed)
-    by_cat: dict[str, list[int]] = defaultdict(list)
-    for i, ex in enumerate(examples):
-        by_cat[ex.category].append(i)
-    held: set[int] = set()
-    for cat in sorted(by_cat):
-        idx = by_cat[cat]
-        n = round(len(idx) * test_fraction)
-        held.update(rng.sample(idx, n))
+    from sklearn.model_selection import train_test_split  # slow to import; only needed here
+
+    cats = [ex.category for ex in examples]
+    sizes = Counter(cats)
+    splittable = [i for i, cat in enumerate(cats) if sizes[cat] > 1]
+    if not splittable:
+        return list(examples), []
+    try:
+        _, held_idx = train_test_split(
+            splittable,
+            test_size=test_fraction,
+            random_state=seed,
+            stratify=[cats[i] for i in splittable],
+        )
+    except ValueError as exc:  # too few rows for one of each category on both sides
+        raise ValueError(f"cannot hold out {test_fraction:.0%} of each category: {exc}") from None
+    held = set(held_idx)
     train = [ex for i, ex in enumerate(examples) if i not in held]
     test = [ex for i, ex in enumerate(examples) if i in held]
     return train, test

@@ -41,7 +41,8 @@ from rich.table import Table
 
 from gateway.infra.settings import Settings
 from gateway.pairs import pairstore
-from gateway.pairs.corrections import TaxonomyFor, last_corrections, taxonomy_lookup
+from gateway.pairs.corrections import Correction, TaxonomyFor, last_corrections, taxonomy_lookup
+from gateway.pairs.record import PairRecord
 from gateway.request.triage import Triage, system_prompt, user_prompt
 
 PREFIX_CHARS = 60
@@ -168,24 +169,24 @@ def _since_ts(since: datetime | str | float | None) -> float | None:
     return when.timestamp()
 
 
-def _labelled(pair: dict[str, Any], correction: dict[str, Any]) -> Labelled | None:
-    model = pair.get("triage") or {}
+def _labelled(pair: PairRecord, correction: Correction) -> Labelled | None:
+    model = pair.triage
     try:
         triage = Triage(
             category=correction["category"],
             urgency=correction["urgency"],
-            topic=correction.get("topic") or model.get("topic"),
-            summary=correction.get("summary") or model.get("summary"),
+            topic=correction.get("topic") or model.topic,
+            summary=correction.get("summary") or model.summary,
         )
     except (KeyError, ValueError):
         return None
-    rating = pair.get("rating")
+    rating = pair.rating
     return Labelled(
-        request_id=str(pair["request_id"]),
-        text=str(pair.get("text") or ""),
-        app=pair.get("app"),
-        rating=int(rating) if isinstance(rating, int) else None,
-        experiment=str(pair.get("experiment") or ""),
+        request_id=pair.request_id,
+        text=pair.text,
+        app=pair.app,
+        rating=rating if isinstance(rating, int) else None,
+        experiment=pair.experiment,
         triage=triage,
     )
 
@@ -202,12 +203,12 @@ async def collect(
     cutoff = _since_ts(since)
     counts: Counter[str] = Counter()
     out: list[Labelled] = []
-    batch: list[dict[str, Any]] = []
+    batch: list[PairRecord] = []
 
     async def flush() -> None:
-        last = await last_corrections(redis, [str(p["request_id"]) for p in batch])
+        last = await last_corrections(redis, [p.request_id for p in batch])
         for pair in batch:
-            correction = last.get(str(pair["request_id"]))
+            correction = last.get(pair.request_id)
             if correction is None:
                 counts["skipped_uncorrected"] += 1
                 continue
@@ -225,13 +226,13 @@ async def collect(
 
     async for pair in pairstore.iter_pairs(redis, stream, dedupe=True):
         counts["pairs_read"] += 1
-        if pair.get("shadow") or "request_id" not in pair:
+        if pair.shadow or not pair.request_id:
             counts["skipped_shadow"] += 1
             continue
-        if experiment is not None and pair.get("experiment") != experiment:
+        if experiment is not None and pair.experiment != experiment:
             counts["skipped_experiment"] += 1
             continue
-        if cutoff is not None and float(pair.get("ts") or 0.0) < cutoff:
+        if cutoff is not None and pair.ts < cutoff:
             counts["skipped_before_since"] += 1
             continue
         batch.append(pair)
@@ -358,16 +359,10 @@ async def with_redis(settings: Settings, work: Callable[[aioredis.Redis, str], A
     """Run `work(redis, stream)` against the gateway's Redis: GATEWAY_REDIS_URL, or the
     embedded server under the data directory, started for the call and stopped after."""
     from gateway.infra import redis_keys
-    from gateway.infra.state import redis_url
+    from gateway.infra.redis_client import async_connect
 
-    url, embedded = redis_url(settings)
-    client = aioredis.Redis.from_url(url)
-    try:
+    async with async_connect(settings, timeout_s=None) as client:
         return await work(client, redis_keys.pairs_stream(settings.pairs_stream))
-    finally:
-        await client.aclose()
-        if embedded is not None:
-            embedded.stop()
 
 
 def run_export(settings: Settings, out: Path, **options: Any) -> dict[str, Any]:

@@ -17,8 +17,8 @@ Both providers are driven through the official `openai` SDK. For Together this i
 OpenAI-compatible surface (base URL https://api.together.xyz/v1): the `together` SDK (3.1.1)
 requires rich<15 while this project pins rich 15, so it is not a dependency. Together-only
 parameters (LoRA, its learning rate) travel in the request body (`extra_body`).
-The API key is passed in by the caller (the CLI reads it from the environment) and never
-printed or logged.
+The API key is passed in by the caller (the CLI takes it from its settings: OPENAI_API_KEY or
+TOGETHER_API_KEY) and never printed or logged.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ from gateway.request.validate import TriageValidationError, validate_triage
 if TYPE_CHECKING:
     from openai import OpenAI
     from openai.types.fine_tuning import FineTuningJob
+
+    from gateway.infra.settings import Settings
 
 Provider = Literal["openai", "together"]
 PROVIDERS: dict[str, str] = {
@@ -411,10 +413,10 @@ def registry_table(records: Iterable[ModelRecord]) -> Table:
 
 
 def finetune_and_register(
-    settings: Any, opts: FinetuneOptions, api_key: str, console: Console | None = None
+    settings: Settings, opts: FinetuneOptions, api_key: str, console: Console | None = None
 ) -> ModelRecord:
     """The `finetune` command: train at the provider, then register the model in the
-    gateway's Redis (`settings`: `gateway.infra.settings.Settings`)."""
+    gateway's Redis."""
     from openai import OpenAI
 
     from gateway.experiments import model_registry

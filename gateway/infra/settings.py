@@ -1,6 +1,11 @@
-"""All configuration, from the environment with the `GATEWAY_` prefix (or a `.env` file).
+"""All configuration, from the environment with the `GATEWAY_` prefix (or a `.env` file); the
+fine-tuning API keys keep their providers' own names.
 
-Built once (by the CLI or a test) and passed down; no other module reads the environment.
+Built once per process and passed down: by the CLI for each command (`cli.app.get_settings`),
+by `gateway.api.asgi.app_factory` in each worker of `serve --workers N` (which hands its
+options to the workers as GATEWAY_ variables), or by a test. Besides this class, the code reads
+two variables itself: PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess directory,
+`gateway.infra.metrics`) and TRIAGE_LOCAL_THREADS (ONNX runtime threads, `gateway.local.onnx`).
 Secrets are `SecretStr` and have no defaults.
 """
 
@@ -42,6 +47,10 @@ class Settings(BaseSettings):
     """Upstream keys by name, JSON: {"openrouter": "sk-or-...", "together": "..."}."""
     openrouter_api_key: SecretStr | None = None
     """Shorthand for provider_keys["openrouter"]."""
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    together_api_key: SecretStr | None = Field(default=None, validation_alias="TOGETHER_API_KEY")
+    """Keys of the fine-tuning APIs (`triage-gateway finetune`), under the providers' own
+    variable names (no GATEWAY_ prefix)."""
 
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
     metrics_auth: bool = False

@@ -1,7 +1,8 @@
 """Everything the running gateway owns, built in one place and closed in reverse order.
 
-`build_state` is used by the app's lifespan and by offline tools that want the same
-classify path without a server (eval runs variants in process this way).
+`build_state` is used by the app's lifespan only. Offline tools build just the parts they
+need from the same `Settings`: eval a `VariantPool` from the routes file (the classify path
+without a server), the CLI its Redis clients through `gateway.infra.redis_client`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from gateway.experiments.store import RouteStore, VariantBuilder
 from gateway.experiments.table import RouteTable
 from gateway.infra.embedded_redis import EmbeddedRedis
 from gateway.infra.metrics import GatewayMetrics
+from gateway.infra.redis_client import redis_url
 from gateway.infra.settings import Settings
+from gateway.local.loader import LocalModelError, baseline_model_path, needs_baseline
 from gateway.pairs.pairlog import PairLog
 from gateway.request.classify import Classifier
 from gateway.request.pricing import ProviderError, ProviderFacts
@@ -56,17 +59,20 @@ class GatewayState:
             self.embedded.stop()
 
 
-def _needs_baseline(routes: RoutesConfig) -> bool:
-    return any(v.is_local and not v.model_path for e in routes.experiments for v in e.variants)
-
-
 def baseline_model_dir(settings: Settings, routes: RoutesConfig) -> Path | None:
-    """Train (first start) or find the built-in baseline local model, when a variant uses it."""
-    if not _needs_baseline(routes):
+    """The built-in baseline local model's directory, when a variant uses it. It is built
+    before the server starts (`triage-gateway serve`, `training.baseline`), never here: a
+    missing one fails the start."""
+    if not needs_baseline(routes):
         return None
-    from gateway.local.tfidf import ensure_baseline_model
-
-    return ensure_baseline_model(settings.data_dir)
+    path = baseline_model_path(settings.data_dir)
+    if not (path / "model_card.json").is_file():
+        raise LocalModelError(
+            f"the baseline local model is missing from {path}: start the gateway with "
+            "`triage-gateway serve`, which builds it first, or train a model with "
+            "`triage-gateway train-local` and name it in the local variant's `model_path`"
+        )
+    return path
 
 
 def runtime_variant_builder(
@@ -106,17 +112,6 @@ def runtime_variant_builder(
         pool.add(exp, v, facts, keys, baseline)
 
     return build
-
-
-def redis_url(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
-    """The configured Redis URL, or an embedded server started under the data directory."""
-    if settings.redis_url is not None:
-        return settings.redis_url.get_secret_value(), None
-    embedded = EmbeddedRedis(settings.data_dir / "redis").start()
-    log.info(
-        "no GATEWAY_REDIS_URL: started embedded Redis", extra={"fields": {"url": embedded.url}}
-    )
-    return embedded.url, embedded
 
 
 async def build_state(settings: Settings) -> GatewayState:

@@ -3,7 +3,10 @@
 A model directory holds `model_card.json` whose `format` key names the loader. Each format's
 runtime lives in its own small module under `gateway/` and registers itself here with
 `@register_format`; the gateway never imports `training/`, and training libraries stay off the
-request path.
+request path. Runtimes only load and predict: every model is trained by `training/`.
+
+The built-in baseline model lives at `baseline_model_path(data_dir)`; `triage-gateway serve`
+builds it there (`training.baseline`) before the server starts, and the server only loads it.
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gateway.request.triage import Triage
+
+if TYPE_CHECKING:
+    from gateway.experiments.config import RoutesConfig
 
 # Runtime modules imported on demand, by format name, so `serve` loads only what it uses.
 FORMAT_MODULES: dict[str, str] = {
@@ -24,6 +30,18 @@ FORMAT_MODULES: dict[str, str] = {
 }
 
 _LOADERS: dict[str, Callable[[Path], LocalModel]] = {}
+
+BASELINE_NAME = "baseline"
+
+
+def baseline_model_path(data_dir: Path) -> Path:
+    """Where the built-in baseline model of a data directory lives."""
+    return Path(data_dir) / "models" / BASELINE_NAME
+
+
+def needs_baseline(routes: RoutesConfig) -> bool:
+    """Whether a local variant of `routes` has no `model_path`, so uses the built-in baseline."""
+    return any(v.is_local and not v.model_path for e in routes.experiments for v in e.variants)
 
 
 class LocalModelError(Exception):

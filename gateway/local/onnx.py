@@ -13,9 +13,10 @@ holds:
 * `idf.json`: `{"idf": {word: idf}, "default_idf": float}` for the extractive topic.
 
 Confidence is the temperature-scaled softmax probability of the predicted category (the
-temperature was fitted on held-out data at training time). Topic and summary are extractive,
-as in `tfidf-linear`. A card may say `"default_urgency": {category: urgency}` instead of
-training an urgency head (then `urgencies` is empty).
+temperature was fitted on held-out data at training time). Topic and summary are extractive
+(`gateway.local.extractive`), as in `tfidf-linear`. A card may say
+`"default_urgency": {category: urgency}` instead of training an urgency head (then `urgencies`
+is empty).
 
 Needs `onnxruntime` and `tokenizers` (the `local-strong` extra); nothing else beyond numpy.
 Inference runs on one intra-op thread per call (`TRIAGE_LOCAL_THREADS` overrides), so several
@@ -34,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from gateway.local.extractive import default_topic, extract_summary, extract_topic
 from gateway.local.loader import (
     LocalModel,
     LocalModelError,
@@ -41,7 +43,6 @@ from gateway.local.loader import (
     read_model_card,
     register_format,
 )
-from gateway.local.tfidf import _DEFAULT_TOPICS, extract_summary, extract_topic
 from gateway.request.triage import Triage
 
 __all__ = ["FORMAT", "EncoderOnnxModel", "encode_batch", "load_encoder_onnx", "softmax"]
@@ -147,9 +148,7 @@ class EncoderOnnxModel:
             urgency = self.urgencies[int(softmax(lu[0], self._t_urg).argmax())]
         else:
             urgency = self._default_urgency.get(category, "Low")
-        topic = extract_topic(
-            text, self._idf, self._default_idf, _DEFAULT_TOPICS.get(category, category)
-        )
+        topic = extract_topic(text, self._idf, self._default_idf, default_topic(category))
         triage = Triage(
             category=category, urgency=urgency, topic=topic, summary=extract_summary(text)
         )

@@ -15,8 +15,9 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, TypedDict, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -27,7 +28,9 @@ from gateway.experiments.config import RoutesConfig
 from gateway.infra import redis_keys
 from gateway.infra.metrics import GatewayMetrics
 from gateway.pairs import pairstore
+from gateway.pairs.record import PairRecord, ShadowAnswer
 from gateway.request.triage import DEFAULT_TAXONOMY, SUMMARY_MAX_CHARS, TOPIC_MAX_CHARS, Taxonomy
+from gateway.request.validate import canonical_label
 
 NOTE_MAX_CHARS = 2000
 
@@ -44,6 +47,58 @@ def taxonomy_lookup(routes: RoutesConfig | None) -> TaxonomyFor:
         return known.get(experiment, DEFAULT_TAXONOMY)
 
     return lookup
+
+
+class Correction(TypedDict):
+    """A stored correction (orjson in `redis_keys.corrections(request_id)`)."""
+
+    id: str
+    request_id: str
+    review_id: str | None
+    category: str
+    urgency: str
+    topic: str | None
+    summary: str | None
+    corrected_by: str
+    note: str | None
+    original_category: str | None
+    original_urgency: str | None
+    variant: str
+    changed: bool
+    source: str
+    created_at: str
+
+
+class Erasure(TypedDict):
+    """What `erase_review` removed."""
+
+    review_id: str
+    request_ids: list[str]
+    pairs_deleted: int
+    corrections_deleted: int
+
+
+@dataclass(frozen=True, slots=True)
+class PairDetail:
+    """One pair with its corrections (oldest first) and, for a served pair, its shadow
+    answer (`shadow_looked_up` is False for a shadow pair: it has none)."""
+
+    pair: PairRecord
+    corrections: list[Correction]
+    shadow_answer: ShadowAnswer | None
+    shadow_looked_up: bool
+
+    def to_dict(self) -> dict[str, object]:
+        out = self.pair.to_dict()
+        out["corrections"] = self.corrections
+        if self.shadow_looked_up:
+            answer = self.shadow_answer
+            out["shadow_answer"] = None if answer is None else answer.to_dict()
+        return out
+
+
+def _load_correction(raw: bytes | str) -> Correction:
+    return cast(Correction, orjson.loads(raw))
 
 
 Id = Annotated[str, Field(min_length=1, max_length=200)]
@@ -74,13 +129,13 @@ class CorrectionIn(BaseModel):
 
 
 def _canonical(value: str, allowed: Sequence[str], field: str) -> str:
-    for label in allowed:
-        if label.casefold() == value.casefold():
-            return label
+    label = canonical_label(value, allowed, {})
+    if label is not None:
+        return label
     raise InvalidRequestError(f"{field} {value[:60]!r} is not one of: {', '.join(allowed)}")
 
 
-def _parse(body: CorrectionIn | Mapping[str, Any]) -> CorrectionIn:
+def _parse(body: CorrectionIn | Mapping[str, object]) -> CorrectionIn:
     if isinstance(body, CorrectionIn):
         return body
     try:
@@ -94,26 +149,26 @@ def _parse(body: CorrectionIn | Mapping[str, Any]) -> CorrectionIn:
 
 async def latest_served_pair(
     redis: aioredis.Redis, stream: str, review_id: str
-) -> dict[str, Any] | None:
+) -> PairRecord | None:
     """The most recent served (non-shadow) pair logged for `review_id`."""
     members = await redis.smembers(redis_keys.review_pairs(review_id))
-    best: dict[str, Any] | None = None
+    best: PairRecord | None = None
     for raw in members:
         rid = raw.decode() if isinstance(raw, bytes) else str(raw)
         pair = await pairstore.get_pair(redis, stream, rid)
-        if pair is None or pair.get("shadow"):
+        if pair is None or pair.shadow:
             continue
-        if best is None or float(pair.get("ts") or 0) > float(best.get("ts") or 0):
+        if best is None or pair.ts > best.ts:
             best = pair
     return best
 
 
-async def _target_pair(redis: aioredis.Redis, stream: str, body: CorrectionIn) -> dict[str, Any]:
+async def _target_pair(redis: aioredis.Redis, stream: str, body: CorrectionIn) -> PairRecord:
     if body.request_id is not None:
         pair = await pairstore.get_pair(redis, stream, body.request_id)
-        if pair is not None and pair.get("shadow") and pair.get("served_request_id"):
+        if pair is not None and pair.shadow and pair.served_request_id:
             # A shadow answer is judged through the pair that was served for the same review.
-            pair = await pairstore.get_pair(redis, stream, str(pair["served_request_id"]))
+            pair = await pairstore.get_pair(redis, stream, pair.served_request_id)
         if pair is None:
             raise NotFoundError(f"no logged pair with request_id {body.request_id!r}")
         return pair
@@ -125,7 +180,7 @@ async def _target_pair(redis: aioredis.Redis, stream: str, body: CorrectionIn) -
 
 
 def make_correction(
-    pair: Mapping[str, Any],
+    pair: PairRecord,
     taxonomy: Taxonomy,
     *,
     category: str,
@@ -135,29 +190,29 @@ def make_correction(
     summary: str | None = None,
     note: str | None = None,
     source: str = "api",
-) -> dict[str, Any]:
+) -> Correction:
     """The correction record of `pair` (the plan's ReviewCorrection); labels are checked
     against `taxonomy` (case-insensitive) and written in its spelling."""
     if note is not None and len(note) > NOTE_MAX_CHARS:
         raise PayloadTooLargeError(f"note is {len(note)} characters; the limit is {NOTE_MAX_CHARS}")
-    model: Mapping[str, Any] = pair.get("triage") or {}
+    model = pair.triage
     category = _canonical(category, taxonomy.categories, "category")
     urgency = _canonical(urgency, taxonomy.urgencies, "urgency")
-    original_category = model.get("category")
-    original_urgency = model.get("urgency")
+    original_category = model.category
+    original_urgency = model.urgency
     return {
         "id": uuid.uuid4().hex,
-        "request_id": pair["request_id"],
-        "review_id": pair.get("review_id"),
+        "request_id": pair.request_id,
+        "review_id": pair.review_id,
         "category": category,
         "urgency": urgency,
-        "topic": topic or model.get("topic"),
-        "summary": summary or model.get("summary"),
+        "topic": topic or model.topic,
+        "summary": summary or model.summary,
         "corrected_by": corrected_by,
         "note": note,
         "original_category": original_category,
         "original_urgency": original_urgency,
-        "variant": pair.get("variant"),
+        "variant": pair.variant,
         "changed": category != original_category or urgency != original_urgency,
         "source": source,
         "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -166,7 +221,7 @@ def make_correction(
 
 async def store_corrections(
     redis: aioredis.Redis,
-    records: Sequence[Mapping[str, Any]],
+    records: Sequence[Correction],
     metrics: GatewayMetrics | None = None,
 ) -> None:
     """Append corrections, mark their pairs corrected and take them off the review queue."""
@@ -175,7 +230,7 @@ async def store_corrections(
     now = time.time()
     async with redis.pipeline(transaction=True) as pipe:
         for record in records:
-            rid = str(record["request_id"])
+            rid = record["request_id"]
             pipe.rpush(redis_keys.corrections(rid), orjson.dumps(record))
             pipe.zadd(redis_keys.corrected_set(), {rid: now})
             pipe.zrem(redis_keys.review_queue(), rid)
@@ -190,11 +245,11 @@ async def add_correction(
     redis: aioredis.Redis,
     stream: str,
     taxonomy_for: TaxonomyFor,
-    body: CorrectionIn | Mapping[str, Any],
+    body: CorrectionIn | Mapping[str, object],
     *,
     metrics: GatewayMetrics | None = None,
     source: str = "api",
-) -> dict[str, Any]:
+) -> Correction:
     """Validate and store one correction; returns the stored record.
 
     Raises `InvalidRequestError` (422: bad body, or a label outside the pair's experiment
@@ -208,7 +263,7 @@ async def add_correction(
     pair = await _target_pair(redis, stream, parsed)
     record = make_correction(
         pair,
-        taxonomy_for(str(pair.get("experiment", ""))),
+        taxonomy_for(pair.experiment),
         category=parsed.category,
         urgency=parsed.urgency,
         corrected_by=parsed.corrected_by,
@@ -230,30 +285,29 @@ async def confirm_answer(
     *,
     metrics: GatewayMetrics | None = None,
     source: str = "api",
-) -> dict[str, Any]:
+) -> Correction:
     """Record that the model's answer of one pair is right (a correction equal to it)."""
     pair = await pairstore.get_pair(redis, stream, request_id)
     if pair is None:
         raise NotFoundError(f"no logged pair with request_id {request_id!r}")
-    model: Mapping[str, Any] = pair.get("triage") or {}
     body = CorrectionIn(
         request_id=request_id,
-        category=str(model.get("category", "")),
-        urgency=str(model.get("urgency", "")),
+        category=pair.triage.category or "",
+        urgency=pair.triage.urgency or "",
         corrected_by=corrected_by,
     )
     return await add_correction(redis, stream, taxonomy_for, body, metrics=metrics, source=source)
 
 
-async def corrections_of(redis: aioredis.Redis, request_id: str) -> list[dict[str, Any]]:
+async def corrections_of(redis: aioredis.Redis, request_id: str) -> list[Correction]:
     """Every correction of one pair, oldest first."""
     raw = await redis.lrange(redis_keys.corrections(request_id), 0, -1)
-    return [orjson.loads(item) for item in raw]
+    return [_load_correction(item) for item in raw]
 
 
 async def last_corrections(
     redis: aioredis.Redis, request_ids: Sequence[str]
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, Correction]:
     """The last (winning) correction of each pair that has one."""
     if not request_ids:
         return {}
@@ -261,29 +315,23 @@ async def last_corrections(
         for rid in request_ids:
             pipe.lindex(redis_keys.corrections(rid), -1)
         found = await pipe.execute()
-    return {rid: orjson.loads(raw) for rid, raw in zip(request_ids, found, strict=True) if raw}
+    return {rid: _load_correction(raw) for rid, raw in zip(request_ids, found, strict=True) if raw}
 
 
-async def pair_with_corrections(
-    redis: aioredis.Redis, stream: str, request_id: str
-) -> dict[str, Any]:
-    """One pair with its `corrections` (oldest first) and, when sampled, its shadow answer."""
+async def pair_with_corrections(redis: aioredis.Redis, stream: str, request_id: str) -> PairDetail:
+    """One pair with its corrections (oldest first) and, when sampled, its shadow answer."""
     pair = await pairstore.get_pair(redis, stream, request_id)
     if pair is None:
         raise NotFoundError(f"no logged pair with request_id {request_id!r}")
-    out = dict(pair)
-    out["corrections"] = await corrections_of(redis, request_id)
-    if not pair.get("shadow"):
-        shadow = await pairstore.get_pair(redis, stream, f"{request_id}:shadow")
-        out["shadow_answer"] = (
-            None
-            if shadow is None
-            else {"variant": shadow.get("variant"), "triage": shadow.get("triage")}
-        )
-    return out
+    corrections = await corrections_of(redis, request_id)
+    if pair.shadow:
+        return PairDetail(pair, corrections, None, shadow_looked_up=False)
+    shadow = await pairstore.get_pair(redis, stream, f"{request_id}:shadow")
+    answer = None if shadow is None else ShadowAnswer.of(shadow)
+    return PairDetail(pair, corrections, answer, shadow_looked_up=True)
 
 
-async def erase_review(redis: aioredis.Redis, stream: str, review_id: str) -> dict[str, Any]:
+async def erase_review(redis: aioredis.Redis, stream: str, review_id: str) -> Erasure:
     """Erase everything stored about one review: its pairs, their index entries, their
     corrections and their places in the corrected set and the review queue
     (`pairstore.delete_review`); returns what was removed."""

@@ -19,38 +19,41 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
 
 from gateway.infra import redis_keys
 from gateway.pairs import pairstore
+from gateway.pairs.corrections import Correction
+from gateway.pairs.record import PairRecord
 
-Z95 = NormalDist().inv_cdf(0.975)
 ALPHA = 0.05
 POWER = 0.8
 _PAGE = 1000
 
 
-def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+def wilson(k: int, n: int, alpha: float = ALPHA) -> tuple[float, float]:
     """Wilson score interval of a proportion k/n ((0, 1) when n is 0)."""
     if n <= 0:
         return 0.0, 1.0
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # imported here: statsmodels (with scipy and pandas) takes about a second to import, which
+    # only the report pays, not every gateway start
+    from statsmodels.stats.proportion import proportion_confint
+
+    lo, hi = proportion_confint(k, n, alpha=alpha, method="wilson")
+    return max(0.0, float(lo)), min(1.0, float(hi))
 
 
-def newcombe(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> tuple[float, float]:
+def newcombe(k1: int, n1: int, k2: int, n2: int, alpha: float = ALPHA) -> tuple[float, float]:
     """Newcombe's hybrid score interval (method 10) of p1 - p2 for independent samples."""
-    p1, p2 = k1 / n1, k2 / n2
-    l1, u1 = wilson(k1, n1, z)
-    l2, u2 = wilson(k2, n2, z)
-    d = p1 - p2
-    return d - math.hypot(p1 - l1, u2 - p2), d + math.hypot(u1 - p1, p2 - l2)
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    lo, hi = confint_proportions_2indep(
+        k1, n1, k2, n2, method="newcomb", compare="diff", alpha=alpha
+    )
+    return float(lo), float(hi)
 
 
 def sample_size(p1: float, p2: float, alpha: float = ALPHA, power: float = POWER) -> int:
@@ -83,14 +86,12 @@ def sample_size_for_mde(
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0..100) with linear interpolation, like numpy's default."""
+    """The q-th percentile (0..100) with linear interpolation (None when there are no values)."""
     if not values:
         return None
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    import numpy as np
+
+    return float(np.percentile(values, q))
 
 
 def judged_right(correction: Mapping[str, Any]) -> bool:
@@ -109,16 +110,15 @@ class _Arm:
     cost: float = 0.0
     latencies: list[float] = field(default_factory=list)
 
-    def add_pair(self, pair: Mapping[str, Any]) -> None:
+    def add_pair(self, pair: PairRecord) -> None:
         self.traffic += 1
-        self.cost += float(pair.get("cost_usd") or 0.0)
-        if pair.get("latency_ms") is not None:
-            self.latencies.append(float(pair["latency_ms"]))
+        self.cost += pair.cost_usd
+        self.latencies.append(pair.latency_ms)
 
 
 def build_report(
-    pairs: Iterable[Mapping[str, Any]],
-    corrections: Mapping[str, Mapping[str, Any]],
+    pairs: Iterable[PairRecord],
+    corrections: Mapping[str, Correction],
     *,
     experiment: str,
     variants: Sequence[str] = (),
@@ -129,11 +129,11 @@ def build_report(
     (`corrections` maps request_id to the pair's last correction)."""
     arms: dict[str, _Arm] = {name: _Arm() for name in variants}
     for pair in pairs:
-        if pair.get("experiment") != experiment or pair.get("shadow"):
+        if not _served(pair, experiment):
             continue
-        arm = arms.setdefault(str(pair.get("variant")), _Arm())
+        arm = arms.setdefault(pair.variant, _Arm())
         arm.add_pair(pair)
-        fix = corrections.get(str(pair.get("request_id")))
+        fix = corrections.get(pair.request_id)
         if fix is not None:
             arm.corrected += 1
             arm.right += judged_right(fix)
@@ -177,28 +177,28 @@ def _row(arm: _Arm, ctrl: _Arm, is_control: bool, needed: int) -> dict[str, Any]
     return row
 
 
-def _json_object(raw: bytes) -> dict[str, Any] | None:
+def _json_object(raw: bytes) -> Correction | None:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    return value if isinstance(value, dict) else None
+    return cast(Correction, value) if isinstance(value, dict) else None
 
 
-def _served(pair: Mapping[str, Any], experiment: str) -> bool:
-    return pair.get("experiment") == experiment and not pair.get("shadow")
+def _served(pair: PairRecord, experiment: str) -> bool:
+    return pair.experiment == experiment and not pair.shadow
 
 
 async def read_pairs(
     redis: aioredis.Redis, stream: str, *, experiment: str, since: float | None = None
-) -> list[dict[str, Any]]:
+) -> list[PairRecord]:
     """Served (non-shadow) pairs of `experiment`, oldest first, logged at or after `since`."""
     start = "-" if since is None else f"{int(since * 1000)}-0"
-    out: list[dict[str, Any]] = []
+    out: list[PairRecord] = []
     async for pair in pairstore.iter_pairs(redis, stream, start, count=_PAGE):
         if not _served(pair, experiment):
             continue
-        if since is not None and float(pair.get("ts") or since) < since:
+        if since is not None and (pair.ts or since) < since:
             continue
         out.append(pair)
     return out
@@ -206,7 +206,7 @@ async def read_pairs(
 
 async def read_corrections(
     redis: aioredis.Redis, request_ids: Iterable[str]
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, Correction]:
     """The last correction of each corrected pair among `request_ids`."""
     members: Any = await redis.zrange(redis_keys.corrected_set(), 0, -1)
     corrected = {m.decode() for m in members}
@@ -214,7 +214,7 @@ async def read_corrections(
     pipe = redis.pipeline(transaction=False)
     for rid in wanted:
         pipe.lindex(redis_keys.corrections(rid), -1)
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, Correction] = {}
     for rid, raw in zip(wanted, await pipe.execute() if wanted else [], strict=True):
         record = _json_object(raw) if raw is not None else None
         if record is not None:
@@ -234,7 +234,7 @@ async def experiment_report(
 ) -> dict[str, Any]:
     """`build_report` over what Redis holds now (pairs at or after `since` when given)."""
     pairs = await read_pairs(redis, stream, experiment=experiment, since=since)
-    fixes = await read_corrections(redis, (str(p.get("request_id")) for p in pairs))
+    fixes = await read_corrections(redis, (p.request_id for p in pairs))
     report = build_report(
         pairs, fixes, experiment=experiment, variants=variants, control=control, mde=mde
     )
@@ -266,11 +266,11 @@ async def corrections_since(
     tally: dict[str, tuple[int, int]] = {}
     for raw, eid in zip(fixes, entry_ids, strict=True):
         rows = next(found) if eid is not None else []
-        pair = pairstore.decode_entry(*rows[0]) if rows else None
+        pair = PairRecord.from_fields(*rows[0]) if rows else None
         fix = _json_object(raw) if raw is not None else None
         if fix is None:
             continue
-        variant = str((pair or {}).get("variant") or fix.get("variant"))
+        variant = pair.variant if pair is not None and pair.variant else str(fix.get("variant"))
         if pair is not None and not _served(pair, experiment):
             continue
         if pair is None and variant not in variants:

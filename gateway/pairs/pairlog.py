@@ -35,11 +35,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
-import uuid
 from collections import deque
-from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -49,6 +48,7 @@ from gateway.infra import redis_keys
 from gateway.infra.metrics import GatewayMetrics
 from gateway.infra.settings import Settings
 from gateway.pairs.pairstore import server_run_id, trim_older_than, write_pairs
+from gateway.pairs.record import PairRecord
 from gateway.pairs.redaction import redact
 from gateway.pairs.spool import Spool
 
@@ -63,8 +63,6 @@ LINGER_S = 0.005
 TRIM_EVERY_S = 60.0
 RECENT_MAX = 200_000
 
-Record = dict[str, Any]
-
 
 def pair_client(url: str) -> aioredis.Redis:
     """A Redis client for the pair writer: 2 s timeouts and no retries (the writer retries,
@@ -74,15 +72,17 @@ def pair_client(url: str) -> aioredis.Redis:
     )
 
 
-def redact_record(record: Record) -> None:
-    """Mask personal data in the free-text fields of a pair record, in place."""
-    for key in ("text", "raw_output"):
-        value = record.get(key)
-        if isinstance(value, str) and value:
-            record[key] = redact(value)
-    triage = record.get("triage")
-    if isinstance(triage, dict) and isinstance(triage.get("summary"), str):
-        record["triage"] = {**triage, "summary": redact(triage["summary"])}
+def redact_record(record: PairRecord) -> PairRecord:
+    """The record with personal data masked in its free-text fields."""
+    summary = record.triage.summary
+    return dataclasses.replace(
+        record,
+        text=redact(record.text) if record.text else record.text,
+        raw_output=redact(record.raw_output) if record.raw_output else record.raw_output,
+        triage=dataclasses.replace(record.triage, summary=redact(summary))
+        if summary
+        else record.triage,
+    )
 
 
 class PairLog:
@@ -105,9 +105,9 @@ class PairLog:
         self._redact = settings.redact
         self._metrics = metrics
         self.spool = Spool(settings.data_dir / "spool")
-        self._pending: deque[Record] = deque()
-        self._inflight: list[Record] = []
-        self._recent: deque[tuple[float, Record]] = deque()
+        self._pending: deque[PairRecord] = deque()
+        self._inflight: list[PairRecord] = []
+        self._recent: deque[tuple[float, PairRecord]] = deque()
         self._run_id: str | None = None
         self._seen_at = 0.0
         self._failing = False
@@ -121,16 +121,15 @@ class PairLog:
         """A pair log with its own client (closed by `close`)."""
         return cls(pair_client(url), settings, metrics, owns_client=True)
 
-    def submit(self, record: Record) -> None:
+    def submit(self, record: PairRecord) -> None:
         """Queue a pair for the stream: O(1), never blocks, never raises."""
-        try:
-            if "request_id" not in record:
-                record["request_id"] = uuid.uuid4().hex
-            if self._redact:
-                redact_record(record)
-        except Exception:
-            log.exception("pair redaction failed: text fields dropped")
-            record["text"] = record["raw_output"] = "[redaction failed]"
+        if self._redact:
+            try:
+                record = redact_record(record)
+            except Exception:
+                log.exception("pair redaction failed: text fields dropped")
+                failed = "[redaction failed]"
+                record = dataclasses.replace(record, text=failed, raw_output=failed)
         self._pending.append(record)
         if not self._wake.is_set():
             self._wake.set()
@@ -222,7 +221,7 @@ class PairLog:
             self._observe(await server_run_id(self._redis))
         return False
 
-    async def _send(self, records: list[Record]) -> None:
+    async def _send(self, records: list[PairRecord]) -> None:
         added, run_id = await write_pairs(self._redis, self._stream, records)
         self._observe(run_id)
         now = self._seen_at

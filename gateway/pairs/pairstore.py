@@ -1,14 +1,12 @@
 """The pair log in Redis: writing batches, reading, erasure and retention.
 
-Plain functions on a `redis.asyncio` client (bytes or decoded responses both work).
+Plain functions on a `redis.asyncio` client (bytes or decoded responses both work); records
+are `gateway.pairs.record.PairRecord`.
 
 Layout (key names from `gateway.infra.redis_keys`):
 
 * the stream (`settings.pairs_stream`): one entry per pair, fields `request_id` and `data`
-  (the record as orjson bytes: request_id, served_request_id, shadow, review_id, text, app,
-  rating, experiment, variant, model, triage{category, urgency, topic, summary}, raw_output,
-  attempts, fallback_from, latency_ms, cost_usd, prompt_tokens, completion_tokens, confidence,
-  ts);
+  (the record as orjson bytes, `PairRecord.to_fields`);
 * `pair_index()`: hash request_id -> stream entry id;
 * `review_pairs(review_id)`: set of the request_ids logged for a review (erasure).
 
@@ -22,16 +20,15 @@ request_id is stored once (its first pair), whatever the retries.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from gateway.infra import redis_keys
+from gateway.pairs.record import PairRecord, StreamEntry
 
 WRITE_SCRIPT = """
 local added = 0
@@ -52,21 +49,12 @@ return {added, run_id}
 WRITE_SCRIPT_SHA = hashlib.sha1(WRITE_SCRIPT.encode()).hexdigest()
 
 
-def encode(record: Mapping[str, Any]) -> bytes:
-    """The stored form of a record: orjson bytes. Never raises for a dict: what orjson can't
-    encode becomes a string (a record that can't be written would block the log)."""
-    try:
-        return orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:  # e.g. an int beyond 64 bits
-        return json.dumps(record, default=str).encode()
-
-
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
 async def write_pairs(
-    redis: aioredis.Redis, stream: str, records: Iterable[Mapping[str, Any]]
+    redis: aioredis.Redis, stream: str, records: Iterable[PairRecord]
 ) -> tuple[int, str]:
     """Store a batch in one round trip; returns (records added, the server's run_id).
 
@@ -75,11 +63,11 @@ async def write_pairs(
     """
     args: list[str | bytes] = []
     for rec in records:
-        review_id = rec.get("review_id")
+        entry = rec.to_fields()
         args += (
-            str(rec.get("request_id")),
-            redis_keys.review_pairs(str(review_id)) if review_id else "",
-            encode(rec),
+            entry["request_id"],
+            redis_keys.review_pairs(rec.review_id) if rec.review_id else "",
+            entry["data"],
         )
     keys = (stream, redis_keys.pair_index())
     try:
@@ -97,47 +85,45 @@ async def server_run_id(redis: aioredis.Redis) -> str:
 
 
 async def _xrange(
-    redis: aioredis.Redis, stream: str, start: Any, end: Any, count: int | None = None
-) -> list[tuple[Any, Any]]:
-    result: Any = await redis.xrange(stream, start, end, count=count)
+    redis: aioredis.Redis,
+    stream: str,
+    start: bytes | str,
+    end: bytes | str,
+    count: int | None = None,
+) -> list[StreamEntry]:
+    result: list[StreamEntry] | None = await redis.xrange(stream, start, end, count=count)
     return list(result or [])
 
 
-def decode_entry(entry_id: bytes | str, fields: Mapping[Any, Any]) -> dict[str, Any]:
-    """A stream entry as the record dict, plus `stream_id`."""
-    data = fields.get(b"data", fields.get("data"))
-    record: dict[str, Any] = orjson.loads(data) if data is not None else {}
-    record["stream_id"] = _text(entry_id)
-    return record
-
-
-async def get_pair(redis: aioredis.Redis, stream: str, request_id: str) -> dict[str, Any] | None:
-    """The pair logged for `request_id` (record dict plus `stream_id`), or None."""
+async def get_pair(redis: aioredis.Redis, stream: str, request_id: str) -> PairRecord | None:
+    """The pair logged for `request_id` (with its `stream_id`), or None."""
     entry_id = await redis.hget(redis_keys.pair_index(), request_id)
     if entry_id is None:
         return None
     entries = await _xrange(redis, stream, entry_id, entry_id)
     if not entries:
         return None  # trimmed by retention or erased
-    return decode_entry(*entries[0])
+    return PairRecord.from_fields(*entries[0])
 
 
 async def get_pairs(
     redis: aioredis.Redis, stream: str, request_ids: Sequence[str]
-) -> list[dict[str, Any] | None]:
+) -> list[PairRecord | None]:
     """`get_pair` for many ids in two round trips (one connection, whatever the count)."""
     if not request_ids:
         return []
-    entry_ids: Any = await redis.hmget(redis_keys.pair_index(), list(request_ids))
+    entry_ids: list[bytes | str | None] = await redis.hmget(
+        redis_keys.pair_index(), list(request_ids)
+    )
     pipe = redis.pipeline(transaction=False)
     for entry_id in entry_ids:
         if entry_id is not None:
             pipe.xrange(stream, entry_id, entry_id)
     found = iter(await pipe.execute())
-    out: list[dict[str, Any] | None] = []
+    out: list[PairRecord | None] = []
     for entry_id in entry_ids:
         entries = next(found) if entry_id is not None else None
-        out.append(decode_entry(*entries[0]) if entries else None)
+        out.append(PairRecord.from_fields(*entries[0]) if entries else None)
     return out
 
 
@@ -149,7 +135,7 @@ async def iter_pairs(
     *,
     count: int = 500,
     dedupe: bool = False,
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncIterator[PairRecord]:
     """Every pair from `start_id` (inclusive) in stream order, fetched `count` at a time.
 
     With `dedupe`, each request_id is yielded once: its first occurrence.
@@ -159,16 +145,15 @@ async def iter_pairs(
     while True:
         entries = await _xrange(redis, stream, start, end_id, count)
         for entry_id, fields in entries:
-            record = decode_entry(entry_id, fields)
+            record = PairRecord.from_fields(entry_id, fields)
             if dedupe:
-                rid = str(record.get("request_id"))
-                if rid in seen:
+                if record.request_id in seen:
                     continue
-                seen.add(rid)
+                seen.add(record.request_id)
             yield record
         if len(entries) < count:
             return
-        start = "(" + _text(entries[-1][0])
+        start = "(" + _text(entries[-1][0] or b"")
 
 
 async def delete_review(redis: aioredis.Redis, stream: str, review_id: str) -> int:
@@ -210,15 +195,14 @@ async def trim_older_than(
         pipe = redis.pipeline(transaction=False)
         rids = []
         for entry_id, fields in entries:
-            record = decode_entry(entry_id, fields)
-            rid = str(record.get("request_id"))
-            rids.append(rid)
-            if record.get("review_id"):
-                pipe.srem(redis_keys.review_pairs(str(record["review_id"])), rid)
+            record = PairRecord.from_fields(entry_id, fields)
+            rids.append(record.request_id)
+            if record.review_id:
+                pipe.srem(redis_keys.review_pairs(record.review_id), record.request_id)
         pipe.hdel(redis_keys.pair_index(), *rids)
         await pipe.execute()
         if len(entries) < chunk:
             break
-        start = "(" + _text(entries[-1][0])
+        start = "(" + _text(entries[-1][0] or b"")
     removed: int = await redis.xtrim(stream, minid=cutoff, approximate=False)
     return removed

@@ -4,7 +4,7 @@ that carry tokens (query strings, long random-looking path segments).
 Cheap by design (it runs on the request path, inside `PairLog.submit`): the patterns are
 compiled once, each runs only where a plain substring test or a cheap candidate scan says it
 could match, so a typical 300-character review costs a few microseconds
-(`loadtest/bench_pairlog.py` measures it).
+(`tools/bench/pairlog.py` measures it).
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ import base64
 import binascii
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -37,7 +38,8 @@ import redis.asyncio as aioredis
 from gateway.errors import InvalidRequestError
 from gateway.infra import redis_keys
 from gateway.pairs import pairstore
-from gateway.pairs.corrections import last_corrections
+from gateway.pairs.corrections import Correction, last_corrections
+from gateway.pairs.record import PairRecord, ShadowAnswer, StreamEntry
 
 QUEUE_WINDOW = 5000
 REFRESH_INTERVAL_S = 2.0
@@ -54,14 +56,52 @@ Status = Literal["uncorrected", "corrected", "disagreement"]
 TIERS = ("shadow_disagreement", "low_confidence", "rare_class", "recent")
 
 
-def _s(value: Any) -> str:
+Filters = tuple[str | None, str | None, str | None]
+"""(variant, category, app): what a listing keeps (None: anything)."""
+
+
+@dataclass(slots=True)
+class PairItem:
+    """One pair of a listing. Queue pages carry `queue` (score, reason); stream pages carry
+    the last `correction`, and `shadow_answer` for `status=disagreement`."""
+
+    pair: PairRecord
+    corrected: bool
+    queue: tuple[float, str] | None = None
+    correction: Correction | None = None
+    shadow_answer: ShadowAnswer | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        out = self.pair.to_dict()
+        if self.shadow_answer is not None:
+            out["shadow_answer"] = self.shadow_answer.to_dict()
+        out["corrected"] = self.corrected
+        if self.queue is not None:
+            out["queue_score"], out["queue_reason"] = self.queue
+        else:
+            out["correction"] = self.correction
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class PairPage:
+    """One page of a listing; pass `next_cursor` back for the next one (None: the end)."""
+
+    items: list[PairItem]
+    next_cursor: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"items": [i.to_dict() for i in self.items], "next_cursor": self.next_cursor}
+
+
+def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def _xrevrange(
     redis: aioredis.Redis, stream: str, high: str, count: int
-) -> list[tuple[Any, Any]]:
-    entries: Any = await redis.xrevrange(stream, high, "-", count=count)
+) -> list[StreamEntry]:
+    entries: list[StreamEntry] | None = await redis.xrevrange(stream, high, "-", count=count)
     return list(entries or [])
 
 
@@ -69,15 +109,13 @@ def _recency(ts: float) -> float:
     return min(0.999999, max(0.0, (_T_REF - ts) / _T_REF))
 
 
-def priority(
-    pair: Mapping[str, Any], *, shadow_category: str | None, share: float
-) -> tuple[float, str]:
+def priority(pair: PairRecord, *, shadow_category: str | None, share: float) -> tuple[float, str]:
     """(score, reason) of one served pair; lower scores are reviewed sooner."""
-    ts = float(pair.get("ts") or 0.0)
-    category = (pair.get("triage") or {}).get("category")
+    ts = pair.ts
+    category = pair.triage.category
     if shadow_category is not None and shadow_category != category:
         return 0.0 + _recency(ts), TIERS[0]
-    confidence = pair.get("confidence")
+    confidence = pair.confidence
     if isinstance(confidence, int | float) and confidence < LOW_CONFIDENCE:
         return 1.0 + max(0.0, float(confidence)) + _recency(ts) * 1e-3, TIERS[1]
     if share < RARE_SHARE:
@@ -111,26 +149,26 @@ async def refresh_queue(
         if not await redis.set(marker, b"1", nx=True, px=max(1, int(interval_s * 1000))):
             return None
     entries = await _xrevrange(redis, stream, "+", limit)
-    served: dict[str, dict[str, Any]] = {}
+    served: dict[str, PairRecord] = {}
     shadow_category: dict[str, str | None] = {}
     for entry_id, fields in entries:
-        pair = pairstore.decode_entry(entry_id, fields)
-        if "request_id" not in pair:
+        pair = PairRecord.from_fields(entry_id, fields)
+        if not pair.request_id:
             continue
-        if pair.get("shadow"):
-            served_id = pair.get("served_request_id")
-            if served_id and str(served_id) not in shadow_category:
-                shadow_category[str(served_id)] = (pair.get("triage") or {}).get("category")
+        if pair.shadow:
+            served_id = pair.served_request_id
+            if served_id and served_id not in shadow_category:
+                shadow_category[served_id] = pair.triage.category
             continue
-        served.setdefault(str(pair["request_id"]), pair)  # newest copy of a duplicate
-    counts = Counter((p.get("triage") or {}).get("category") for p in served.values())
+        served.setdefault(pair.request_id, pair)  # newest copy of a duplicate
+    counts = Counter(p.triage.category for p in served.values())
     total = sum(counts.values()) or 1
     done = await _corrected(redis, list(served))
     scores: dict[str, float] = {}
     for rid, pair in served.items():
         if rid in done:
             continue
-        category = (pair.get("triage") or {}).get("category")
+        category = pair.triage.category
         scores[rid], _ = priority(
             pair, shadow_category=shadow_category.get(rid), share=counts[category] / total
         )
@@ -164,40 +202,36 @@ def _check_stream_cursor(cursor: str) -> tuple[int, int]:
     return ms, seq
 
 
-def _matches(
-    pair: Mapping[str, Any], variant: str | None, category: str | None, app: str | None
-) -> bool:
-    if pair.get("shadow"):
+def _matches(pair: PairRecord, variant: str | None, category: str | None, app: str | None) -> bool:
+    if pair.shadow:
         return False
-    if variant is not None and pair.get("variant") != variant:
+    if variant is not None and pair.variant != variant:
         return False
-    if category is not None and (pair.get("triage") or {}).get("category") != category:
+    if category is not None and pair.triage.category != category:
         return False
-    return app is None or pair.get("app") == app
+    return app is None or pair.app == app
 
 
 async def _shadow_answers(
     redis: aioredis.Redis, stream: str, request_ids: Sequence[str]
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, ShadowAnswer]:
     found = await pairstore.get_pairs(redis, stream, [f"{rid}:shadow" for rid in request_ids])
     return {
-        rid: {"variant": s.get("variant"), "triage": s.get("triage")}
-        for rid, s in zip(request_ids, found, strict=True)
-        if s is not None
+        rid: ShadowAnswer.of(s) for rid, s in zip(request_ids, found, strict=True) if s is not None
     }
 
 
 async def _queue_page(
     redis: aioredis.Redis,
     stream: str,
-    filters: tuple[str | None, str | None, str | None],
+    filters: Filters,
     cursor: str | None,
     limit: int,
-) -> dict[str, Any]:
+) -> PairPage:
     await refresh_queue(redis, stream)
     after = _decode_queue_cursor(cursor) if cursor else None
     low: float | str = after[0] if after else "-inf"
-    items: list[dict[str, Any]] = []
+    items: list[PairItem] = []
     offset, batch, more = 0, max(limit * 2, 50), False
     last: tuple[float, str] | None = None
     while len(items) < limit:
@@ -217,42 +251,39 @@ async def _queue_page(
             last = (score, rid)
             if pair is None or rid in done or not _matches(pair, *filters):
                 continue
-            items.append({**pair, "corrected": False, "queue_score": score})
-            items[-1]["queue_reason"] = reason_of(score)
+            items.append(PairItem(pair, corrected=False, queue=(score, reason_of(score))))
         if len(chunk) < batch:
             break
         if len(items) >= limit:
             more = True
     next_cursor = _encode_queue_cursor(*last) if more and last is not None else None
-    return {"items": items, "next_cursor": next_cursor}
+    return PairPage(items, next_cursor)
 
 
 async def _canonical(
-    redis: aioredis.Redis,
-    decoded: Sequence[dict[str, Any]],
-    filters: tuple[str | None, str | None, str | None],
-) -> list[dict[str, Any]]:
+    redis: aioredis.Redis, decoded: Sequence[PairRecord], filters: Filters
+) -> list[PairRecord]:
     """Served pairs passing the filters, each once: should a record be in the stream twice,
     it is shown at the entry the pair index points to."""
-    pairs = [p for p in decoded if "request_id" in p and _matches(p, *filters)]
+    pairs = [p for p in decoded if p.request_id and _matches(p, *filters)]
     if not pairs:
         return []
-    index = await redis.hmget(redis_keys.pair_index(), [str(p["request_id"]) for p in pairs])
-    return [p for p, i in zip(pairs, index, strict=True) if i is None or _s(i) == p["stream_id"]]
+    index = await redis.hmget(redis_keys.pair_index(), [p.request_id for p in pairs])
+    return [p for p, i in zip(pairs, index, strict=True) if i is None or _s(i) == p.stream_id]
 
 
 async def _stream_page(
     redis: aioredis.Redis,
     stream: str,
     status: Status | None,
-    filters: tuple[str | None, str | None, str | None],
+    filters: Filters,
     cursor: str | None,
     limit: int,
-) -> dict[str, Any]:
+) -> PairPage:
     if cursor is not None and _check_stream_cursor(cursor) == (0, 0):
-        return {"items": [], "next_cursor": None}  # nothing is older than 0-0
+        return PairPage([], None)  # nothing is older than 0-0
     high = f"({cursor}" if cursor else "+"
-    items: list[dict[str, Any]] = []
+    items: list[PairItem] = []
     scanned, batch, last_id = 0, max(limit * 4, 200), None
     exhausted = False
     while len(items) < limit and scanned < SCAN_CAP:
@@ -262,40 +293,38 @@ async def _stream_page(
             break
         scanned += len(entries)
         pairs = await _canonical(
-            redis, [pairstore.decode_entry(eid, f) for eid, f in entries], filters
+            redis, [PairRecord.from_fields(eid, f) for eid, f in entries], filters
         )
-        ids = [str(p["request_id"]) for p in pairs]
+        ids = [p.request_id for p in pairs]
         done = await _corrected(redis, ids)
         shadows = await _shadow_answers(redis, stream, ids) if status == "disagreement" else {}
         for pair in pairs:
-            rid = str(pair["request_id"])
+            rid = pair.request_id
             if status == "corrected" and rid not in done:
                 continue
             if status == "uncorrected" and rid in done:
                 continue
+            shadow = None
             if status == "disagreement":
                 shadow = shadows.get(rid)
-                mine = (pair.get("triage") or {}).get("category")
-                if shadow is None or (shadow.get("triage") or {}).get("category") == mine:
+                if shadow is None or shadow.triage.category == pair.triage.category:
                     continue
-                pair["shadow_answer"] = shadow
-            pair["corrected"] = rid in done
-            items.append(pair)
-            last_id = pair["stream_id"]
+            items.append(PairItem(pair, corrected=rid in done, shadow_answer=shadow))
+            last_id = pair.stream_id
             if len(items) >= limit:
                 break
         if len(items) < limit:
-            last_id = _s(entries[-1][0])
+            last_id = _s(entries[-1][0] or b"")
         high = f"({last_id}"
         if len(entries) < batch and len(items) < limit:
             exhausted = True
             break
     if not exhausted and last_id is not None and len(items) >= limit:
         exhausted = not await _xrevrange(redis, stream, f"({last_id}", 1)
-    last = await last_corrections(redis, [str(i["request_id"]) for i in items if i["corrected"]])
+    last = await last_corrections(redis, [i.pair.request_id for i in items if i.corrected])
     for item in items:
-        item["correction"] = last.get(str(item["request_id"]))
-    return {"items": items, "next_cursor": None if exhausted else last_id}
+        item.correction = last.get(item.pair.request_id)
+    return PairPage(items, None if exhausted else last_id)
 
 
 async def list_pairs(
@@ -308,8 +337,8 @@ async def list_pairs(
     app: str | None = None,
     cursor: str | None = None,
     limit: int = 50,
-) -> dict[str, Any]:
-    """One page of served pairs: `{"items": [...], "next_cursor": str | None}`.
+) -> PairPage:
+    """One page of served pairs.
 
     `uncorrected` pages follow the review queue; the others go newest first through the
     stream (the cursor is the last stream entry id read). `category` filters on the model's

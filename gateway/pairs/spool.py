@@ -19,14 +19,11 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import orjson
-
-from gateway.pairs.pairstore import encode
+from gateway.pairs.record import PairRecord
 
 log = logging.getLogger("triage_gateway")
 
@@ -71,7 +68,7 @@ def _complete_size(path: Path) -> int:
 
 @dataclass(slots=True)
 class SpoolBatch:
-    records: list[dict[str, Any]]
+    records: list[PairRecord]
     end: int
     """Byte offset just after the last line read."""
     lines: int
@@ -149,12 +146,12 @@ class Spool:
         while view:
             view = view[os.write(fd, view) :]
 
-    def append(self, records: Sequence[Mapping[str, Any]]) -> None:
+    def append(self, records: Sequence[PairRecord]) -> None:
         """Append records (oldest first) with one write and one fsync. On failure (disk
         full) the file is cut back to where it was, so no torn line is left in the middle."""
         if not records:
             return
-        data = b"".join(encode(r) + b"\n" for r in records)
+        data = b"".join(r.to_json() + b"\n" for r in records)
         created = not self.path.exists()
         if created:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -177,7 +174,7 @@ class Spool:
     def read_batch(self, max_records: int, start: int | None = None) -> SpoolBatch:
         """The next records after the replay cursor (or `start`), in order; complete lines
         only."""
-        records: list[dict[str, Any]] = []
+        records: list[PairRecord] = []
         end = self._cursor if start is None else start
         lines = 0
         if self._count == 0:
@@ -191,8 +188,8 @@ class Spool:
                 end += len(line)
                 lines += 1
                 try:
-                    records.append(orjson.loads(line))
-                except orjson.JSONDecodeError:
+                    records.append(PairRecord.from_json(line))
+                except ValueError:  # orjson.JSONDecodeError, or not a JSON object
                     log.warning("skipped an unreadable line in the pair spool")
         if lines == 0 and start is None:
             self._count = 0  # nothing complete is left: never spin on a stale count
@@ -209,7 +206,7 @@ class Spool:
             _fsync_dir(self.directory)
             self._cursor = 0
 
-    def replay(self) -> Iterator[dict[str, Any]]:
+    def replay(self) -> Iterator[PairRecord]:
         """Every waiting record, oldest first (without consuming them)."""
         cursor = self._cursor
         while True:

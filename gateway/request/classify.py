@@ -1,7 +1,9 @@
 """The classify service: assign a variant, call it, validate, re-ask, fall back, log, count.
 
 Plain asyncio, no web framework: the API, the eval runner and the load tests all call
-`Classifier.classify`.
+`Classifier.classify`. A failed variant raises the `gateway.errors.UpstreamError` of what
+went wrong; when none answers, `classify` raises `AllVariantsFailed` holding them all. Costs
+arrive computed (`VariantAnswer.cost_usd`, `UpstreamError.cost_usd`) and are only added up here.
 """
 
 from __future__ import annotations
@@ -11,27 +13,22 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from gateway.errors import (
-    GatewayError,
-    InvalidOutputError,
-    RateLimitedError,
-    UpstreamError,
-    UpstreamTimeoutError,
-)
+from gateway.errors import AllVariantsFailed, UpstreamError
 from gateway.experiments.config import Experiment
 from gateway.experiments.table import RouteTable
 from gateway.infra.metrics import GatewayMetrics
+from gateway.pairs.record import PairRecord, PairTriage
 from gateway.request.assign import assign_variant, should_sample
 from gateway.request.triage import ReviewIn, Triage
-from gateway.request.variants import VariantAnswer, VariantFailed, VariantPool
+from gateway.request.variants import VariantAnswer, VariantPool
 
 
 class PairSink(Protocol):
     """Where (review, answer) pairs go; must never block or raise on the request path."""
 
-    def submit(self, record: dict[str, Any]) -> None: ...
+    def submit(self, record: PairRecord) -> None: ...
 
 
 @dataclass(slots=True)
@@ -50,7 +47,7 @@ class ClassifyResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
-    def public_dict(self) -> dict[str, Any]:
+    def public_dict(self) -> dict[str, object]:
         """The body of a /v1/classify answer."""
         return {
             "request_id": self.request_id,
@@ -68,12 +65,6 @@ class ClassifyResult:
     answered_by: str | None = None  # for a cascade variant: the variant that answered
 
 
-@dataclass(slots=True)
-class _Failure:
-    variant: str
-    error: VariantFailed
-
-
 @dataclass
 class Classifier:
     table: RouteTable
@@ -87,12 +78,12 @@ class Classifier:
     async def classify(
         self, review: ReviewIn, experiment: str | None = None, request_id: str | None = None
     ) -> ClassifyResult:
-        """Classify one review; raises an `UpstreamError` subtype when every variant failed."""
+        """Classify one review; raises `AllVariantsFailed` when every variant failed."""
         start = self.clock()
         exp = self.table.experiment(experiment)
         request_id = request_id or uuid.uuid4().hex
         assigned = assign_variant(exp.salt, self.table.weights(exp.name), review.review_id)
-        failures: list[_Failure] = []
+        failures: list[UpstreamError] = []
         answer: VariantAnswer | None = None
         for name in self._order(exp, assigned):
             if self._cooling(exp.name, name):
@@ -100,13 +91,14 @@ class Classifier:
             try:
                 answer = await self.pool.run(exp, name, review)
                 break
-            except VariantFailed as exc:
-                failures.append(_Failure(name, exc))
+            except UpstreamError as exc:
+                exc.variant = name
+                failures.append(exc)
                 self._note_failure(exp, name, exc)
-        attempts = sum(f.error.attempts for f in failures)
+        attempts = sum(f.attempts for f in failures)
         if answer is None:
             self._count_failure(exp, assigned, start)
-            raise self._final_error(failures)
+            raise AllVariantsFailed(failures)
         attempts += answer.attempts
         served = answer.variant
         if failures:
@@ -120,7 +112,7 @@ class Classifier:
             model=answer.model,
             triage=answer.triage,
             latency_ms=round(total * 1000, 3),
-            cost_usd=round(answer.cost_usd + sum(f.error.cost_usd for f in failures), 8),
+            cost_usd=round(answer.cost_usd + sum(f.cost_usd for f in failures), 8),
             attempts=attempts,
             fallback_from=assigned if served != assigned else None,
             confidence=answer.confidence,
@@ -145,30 +137,16 @@ class Classifier:
             return False
         return True
 
-    def _note_failure(self, exp: Experiment, variant: str, exc: VariantFailed) -> None:
-        if exc.cost_usd:
-            model = self.pool.model_name(exp, variant)
-            self.metrics.cost.labels(exp.name, variant, model).inc(exc.cost_usd)
+    def _spent(self, experiment: str, variant: str, model: str, usd: float) -> None:
+        """The one place spend reaches the cost metric (the amount comes computed)."""
+        if usd:
+            self.metrics.cost.labels(experiment, variant, model).inc(usd)
+
+    def _note_failure(self, exp: Experiment, variant: str, exc: UpstreamError) -> None:
+        self._spent(exp.name, variant, self.pool.model_name(exp, variant), exc.cost_usd)
         if exc.retry_after is not None:
             # Honour the provider's Retry-After: skip this variant until then.
             self._cooldown[(exp.name, variant)] = self.clock() + exc.retry_after
-
-    def _final_error(self, failures: list[_Failure]) -> GatewayError:
-        if not failures:
-            return UpstreamError("every variant is cooling down after upstream rate limits")
-        last = failures[-1].error
-        tried = ", ".join(f"{f.variant}: {f.error.reason}" for f in failures)
-        if all(f.error.reason == "rate_limited" for f in failures):
-            retry = max((f.error.retry_after or 1.0) for f in failures)
-            return RateLimitedError(
-                f"upstream rate limited ({tried})",
-                headers={"Retry-After": str(max(1, round(retry)))},
-            )
-        if last.reason == "timeout":
-            return UpstreamTimeoutError(f"no variant answered in time ({tried})")
-        if last.reason == "invalid_output":
-            return InvalidOutputError(f"no valid triage after re-ask and fallbacks ({tried})")
-        return UpstreamError(f"every variant failed ({tried})")
 
     def _count_success(self, exp: Experiment, a: VariantAnswer, total: float) -> None:
         m = self.metrics
@@ -176,8 +154,7 @@ class Classifier:
         m.requests.labels(*labels, "ok").inc()
         m.request_duration.labels(*labels).observe(total)
         m.overhead_duration.labels(exp.name).observe(max(0.0, total - a.model_seconds))
-        if a.cost_usd:
-            m.cost.labels(*labels).inc(a.cost_usd)
+        self._spent(*labels, a.cost_usd)
         if a.prompt_tokens:
             m.tokens.labels(*labels, "prompt").inc(a.prompt_tokens)
             m.tokens.labels(*labels, "completion").inc(a.completion_tokens)
@@ -189,10 +166,10 @@ class Classifier:
             self.clock() - start
         )
 
-    def _count_fallbacks(self, exp: Experiment, failures: list[_Failure], served: str) -> None:
-        hops = [f.variant for f in failures] + [served]
+    def _count_fallbacks(self, exp: Experiment, failures: list[UpstreamError], served: str) -> None:
+        hops = [str(f.variant) for f in failures] + [served]
         for f, to in zip(failures, hops[1:], strict=True):
-            self.metrics.fallbacks.labels(exp.name, f.variant, to, f.error.reason).inc()
+            self.metrics.fallbacks.labels(exp.name, f.variant, to, f.reason).inc()
 
     def _log_pair(
         self, review: ReviewIn, result: ClassifyResult, raw: str | None, *, shadow: bool
@@ -200,30 +177,30 @@ class Classifier:
         if self.pairs is None:
             return
         self.pairs.submit(
-            {
-                "request_id": result.request_id if not shadow else f"{result.request_id}:shadow",
-                "served_request_id": result.request_id if shadow else None,
-                "shadow": shadow,
-                "review_id": review.review_id,
-                "text": review.text,
-                "app": review.app,
-                "rating": review.rating,
-                "metadata": review.metadata,
-                "experiment": result.experiment,
-                "variant": result.variant,
-                "model": result.model,
-                "triage": result.triage.to_json_dict(),
-                "raw_output": raw,
-                "attempts": result.attempts,
-                "fallback_from": result.fallback_from,
-                "latency_ms": result.latency_ms,
-                "cost_usd": result.cost_usd,
-                "prompt_tokens": result.prompt_tokens,
-                "completion_tokens": result.completion_tokens,
-                "confidence": result.confidence,
-                "answered_by": result.answered_by,
-                "ts": time.time(),
-            }
+            PairRecord(
+                request_id=result.request_id if not shadow else f"{result.request_id}:shadow",
+                served_request_id=result.request_id if shadow else None,
+                shadow=shadow,
+                review_id=review.review_id,
+                text=review.text,
+                app=review.app,
+                rating=review.rating,
+                metadata=review.metadata,
+                experiment=result.experiment,
+                variant=result.variant,
+                model=result.model,
+                triage=PairTriage.of(result.triage),
+                raw_output=raw,
+                attempts=result.attempts,
+                fallback_from=result.fallback_from,
+                latency_ms=result.latency_ms,
+                cost_usd=result.cost_usd,
+                prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.completion_tokens,
+                confidence=result.confidence,
+                answered_by=result.answered_by,
+                ts=time.time(),
+            )
         )
 
     def _maybe_shadow(self, exp: Experiment, review: ReviewIn, served: ClassifyResult) -> None:
@@ -241,18 +218,16 @@ class Classifier:
         name = exp.shadow.variant
         try:
             answer = await self.pool.run(exp, name, review)
-        except VariantFailed as exc:
+        except UpstreamError as exc:
             model = self.pool.model_name(exp, name)
             self.metrics.requests.labels(exp.name, name, model, "shadow_error").inc()
-            if exc.cost_usd:
-                self.metrics.cost.labels(exp.name, name, model).inc(exc.cost_usd)
+            self._spent(exp.name, name, model, exc.cost_usd)
             return
         agree = answer.triage.category == served.triage.category
         self.metrics.shadow.labels(exp.name, name, "agree" if agree else "disagree").inc()
         labels = (exp.name, name, answer.model)
         self.metrics.requests.labels(*labels, "shadow").inc()
-        if answer.cost_usd:
-            self.metrics.cost.labels(*labels).inc(answer.cost_usd)
+        self._spent(*labels, answer.cost_usd)
         shadow_result = ClassifyResult(
             request_id=served.request_id,
             review_id=review.review_id,

@@ -11,7 +11,6 @@ import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from gateway.experiments.config import Price, Variant
 
@@ -45,7 +44,7 @@ def _litellm_dir() -> Path | None:
     return Path(spec.origin).parent
 
 
-def _read_json(path: Path | None) -> dict[str, Any]:
+def _read_json(path: Path | None) -> dict[str, object]:
     if path is None or not path.is_file():
         return {}
     data = json.loads(path.read_text())
@@ -55,7 +54,7 @@ def _read_json(path: Path | None) -> dict[str, Any]:
 class ProviderFacts:
     """Endpoints and per-token prices for model strings."""
 
-    def __init__(self, cost_map: dict[str, Any], bases: dict[str, str]) -> None:
+    def __init__(self, cost_map: dict[str, object], bases: dict[str, str]) -> None:
         self._cost_map = cost_map
         self._bases = bases
 

@@ -3,7 +3,9 @@ vLLM, the simulator): one pooled aiohttp session per base URL, orjson on both en
 
 litellm's request path costs milliseconds of CPU per call, and httpx's pool degrades at high
 concurrency; this client is the hot path, so it does the minimum: build the body, POST, read
-`choices[0].message.content` and `usage`.
+`choices[0].message.content` and `usage`. Failures are raised as `gateway.errors.UpstreamError`
+subclasses, the type the API answers with; the cost of a call is computed here, once
+(`gateway.request.pricing.call_cost`), and carried along from then on.
 """
 
 from __future__ import annotations
@@ -11,12 +13,23 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 import aiohttp
 import orjson
 
-from gateway.request.pricing import Endpoint
+from gateway.errors import RateLimitedError, UpstreamError, UpstreamTimeoutError
+from gateway.experiments.config import Price
+from gateway.request.pricing import Endpoint, call_cost
+
+
+class ChatMessage(TypedDict):
+    role: str
+    content: str
+
+
+ResponseFormat = dict[str, object]
+"""The `response_format` of a chat request (`{"type": "json_object"}`, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,25 +37,9 @@ class Completion:
     content: str
     prompt_tokens: int
     completion_tokens: int
-    reported_cost: float | None
+    cost_usd: float
+    """The provider's reported cost, else the configured price (`call_cost`)."""
     latency_s: float
-
-
-class UpstreamFailure(Exception):
-    """One upstream call failed. `reason` is a short metric label."""
-
-    def __init__(
-        self,
-        reason: str,
-        message: str,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.status = status
-        self.retry_after = retry_after
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -54,23 +51,28 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: rare from LLM APIs, treated as "unknown"
 
 
-def _parse(payload: bytes, latency_s: float) -> Completion:
+def _parse(payload: bytes, latency_s: float, price: Price | None) -> Completion:
     try:
         body = orjson.loads(payload)
         content = body["choices"][0]["message"]["content"]
-        usage: dict[str, Any] = body.get("usage") or {}
+        usage: dict[str, object] = body.get("usage") or {}
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
-        raise UpstreamFailure(
-            "bad_response", f"unexpected response shape ({type(exc).__name__})"
+        raise UpstreamError(
+            f"unexpected response shape ({type(exc).__name__})", reason="bad_response"
         ) from None
-    if not isinstance(content, str):
-        raise UpstreamFailure("bad_response", "message content is not text")
-    cost = usage.get("cost")
+    if not isinstance(content, str) or not isinstance(usage, dict):
+        raise UpstreamError("message content is not text", reason="bad_response")
+    cost, prompt, completion = (
+        usage.get(k) for k in ("cost", "prompt_tokens", "completion_tokens")
+    )
+    prompt_tokens = int(prompt) if isinstance(prompt, int | float) else 0
+    completion_tokens = int(completion) if isinstance(completion, int | float) else 0
+    reported = float(cost) if isinstance(cost, int | float) else None
     return Completion(
         content=content,
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        reported_cost=float(cost) if isinstance(cost, int | float) else None,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost_usd=call_cost(reported, price, prompt_tokens, completion_tokens),
         latency_s=latency_s,
     )
 
@@ -100,14 +102,16 @@ class UpstreamClient:
         self,
         endpoint: Endpoint,
         api_key: str | None,
-        messages: list[dict[str, str]],
+        messages: list[ChatMessage],
         *,
         timeout_s: float,
         max_tokens: int,
-        response_format: dict[str, Any] | None,
+        response_format: ResponseFormat | None,
+        price: Price | None = None,
     ) -> Completion:
-        """POST one chat completion; raise `UpstreamFailure` on any failure."""
-        body: dict[str, Any] = {
+        """POST one chat completion; raise an `UpstreamError` on any failure. The cost is
+        the provider's reported cost, else `price` (`call_cost`)."""
+        body: dict[str, object] = {
             "model": endpoint.model,
             "messages": messages,
             "temperature": 0,
@@ -131,20 +135,17 @@ class UpstreamClient:
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
         except TimeoutError:
-            raise UpstreamFailure("timeout", f"no answer within {timeout_s:g}s") from None
+            raise UpstreamTimeoutError(f"no answer within {timeout_s:g}s") from None
         except aiohttp.ClientError as exc:
-            raise UpstreamFailure(
-                "connection", f"connection failed ({type(exc).__name__})"
+            raise UpstreamError(
+                f"connection failed ({type(exc).__name__})", reason="connection"
             ) from None
         latency = time.perf_counter() - start
         if status == 429:
-            raise UpstreamFailure(
-                "rate_limited",
-                "upstream rate limit",
-                status=429,
-                retry_after=_retry_after(retry_after),
+            raise RateLimitedError(
+                "upstream rate limit", status=429, retry_after=_retry_after(retry_after)
             )
         if status >= 400:
             reason = "http_5xx" if status >= 500 else "http_4xx"
-            raise UpstreamFailure(reason, f"upstream answered HTTP {status}", status=status)
-        return _parse(payload, latency)
+            raise UpstreamError(f"upstream answered HTTP {status}", reason=reason, status=status)
+        return _parse(payload, latency, price)

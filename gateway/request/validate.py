@@ -14,7 +14,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import orjson
 
@@ -121,7 +120,9 @@ def canonical_label(value: str, allowed: Sequence[str], synonyms: Mapping[str, s
     return _label_index(tuple(allowed), tuple(synonyms.items())).get(_norm(value))
 
 
-def _canonical(value: Any, allowed: tuple[str, ...], synonyms: dict[str, str], field: str) -> str:
+def _canonical(
+    value: object, allowed: tuple[str, ...], synonyms: dict[str, str], field: str
+) -> str:
     if not isinstance(value, str):
         raise TriageValidationError(f"bad_{field}", f"{field} must be a string")
     found = canonical_label(value, allowed, synonyms)
@@ -132,7 +133,7 @@ def _canonical(value: Any, allowed: tuple[str, ...], synonyms: dict[str, str], f
     return found
 
 
-def _extract_object(raw: str) -> tuple[dict[str, Any], bool]:
+def _extract_object(raw: str) -> tuple[dict[str, object], bool]:
     """Find the triage JSON object in `raw`. Returns (object, needed_repair)."""
     try:
         obj = orjson.loads(raw)
@@ -156,7 +157,7 @@ def _extract_object(raw: str) -> tuple[dict[str, Any], bool]:
     raise TriageValidationError("malformed_json", "the answer's JSON object does not parse")
 
 
-def _clip(value: Any, limit: int, field: str) -> tuple[str, bool]:
+def _clip(value: object, limit: int, field: str) -> tuple[str, bool]:
     if not isinstance(value, str) or not value.strip():
         raise TriageValidationError("missing_field", f"{field} must be a non-empty string")
     text = " ".join(value.split())
@@ -169,7 +170,7 @@ def _clip(value: Any, limit: int, field: str) -> tuple[str, bool]:
 def validate_triage(raw: str, taxonomy: Taxonomy) -> ValidatedTriage:
     """Parse and check a raw model answer against `taxonomy`, repairing where safe."""
     obj, repaired = _extract_object(raw)
-    fields: dict[str, Any] = {}
+    fields: dict[str, object] = {}
     for key, value in obj.items():
         name = KEY_ALIASES.get(key.strip().casefold()) if isinstance(key, str) else None
         if name is not None and name not in fields:

@@ -1,5 +1,9 @@
 """Calling one variant: an upstream model or the in-process local model, with validation and
-one re-ask. `VariantPool` is built once at start-up from the routes file."""
+one re-ask. `VariantPool` is built once at start-up from the routes file.
+
+A variant that cannot answer raises the `gateway.errors.UpstreamError` of its last failure,
+with the attempts made and the cost of every call (rejected answers cost money too).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,14 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from gateway.errors import InvalidOutputError, UpstreamError
 from gateway.experiments.config import Cascade, Experiment, Price, RoutesConfig, Variant
 from gateway.infra.metrics import GatewayMetrics
 from gateway.local.loader import LocalModel, load_local_model
-from gateway.request.pricing import Endpoint, ProviderFacts, call_cost
+from gateway.request.pricing import Endpoint, ProviderFacts
 from gateway.request.triage import ReviewIn, Triage, json_schema, system_prompt, user_prompt
-from gateway.request.upstream import Completion, UpstreamClient, UpstreamFailure
+from gateway.request.upstream import ChatMessage, Completion, ResponseFormat, UpstreamClient
 from gateway.request.validate import TriageValidationError, validate_triage
 
 REASK = (
@@ -38,23 +42,12 @@ class VariantAnswer:
     answered_by: str | None = None  # for a cascade: the variant whose answer this is
 
 
-class VariantFailed(Exception):
-    def __init__(
-        self, reason: str, attempts: int, retry_after: float | None = None, cost_usd: float = 0.0
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.attempts = attempts
-        self.retry_after = retry_after
-        self.cost_usd = cost_usd  # spent on answers that were then rejected
-
-
 @dataclass(frozen=True, slots=True)
 class _Upstream:
     endpoint: Endpoint
     api_key: str | None
     price: Price | None
-    response_format: dict[str, Any] | None
+    response_format: ResponseFormat | None
 
 
 class VariantPool:
@@ -109,7 +102,7 @@ class VariantPool:
             return
         endpoint = facts.endpoint(v)
         key_name = v.api_key or endpoint.provider
-        fmt: dict[str, Any] | None = None
+        fmt: ResponseFormat | None = None
         if v.response_format == "json_object":
             fmt = {"type": "json_object"}
         elif v.response_format == "json_schema":
@@ -120,7 +113,7 @@ class VariantPool:
         return exp.variant(name).model
 
     async def run(self, exp: Experiment, name: str, review: ReviewIn) -> VariantAnswer:
-        """Answer `review` with variant `name`; raise `VariantFailed` when it cannot."""
+        """Answer `review` with variant `name`; raise an `UpstreamError` when it cannot."""
         local = self._locals.get((exp.name, name))
         if local is not None:
             return self._run_local(exp, name, local, review)
@@ -138,7 +131,8 @@ class VariantPool:
         try:
             pred = model.predict(review.text, review.app, review.rating)
         except Exception as exc:  # a broken model must fall back, not fail the request
-            raise VariantFailed(f"local_model_error:{type(exc).__name__}", 1) from None
+            reason = f"local_model_error:{type(exc).__name__}"
+            raise UpstreamError(f"the local model failed ({reason})", reason=reason) from None
         elapsed = time.perf_counter() - start
         self.metrics.upstream_duration.labels(exp.name, name, "local").observe(elapsed)
         return VariantAnswer(
@@ -158,17 +152,29 @@ class VariantPool:
         self, exp: Experiment, name: str, cascade: Cascade, review: ReviewIn
     ) -> VariantAnswer:
         """The cheap variant when it is confident enough, else the strong one. A cheap answer
-        without a confidence (an upstream model), or a cheap failure, always escalates."""
+        without a confidence (an upstream model), or a cheap failure, always escalates. What
+        the cheap variant spent is added to the strong one's answer or failure."""
+        spent = 0.0
         try:
             cheap: VariantAnswer | None = await self.run(exp, cascade.cheap, review)
-        except VariantFailed:
-            cheap = None
+        except UpstreamError as exc:
+            cheap, spent = None, exc.cost_usd
         confidence = cheap.confidence if cheap is not None else None
         if cheap is not None and confidence is not None and confidence >= cascade.threshold:
             return dataclasses.replace(cheap, variant=name, answered_by=cascade.cheap)
-        strong = await self.run(exp, cascade.strong, review)
+        try:
+            strong = await self.run(exp, cascade.strong, review)
+        except UpstreamError as exc:
+            spent += cheap.cost_usd if cheap is not None else 0.0
+            exc.cost_usd = round(exc.cost_usd + spent, 8)
+            raise
         if cheap is None:
-            return dataclasses.replace(strong, variant=name, answered_by=cascade.strong)
+            return dataclasses.replace(
+                strong,
+                variant=name,
+                answered_by=cascade.strong,
+                cost_usd=round(strong.cost_usd + spent, 8),
+            )
         return dataclasses.replace(
             strong,
             variant=name,
@@ -181,7 +187,7 @@ class VariantPool:
         )
 
     async def _call(
-        self, exp: Experiment, v: Variant, up: _Upstream, messages: list[dict[str, str]]
+        self, exp: Experiment, v: Variant, up: _Upstream, messages: list[ChatMessage]
     ) -> Completion:
         done = await self.client.chat(
             up.endpoint,
@@ -190,6 +196,7 @@ class VariantPool:
             timeout_s=v.timeout_s,
             max_tokens=v.max_tokens,
             response_format=up.response_format,
+            price=up.price,
         )
         self.metrics.upstream_duration.labels(exp.name, v.name, v.model).observe(done.latency_s)
         return done
@@ -197,7 +204,7 @@ class VariantPool:
     async def _run_upstream(
         self, exp: Experiment, v: Variant, up: _Upstream, review: ReviewIn
     ) -> VariantAnswer:
-        messages = [
+        messages: list[ChatMessage] = [
             {"role": "system", "content": system_prompt(exp.taxonomy)},
             {"role": "user", "content": user_prompt(review.text, review.app, review.rating)},
         ]
@@ -206,8 +213,9 @@ class VariantPool:
         for attempt in (1, 2):
             try:
                 done = await self._call(exp, v, up, messages)
-            except UpstreamFailure as exc:
-                raise VariantFailed(exc.reason, attempt, exc.retry_after) from None
+            except UpstreamError as exc:
+                exc.attempts, exc.cost_usd = attempt, round(sum(c.cost_usd for c in calls), 8)
+                raise
             calls.append(done)
             try:
                 checked = validate_triage(done.content, exp.taxonomy)
@@ -215,8 +223,11 @@ class VariantPool:
                 self.metrics.validation_failures.labels(exp.name, v.name, exc.reason).inc()
                 raws.append(done.content)
                 if attempt == 2:
-                    spent = sum(self._cost(up, c) for c in calls)
-                    raise VariantFailed("invalid_output", attempt, cost_usd=spent) from None
+                    raise InvalidOutputError(
+                        f"no valid triage after the re-ask ({exc.reason})",
+                        attempts=attempt,
+                        cost_usd=round(sum(c.cost_usd for c in calls), 8),
+                    ) from None
                 self.metrics.reasks.labels(exp.name, v.name).inc()
                 messages = [
                     *messages,
@@ -226,19 +237,15 @@ class VariantPool:
                 continue
             if checked.repaired:
                 raws.append(done.content)
-            return self._answer(v, up, checked.triage, calls, raws)
+            return self._answer(v, checked.triage, calls, raws)
         raise AssertionError("unreachable")
 
-    @staticmethod
-    def _cost(up: _Upstream, c: Completion) -> float:
-        return call_cost(c.reported_cost, up.price, c.prompt_tokens, c.completion_tokens)
-
     def _answer(
-        self, v: Variant, up: _Upstream, triage: Triage, calls: list[Completion], raws: list[str]
+        self, v: Variant, triage: Triage, calls: list[Completion], raws: list[str]
     ) -> VariantAnswer:
         prompt = sum(c.prompt_tokens for c in calls)
         completion = sum(c.completion_tokens for c in calls)
-        cost = sum(self._cost(up, c) for c in calls)
+        cost = sum(c.cost_usd for c in calls)
         return VariantAnswer(
             variant=v.name,
             model=v.model,

@@ -1,11 +1,12 @@
 """Generate `gateway/data/seed_reviews.jsonl`, the project's own labelled seed reviews.
 
-The seed set trains the zero-setup baseline model (`gateway.local.tfidf`). Every review is
-written by this project: the sentence templates live in `templates/` (app domains with their
-slot fillers and cores in domains.yaml; per-category cores, lead-ins, details, stories,
-closers, emoji and ratings in categories.yaml; shared fillers and noise in common.yaml), and
-this module fills and combines them, then adds light noise (informal spelling, typos, lower
-case, missing punctuation, emoji). Nothing is copied from any external data set.
+The seed set trains the zero-setup baseline model (`training.baseline`, served by
+`gateway.local.tfidf`). Every review is written by this project: the sentence templates live in
+`templates/` (app domains with their slot fillers and cores in domains.yaml; per-category cores,
+lead-ins, details, stories, closers, emoji and ratings in categories.yaml; shared fillers and
+noise in common.yaml), and this module fills and combines them, then adds light noise (informal
+spelling, typos, lower case, missing punctuation, emoji). Nothing is copied from any external
+data set.
 
 Output is deterministic for a given `--seed`; the defaults reproduce the committed file byte
 for byte (`make seed-data`). Run from the repository root:

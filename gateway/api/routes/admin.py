@@ -14,6 +14,7 @@ from gateway.api.deps import AdminKey, State
 from gateway.errors import InvalidRequestError, UnavailableError
 from gateway.experiments import model_registry
 from gateway.experiments.config import Name, Price, Variant
+from gateway.experiments.deploy import deploy_variant
 from gateway.experiments.table import RuntimeVariant
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminKey])
@@ -110,7 +111,8 @@ async def put_variant(
     name: str, body: VariantAdd, request: Request, state: State
 ) -> dict[str, Any]:
     """Add (or replace) a variant of a running experiment on every replica, without a restart
-    (applied within seconds). Give it traffic with `PUT .../weights`."""
+    (applied within seconds); a variant that cannot be built is refused and not stored. Give it
+    traffic with `PUT .../weights`."""
     store = _store(state)
     runtime = RuntimeVariant(
         variant=await _variant(body, state),
@@ -119,13 +121,7 @@ async def put_variant(
         actor=actor(request),
         ts=time.time(),
     )
-    result: dict[str, Any] = await store.put_variant(name, runtime)
-    if body.registry_name is not None and body.shadow_sample_rate is not None:
-        try:
-            await model_registry.set_status(state.redis, body.registry_name, "shadow")
-        except RedisError:  # the variant is in place; the registry status is a label
-            result["registry_status"] = "not updated (redis unavailable)"
-    return result
+    return await deploy_variant(store, name, runtime)
 
 
 @router.get("/experiments/{name}/variants")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Request
@@ -67,29 +67,34 @@ def _review(body: ChatRequest) -> ReviewIn:
     raise InvalidRequestError("messages: no user message holds a review")
 
 
-def _completion(r: ClassifyResult) -> dict[str, Any]:
+def _usage(r: ClassifyResult) -> dict[str, object]:
+    return {
+        "prompt_tokens": r.prompt_tokens,
+        "completion_tokens": r.completion_tokens,
+        "total_tokens": r.prompt_tokens + r.completion_tokens,
+        "cost": r.cost_usd,
+    }
+
+
+def _content(r: ClassifyResult) -> str:
+    return orjson.dumps(r.triage.to_json_dict()).decode()
+
+
+def _completion(r: ClassifyResult, created: int) -> dict[str, object]:
     return {
         "id": f"chatcmpl-{r.request_id}",
         "object": "chat.completion",
-        "created": int(time.time()),
+        "created": created,
         "model": r.model,
         "choices": [
             {
                 "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": orjson.dumps(r.triage.to_json_dict()).decode(),
-                },
+                "message": {"role": "assistant", "content": _content(r)},
                 "finish_reason": "stop",
                 "logprobs": None,
             }
         ],
-        "usage": {
-            "prompt_tokens": r.prompt_tokens,
-            "completion_tokens": r.completion_tokens,
-            "total_tokens": r.prompt_tokens + r.completion_tokens,
-            "cost": r.cost_usd,
-        },
+        "usage": _usage(r),
         "triage_gateway": {
             "request_id": r.request_id,
             "experiment": r.experiment,
@@ -101,14 +106,14 @@ def _completion(r: ClassifyResult) -> dict[str, Any]:
     }
 
 
-async def _sse(done: dict[str, Any]) -> AsyncIterator[bytes]:
-    base = {
-        "id": done["id"],
+async def _sse(r: ClassifyResult, created: int) -> AsyncIterator[bytes]:
+    base: dict[str, object] = {
+        "id": f"chatcmpl-{r.request_id}",
         "object": "chat.completion.chunk",
-        "created": done["created"],
-        "model": done["model"],
+        "created": created,
+        "model": r.model,
     }
-    content = done["choices"][0]["message"]["content"]
+    content = _content(r)
     first = {
         **base,
         "choices": [
@@ -118,7 +123,7 @@ async def _sse(done: dict[str, Any]) -> AsyncIterator[bytes]:
     last = {
         **base,
         "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-        "usage": done["usage"],
+        "usage": _usage(r),
     }
     for chunk in (first, last):
         yield b"data: " + orjson.dumps(chunk) + b"\n\n"
@@ -139,7 +144,9 @@ async def chat_completions(request: Request) -> Response:
     )
     scope_state["experiment"], scope_state["variant"] = result.experiment, result.variant
     headers = {"x-triage-variant": result.variant, "x-triage-experiment": result.experiment}
-    done = _completion(result)
+    created = int(time.time())
     if body.stream:
-        return StreamingResponse(_sse(done), media_type="text/event-stream", headers=headers)
+        stream = _sse(result, created)
+        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+    done = _completion(result, created)
     return Response(orjson.dumps(done), media_type="application/json", headers=headers)

@@ -1,8 +1,9 @@
-"""The pair log API: corrections, listings with cursor pagination, one pair, erasure."""
+"""The pair log API: corrections, listings with cursor pagination, one pair, erasure. The
+JSON bodies are built here from the typed records of `gateway.pairs`."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
@@ -10,7 +11,9 @@ from gateway.api.deps import AdminKey, ApiKey, State
 from gateway.infra import redis_keys
 from gateway.infra.state import GatewayState
 from gateway.pairs.corrections import (
+    Correction,
     CorrectionIn,
+    Erasure,
     add_correction,
     erase_review,
     pair_with_corrections,
@@ -25,8 +28,8 @@ def _stream(state: GatewayState) -> str:
     return redis_keys.pairs_stream(state.settings.pairs_stream)
 
 
-@router.post("/corrections", status_code=201, dependencies=[ApiKey])
-async def post_correction(body: CorrectionIn, state: State) -> dict[str, Any]:
+@router.post("/corrections", status_code=201, dependencies=[ApiKey], response_model=None)
+async def post_correction(body: CorrectionIn, state: State) -> Correction:
     """Store a reviewer's answer for one pair (by request_id, or the latest of a review_id)."""
     lookup = taxonomy_lookup(state.routes)
     return await add_correction(state.redis, _stream(state), lookup, body, metrics=state.metrics)
@@ -41,9 +44,9 @@ async def get_pairs(
     app: str | None = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Served pairs, newest first; `status=uncorrected` follows the review queue."""
-    return await list_pairs(
+    page = await list_pairs(
         state.redis,
         _stream(state),
         status=status,
@@ -53,15 +56,17 @@ async def get_pairs(
         cursor=cursor,
         limit=limit,
     )
+    return page.to_dict()
 
 
 @router.get("/pairs/{request_id}", dependencies=[ApiKey])
-async def get_pair(request_id: str, state: State) -> dict[str, Any]:
+async def get_pair(request_id: str, state: State) -> dict[str, object]:
     """One pair with its corrections (oldest first) and its shadow answer, if any."""
-    return await pair_with_corrections(state.redis, _stream(state), request_id)
+    detail = await pair_with_corrections(state.redis, _stream(state), request_id)
+    return detail.to_dict()
 
 
-@router.delete("/reviews/{review_id}", dependencies=[AdminKey])
-async def delete_review(review_id: str, state: State) -> dict[str, Any]:
+@router.delete("/reviews/{review_id}", dependencies=[AdminKey], response_model=None)
+async def delete_review(review_id: str, state: State) -> Erasure:
     """Erase every pair and correction stored for one review (erasure requests)."""
     return await erase_review(state.redis, _stream(state), review_id)

@@ -179,12 +179,12 @@ async def queue_page(
     stream = redis_keys.pairs_stream(state.settings.pairs_stream)
     page = await list_pairs(state.redis, stream, status="uncorrected", limit=PAGE_SIZE)
     lookup = taxonomy_lookup(state.routes)
-    items = [{**p, "taxonomy": lookup(str(p.get("experiment", "")))} for p in page["items"]]
+    items = [{**i.to_dict(), "taxonomy": lookup(i.pair.experiment)} for i in page.items]
     flash = (await last_corrections(state.redis, [saved[:200]])).get(saved[:200]) if saved else None
     return _html(
         "review.html",
         items=items,
-        more=page["next_cursor"] is not None,
+        more=page.next_cursor is not None,
         session=session,
         saved=flash,
         error=ERRORS.get(error or "", "Nothing was saved.") if error else None,

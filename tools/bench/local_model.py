@@ -1,6 +1,6 @@
 """Quality, latency, size and training time of the local model approaches on the shared data.
 
-    python -m loadtest.bench_local_model [--approaches tfidf-baseline,tfidf-keep-other,tfidf]
+    python -m tools.bench.local_model [--approaches tfidf-baseline,tfidf-keep-other,tfidf]
                                          [--minilm-epochs 3] [--out reports/local_model.json]
 
 The split (fixed before any tuning): train on MARC `BOW Dataset.arff` plus the de-duplicated,
@@ -16,8 +16,8 @@ with seed 20240611. Figures:
 
 Approaches:
 
-* `tfidf-baseline`: `gateway.local.tfidf.train_tfidf_model` as the zero-setup baseline trains
-  (C=10, no calibration), MARC's "Other" mapped to Other;
+* `tfidf-baseline`: `training.local.train_tfidf` with the zero-setup baseline's settings
+  (`training.baseline.BASELINE_TFIDF`: C=10, no calibration), MARC's "Other" mapped to Other;
 * `tfidf-keep-other`: `train-local --approach tfidf` (C by cross-validation, temperature
   calibration) with MARC's "Other" kept;
 * `tfidf`: `train-local --approach tfidf` as shipped (MARC "Other" rows left out; the default);
@@ -43,13 +43,14 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 
 from gateway.local.loader import LocalModel, load_local_model  # noqa: E402
-from gateway.local.tfidf import train_tfidf_model  # noqa: E402
+from training.baseline import BASELINE_TFIDF  # noqa: E402
 from training.data import (  # noqa: E402
     Example,
     read_huang_xlsx,
@@ -60,9 +61,10 @@ from training.local import (  # noqa: E402
     dir_size,
     measure_latency,
     train_local_examples,
+    train_tfidf,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data"
 MARC_TRAIN = DATA / "jha-mahmoud-marc" / "BOW Dataset.arff"
 MARC_TEST = DATA / "jha-mahmoud-marc" / "BOW Test.arff"
@@ -111,14 +113,11 @@ def run(approach: str, work: Path, minilm_epochs: float) -> dict[str, Any]:
     out = work / approach
     t0 = time.perf_counter()
     if approach == "tfidf-baseline":
-        # train_tfidf_model wants an urgency on every row; the sets have none and urgency is
+        # as the baseline trains: an urgency on every row; the sets have none and urgency is
         # not scored here, so a fixed one per category stands in
         urgency = {"Bug Report": "High"}
-        records = [
-            {"text": e.text, "category": e.category, "urgency": urgency.get(e.category, "Low")}
-            for e in train
-        ]
-        train_tfidf_model(records, out, name=approach)
+        rows = [replace(e, urgency=urgency.get(e.category, "Low")) for e in train]
+        train_tfidf(rows, out, name=approach, config=BASELINE_TFIDF)
     else:
         options = {"epochs": minilm_epochs} if approach == "minilm" else None
         train_local_examples(

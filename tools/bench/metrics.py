@@ -6,8 +6,8 @@ observed the way `VariantPool` does it, then `Classifier._count_success` (reques
 and overhead histograms, cost, tokens). A second figure adds a shadow call. Each mode runs in
 a fresh interpreter, since prometheus-client picks its value store at import time.
 
-    python -m loadtest.bench_metrics                 # both modes
-    python -m loadtest.bench_metrics --requests 50000 --mode multiprocess
+    python -m tools.bench.metrics                 # both modes
+    python -m tools.bench.metrics --requests 50000 --mode multiprocess
 
 Prints CPU microseconds per request (process time, best of --repeats runs, so that other
 processes on a busy machine do not inflate it; wall-clock figures follow) and exits 1 when a
@@ -123,7 +123,7 @@ def _child(mode: str, requests: int, repeats: int) -> dict[str, Any]:
             env["PROMETHEUS_MULTIPROC_DIR"] = tmp
         args = ["--child", "--requests", str(requests), "--repeats", str(repeats)]
         done = subprocess.run(
-            [sys.executable, "-m", "loadtest.bench_metrics", *args],
+            [sys.executable, "-m", "tools.bench.metrics", *args],
             env=env,
             capture_output=True,
             text=True,

@@ -2,8 +2,8 @@
 the queue append), with the real writer draining to a real Redis meanwhile, and the cost of
 `redact` alone on a 300-character review.
 
-    python -m loadtest.bench_pairlog                  # embedded redis-server in a temp dir
-    python -m loadtest.bench_pairlog --submits 200000 --redis-url redis://127.0.0.1:6379/0
+    python -m tools.bench.pairlog                  # embedded redis-server in a temp dir
+    python -m tools.bench.pairlog --submits 200000 --redis-url redis://127.0.0.1:6379/0
 
 Submits run on the event loop, yielding to it every --burst submits (as requests do), so the
 writer's batches interleave with them. Prints p50/p99/p99.9/max of submit in microseconds
@@ -21,7 +21,11 @@ import time
 import timeit
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.infra.settings import Settings
+    from gateway.pairs.record import PairRecord
 
 STREAM = "bench:pairs"
 PLAIN = (
@@ -38,34 +42,38 @@ DIRTY = (
 )
 
 
-def _record(i: int, text: str) -> dict[str, Any]:
-    return {
-        "request_id": f"bench-{i}",
-        "served_request_id": None,
-        "shadow": False,
-        "review_id": f"bench-review-{i}",
-        "text": text,
-        "app": "com.example.shop",
-        "rating": 2,
-        "experiment": "triage",
-        "variant": "control",
-        "model": "openrouter/openai/gpt-4o",
-        "triage": {
-            "category": "Bug Report",
-            "urgency": "High",
-            "topic": "Checkout Crash",
-            "summary": "The app crashes at checkout since the latest update.",
-        },
-        "raw_output": None,
-        "attempts": 1,
-        "fallback_from": None,
-        "latency_ms": 812.3,
-        "cost_usd": 0.00041,
-        "prompt_tokens": 312,
-        "completion_tokens": 41,
-        "confidence": None,
-        "ts": time.time(),
-    }
+def _record(i: int, text: str) -> PairRecord:
+    from gateway.pairs.record import PairRecord
+
+    return PairRecord.from_dict(
+        {
+            "request_id": f"bench-{i}",
+            "served_request_id": None,
+            "shadow": False,
+            "review_id": f"bench-review-{i}",
+            "text": text,
+            "app": "com.example.shop",
+            "rating": 2,
+            "experiment": "triage",
+            "variant": "control",
+            "model": "openrouter/openai/gpt-4o",
+            "triage": {
+                "category": "Bug Report",
+                "urgency": "High",
+                "topic": "Checkout Crash",
+                "summary": "The app crashes at checkout since the latest update.",
+            },
+            "raw_output": None,
+            "attempts": 1,
+            "fallback_from": None,
+            "latency_ms": 812.3,
+            "cost_usd": 0.00041,
+            "prompt_tokens": 312,
+            "completion_tokens": 41,
+            "confidence": None,
+            "ts": time.time(),
+        }
+    )
 
 
 async def _cleanup(client: Any, submits: int) -> None:
@@ -83,14 +91,12 @@ def _pct(sorted_ns: list[int], q: float) -> float:
     return sorted_ns[min(len(sorted_ns) - 1, int(q * len(sorted_ns)))] / 1000
 
 
-async def _bench_submit(url: str, data_dir: Path, submits: int, burst: int) -> None:
+async def _bench_submit(url: str, settings: Settings, submits: int, burst: int) -> None:
     import redis.asyncio as aioredis
 
     from gateway.infra.metrics import GatewayMetrics
-    from gateway.infra.settings import Settings
     from gateway.pairs.pairlog import PairLog
 
-    settings = Settings(_env_file=None, data_dir=data_dir, pairs_stream=STREAM)
     client = aioredis.Redis.from_url(url)
     await _cleanup(client, submits)
     log = PairLog.from_url(url, settings, GatewayMetrics())
@@ -150,16 +156,19 @@ def main() -> None:
     parser.add_argument("--redis-url", default=None, help="default: a temporary redis-server")
     args = parser.parse_args()
     _bench_redact(args.repeats)
-    with tempfile.TemporaryDirectory() as tmp:
-        embedded = None
-        url = args.redis_url
-        if url is None:
-            from gateway.infra.embedded_redis import EmbeddedRedis
+    from gateway.infra.redis_client import redis_url
+    from gateway.infra.settings import Settings
 
-            embedded = EmbeddedRedis(Path(tmp) / "redis").start()
-            url = embedded.url
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            _env_file=None,
+            data_dir=Path(tmp) / "data",
+            pairs_stream=STREAM,
+            redis_url=args.redis_url,
+        )
+        url, embedded = redis_url(settings)  # without --redis-url: embedded, under the temp dir
         try:
-            asyncio.run(_bench_submit(url, Path(tmp) / "data", args.submits, args.burst))
+            asyncio.run(_bench_submit(url, settings, args.submits, args.burst))
         finally:
             if embedded is not None:
                 embedded.stop()

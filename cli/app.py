@@ -1,0 +1,98 @@
+"""The `triage-gateway` typer app and what its commands share: the one `Settings` of an
+invocation, the error exit, a Redis connection, and the parsing of option strings.
+
+Nothing here imports training or eval: each command imports what it needs inside its body,
+so `serve` never loads them."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+import typer
+
+if TYPE_CHECKING:
+    from gateway.infra.settings import Settings
+
+app = typer.Typer(
+    name="triage-gateway",
+    help="A/B routing inference gateway for LLM triage of app-store reviews.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+log = logging.getLogger("triage_gateway")
+T = TypeVar("T")
+
+_SETTINGS_KEY = "triage_gateway.settings"
+
+
+def fail(message: str) -> typer.Exit:
+    """Print `error: message` on stderr; the exit (code 2) for the caller to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """The invocation's `Settings`: built from the environment (and `.env`) on the first call,
+    with the options given as `overrides` (None values are ignored), then reused.
+
+    Commands call it once and pass the result down; nothing else in the CLI reads the
+    environment."""
+    from gateway.infra.settings import Settings
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    ctx = click.get_current_context(silent=True)
+    cached = ctx.meta.get(_SETTINGS_KEY) if ctx is not None else None
+    if isinstance(cached, Settings):
+        if given:
+            raise RuntimeError("the settings of this invocation are already built")
+        return cached
+    built = Settings(**given)
+    if ctx is not None:
+        ctx.meta[_SETTINGS_KEY] = built
+    return built
+
+
+def with_redis(config: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `work(redis)` against the gateway's Redis (the configured URL, or the embedded one
+    under the data directory); gateway errors and Redis failures end the command."""
+    import asyncio
+
+    from redis.exceptions import RedisError
+
+    from gateway.errors import GatewayError
+    from gateway.infra.redis_client import async_connect
+
+    async def run() -> T:
+        async with async_connect(config) as client:
+            return await work(client)
+
+    try:
+        return asyncio.run(run())
+    except GatewayError as exc:
+        raise fail(exc.detail) from None
+    except (RedisError, OSError) as exc:
+        raise fail(f"redis unavailable ({type(exc).__name__}: {exc})") from None
+
+
+_DURATION = re.compile(r"(?P<number>[+-]?[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*(?P<unit>ms|s|m|h)?")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """`30m`, `90s`, `0.5s`, `250ms`, `2h` or plain seconds, as seconds (ValueError if not)."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise ValueError(f"not a duration: {text!r} (e.g. 30m, 90s, 500ms)")
+    seconds = float(match["number"]) * _UNIT_SECONDS[match["unit"]]
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive: {text!r}")
+    return seconds
+
+
+def parse_names(text: str) -> list[str]:
+    """A comma-separated list, blanks dropped."""
+    return [part.strip() for part in text.split(",") if part.strip()]
