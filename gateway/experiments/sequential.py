@@ -1,5 +1,8 @@
 """Anytime-valid comparisons of a candidate with its control, for gates checked at every look.
 
+Used by the online report and the promotion controller; statsmodels and scipy are heavy
+imports, so the server imports this module only when a report is asked for.
+
 A promotion looks at the live figures every `--interval`. A fixed-horizon test (a Wilson or
 Newcombe interval, a z-test) is valid for ONE look at a sample size fixed in advance: checked
 again and again as data arrive, each look is another chance of a false decision, and the
