@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 PACKAGES := gateway training eval cli devtools tools loadtest
 
 .PHONY: all install install-extras serve simulate test lint typecheck pytest loadtest bench format clean \
-	seed-data
+	seed-data experiments-aa
 
 all: test
 
@@ -31,8 +31,12 @@ $(EXTRAS_STAMP): $(STAMP)
 serve: install
 	$(BIN)/triage-gateway serve
 
+# The upstream simulator on loopback; `make simulate SIM_PORT=18002` for another port (the
+# example routes expect 18001). SIM_ARGS adds options, e.g. SIM_ARGS="--latency-scale 0.1".
+SIM_PORT ?= 18001
+SIM_ARGS ?=
 simulate: install
-	$(BIN)/triage-gateway simulate --port 18001
+	$(BIN)/triage-gateway simulate --port $(SIM_PORT) $(SIM_ARGS)
 
 lint: install
 	$(BIN)/ruff check $(PACKAGES) tests
@@ -55,6 +59,10 @@ format: install
 # generator's defaults reproduce gateway/data/seed_reviews.jsonl byte for byte.
 seed-data: install
 	$(BIN)/python -m tools.seed_data.generate --out gateway/data/seed_reviews.jsonl
+
+# Rewrite the A/A simulation figures in docs/experiments.md (the block between its markers).
+experiments-aa: install
+	$(BIN)/python -m tools.experiments_aa --write docs/experiments.md
 
 clean:
 	rm -rf .triage-data reports .pytest_cache .mypy_cache .ruff_cache

@@ -148,6 +148,8 @@ def report(
         console.print_json(data=data)
     else:
         console.print(report_table(data))
+        for line in gate_lines(data):
+            console.print(line, highlight=False)
 
 
 def _pct(value: float | None) -> str:
@@ -202,6 +204,22 @@ def report_table(report: dict[str, Any]) -> Table:
         f"{report['baseline_accuracy'] * 100:.1f}%: {report['baseline_source']})"
     )
     return table
+
+
+def gate_lines(report: dict[str, Any]) -> list[str]:
+    """Per candidate and gate: the difference, its fixed-horizon and anytime-valid intervals,
+    the decision the gate would take now and the evidence still needed."""
+    out = []
+    for name, row in report["variants"].items():
+        for gate, g in row.get("gates", {}).items():
+            diff = "-" if g["difference"] is None else f"{g['difference'] * 100:+.1f} pp"
+            out.append(
+                f"{name} {gate} ({g['test']}, margin {g['margin'] * 100:g} pp): {diff}; "
+                f"fixed 95% {_interval(g['fixed_ci95'], signed=True)}; anytime-valid "
+                f"{_interval(g['anytime_ci95'], signed=True)}; decision now {g['decision']}; "
+                f"{g['still_needed']} more {g['unit']} per arm planned"
+            )
+    return out
 
 
 def register(app: typer.Typer) -> None:

@@ -97,14 +97,35 @@ models_app = typer.Typer(
 
 @models_app.command("list")
 def models_list() -> None:
-    """Every registered model, oldest first."""
+    """Every registered model, oldest first, with its live status: `serving` (all traffic),
+    `candidate <share>`, `shadow`, `rolled back` or `retired`, read from the weights and
+    variants in force (the routes file in GATEWAY_ROUTES plus Redis), not a stored label."""
     from rich.console import Console
 
     from gateway.experiments import model_registry
+    from gateway.experiments.config import RoutesFileError, load_routes
+    from gateway.experiments.store import RouteStore
+    from gateway.experiments.table import RouteTable
+    from gateway.infra.metrics import GatewayMetrics
     from training.finetune import registry_table
 
-    records = with_redis(get_settings(), model_registry.list_models)
-    Console().print(registry_table(records))
+    config = get_settings()
+    try:
+        routes = load_routes(config.routes)
+    except RoutesFileError as exc:
+        routes = None
+        typer.echo(f"warning: stored labels shown, routes file unusable ({exc})", err=True)
+
+    async def work(redis: Any) -> tuple[list[Any], dict[str, str] | None]:
+        records = await model_registry.list_models(redis)
+        if routes is None:
+            return records, None
+        store = RouteStore(redis, RouteTable(routes), GatewayMetrics())
+        await store.refresh()
+        return records, await model_registry.live_statuses(store, records)
+
+    records, statuses = with_redis(config, work)
+    Console(width=160).print(registry_table(records, statuses))
 
 
 @models_app.command("show")

@@ -29,46 +29,77 @@ def promote(
     steps: Annotated[
         str, typer.Option(help="Candidate shares in %, increasing.")
     ] = "1,5,25,50,100",
-    hold: Annotated[str, typer.Option(help="Hold per step: 30m, 90s, 2h.")] = "30m",
-    interval: Annotated[str, typer.Option(help="Evaluate the gates this often.")] = "30s",
+    hold: Annotated[str, typer.Option(help="Minimum hold per step: 30m, 90s, 2h.")] = "30m",
+    interval: Annotated[str, typer.Option(help="Look at the gates this often.")] = "30s",
     gateway: Annotated[
-        str | None, typer.Option(help="Gateway to scrape /metrics from [host:port].")
+        str | None,
+        typer.Option(help="Metrics source: a gateway URL to scrape /metrics from (one replica)."),
     ] = None,
     prometheus: Annotated[
-        str | None, typer.Option(help="Prometheus URL (sums every replica).")
+        str | None, typer.Option(help="Metrics source: Prometheus URL (every replica).")
     ] = None,
     routes: Annotated[Path | None, typer.Option(help="Routes file [GATEWAY_ROUTES].")] = None,
-    control: Annotated[str | None, typer.Option(help="Control for accuracy.")] = None,
-    max_error_rate: Annotated[float, typer.Option(help="Max candidate error rate.")] = 0.02,
+    control: Annotated[str | None, typer.Option(help="Variant to compare with.")] = None,
+    max_error_rate: Annotated[
+        float, typer.Option(help="Guardrail: max candidate error rate.")
+    ] = 0.02,
     max_validation_failure_rate: Annotated[
-        float, typer.Option(help="Max invalid answers per model call.")
+        float, typer.Option(help="Guardrail: max invalid answers per model call.")
     ] = 0.05,
-    max_p95_ms: Annotated[float | None, typer.Option(help="Max p95 latency (ms).")] = None,
+    max_p95_ms: Annotated[
+        float | None, typer.Option(help="Guardrail: max p95 latency (ms).")
+    ] = None,
+    error_margin: Annotated[
+        float, typer.Option(help="Harm margin: error rate above the control's.")
+    ] = 0.02,
+    validity_margin: Annotated[
+        float, typer.Option(help="Harm margin: invalid-answer rate above the control's.")
+    ] = 0.02,
+    latency_margin: Annotated[
+        float, typer.Option(help="Harm margin: extra share slower than the control's p95.")
+    ] = 0.05,
     min_accuracy_delta: Annotated[
-        float, typer.Option(help="Min online accuracy minus control's.")
+        float, typer.Option(help="Non-inferiority margin: online accuracy minus control's.")
     ] = -0.02,
-    min_requests: Annotated[int, typer.Option(help="Requests before rates count.")] = 5,
-    min_corrected: Annotated[int, typer.Option(help="Corrections per arm for accuracy.")] = 30,
+    min_requests: Annotated[
+        int | None, typer.Option(help="Candidate requests per step [power calculation].")
+    ] = None,
+    min_corrected: Annotated[
+        int | None,
+        typer.Option(help="Corrected pairs per arm [power calculation]; 0: no accuracy gate."),
+    ] = None,
+    max_step_wait: Annotated[
+        str | None, typer.Option(help="Stop (exit 3) if a step lacks evidence this long [4x hold].")
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="Error rate of each anytime-valid gate.")] = 0.05,
 ) -> None:
-    """Raise a candidate's share step by step; roll back and exit 1 on a breach."""
+    """Raise a candidate's share step by step on evidence. Exit 0 promoted, 1 breach (the
+    baseline weights restored), 2 cannot start (e.g. no --gateway / --prometheus), 3 stopped
+    for want of evidence (weights left at the current step)."""
     from eval.promotion import PROMOTED, Limits
     from eval.promotion import promote as run_promotion
 
-    limits = Limits(
-        max_error_rate=max_error_rate,
-        max_validation_failure_rate=max_validation_failure_rate,
-        max_p95_ms=max_p95_ms,
-        min_accuracy_delta=min_accuracy_delta,
-        min_requests=min_requests,
-        min_corrected=min_corrected,
-    )
     try:
+        hold_s = parse_duration(hold)
+        limits = Limits(
+            max_error_rate=max_error_rate,
+            max_validation_failure_rate=max_validation_failure_rate,
+            max_p95_ms=max_p95_ms,
+            error_margin=error_margin,
+            validity_margin=validity_margin,
+            latency_margin=latency_margin,
+            min_accuracy_delta=min_accuracy_delta,
+            min_requests=min_requests,
+            min_corrected=min_corrected,
+            max_step_wait_s=None if max_step_wait is None else parse_duration(max_step_wait),
+            alpha=alpha,
+        )
         result = run_promotion(
             get_settings(routes=routes),
             experiment=experiment,
             candidate=candidate,
             steps=parse_steps(steps),
-            hold_s=parse_duration(hold),
+            hold_s=hold_s,
             interval_s=parse_duration(interval),
             limits=limits,
             control=control,
@@ -85,19 +116,82 @@ def promote(
 def rollback(
     experiment: Annotated[str, typer.Option(help="Experiment name.")],
     reason: Annotated[str, typer.Option(help="Why (kept in the history).")] = "manual rollback",
+    to_version: Annotated[
+        int | None,
+        typer.Option(min=0, help="Restore this weights version (default: the last baseline)."),
+    ] = None,
     routes: Annotated[Path | None, typer.Option(help="Routes file [GATEWAY_ROUTES].")] = None,
 ) -> None:
-    """Restore the weights in force before an experiment's latest weight change."""
+    """Restore the last known-good weights: the pre-ramp weights after a promotion (finished,
+    stopped or rolled back), the version before a manual change, or --to-version N. Nothing
+    changes (exit 0) when those weights are already in force."""
     from eval.promotion import rollback as rollback_latest
 
     try:
-        entry = rollback_latest(get_settings(routes=routes), experiment, reason)
+        entry = rollback_latest(get_settings(routes=routes), experiment, reason, to_version)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    typer.echo(f"{experiment}: weights version {entry['version']} = {entry['weights']} ({reason})")
+    if not entry.get("changed", True):
+        same = entry.get("baseline_version")
+        note = f" (the weights of version {same})" if same != entry["version"] else ""
+        typer.echo(f"nothing to roll back: version {entry['version']} is in force{note}")
+        return
+    typer.echo(
+        f"{experiment}: weights version {entry['version']} = {entry['weights']} "
+        f"(restores version {entry.get('restored_version')}; {reason})"
+    )
+
+
+def history(
+    experiment: Annotated[str, typer.Option(help="Experiment name.")],
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Newest entries to show.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, newest first.")] = False,
+    routes: Annotated[Path | None, typer.Option(help="Routes file [GATEWAY_ROUTES].")] = None,
+) -> None:
+    """An experiment's weight changes, newest first: version, kind (ramp_step,
+    breach_rollback, manual_rollback, manual_change), baseline, actor, reason, shares."""
+    import json
+    from datetime import UTC, datetime
+    from typing import Any
+
+    from cli.app import with_redis
+    from gateway.experiments.config import RoutesFileError, load_routes
+    from gateway.experiments.store import RouteStore
+    from gateway.experiments.table import RouteTable, shares_of
+    from gateway.infra.metrics import GatewayMetrics
+
+    config = get_settings(routes=routes)
+    try:
+        table = RouteTable(load_routes(config.routes))
+    except RoutesFileError as exc:
+        raise fail(str(exc)) from None
+
+    async def work(redis: Any) -> list[dict[str, Any]]:
+        entries: list[dict[str, Any]] = await RouteStore(redis, table, GatewayMetrics()).history(
+            experiment, limit
+        )
+        return entries
+
+    entries = with_redis(config, work)
+    if as_json:
+        for e in entries:
+            typer.echo(json.dumps(e, sort_keys=True))
+        return
+    if not entries:
+        typer.echo(f"{experiment}: no weight change stored; the routes file is in force")
+        return
+    for e in entries:
+        when = datetime.fromtimestamp(float(e.get("ts", 0)), UTC).strftime("%Y-%m-%d %H:%M:%S")
+        split = ", ".join(f"{n} {s:.1%}" for n, s in shares_of(e.get("weights") or {}).items())
+        typer.echo(
+            f"v{e['to_version']} <- v{e['from_version']}  {e['kind']:<15}  "
+            f"baseline v{e['baseline_version']}  {when}Z  by {e.get('actor', '?')}  "
+            f"{e.get('reason', '')!r}  [{split}]"
+        )
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
     app.command()(promote)
     app.command()(rollback)
+    app.command()(history)

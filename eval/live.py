@@ -1,8 +1,9 @@
-"""Live figures of one variant since a point in time, for the promotion controller.
+"""Live figures of a candidate and its control over a window, for the promotion controller.
 
-Both sources read the gateway's counters twice, at the start of a step and at each
-evaluation, and subtract them series by series (a series that appeared meanwhile counts from
-0; one that went down was reset by a restart and counts from its new value):
+A source reads the gateway's counters (`read`): the controller keeps the reading at the start
+of the ramp and at the start of each step, and subtracts them series by series (`delta`: a
+series that appeared meanwhile counts from 0; one that went down was reset by a restart and
+counts from its new value):
 
 * `MetricsScrape`: the text exposition of one gateway's `/metrics` (one replica's view: point
   it at a single gateway, or use Prometheus);
@@ -11,9 +12,11 @@ evaluation, and subtract them series by series (a series that appeared meanwhile
   `increase()` drops the first value of a series born inside the window, and the fallback
   series of a failing candidate is born exactly when the trouble starts.
 
-Counted for the candidate: requests it took (served, failed, or moved on to a fallback),
-failures among them (outcome `error` plus fallbacks away from it), model calls that returned
-and how many of those failed validation, and the end-to-end latency histogram.
+Counted per variant (`figures_of`): requests assigned to it (answered, failed, or moved on to
+a fallback; a request another variant fell back to it is not counted as its own), failures
+among them (outcome `error` plus fallbacks away from it), model calls that returned and how
+many of those failed validation, spend, and the end-to-end latency histogram (from which
+`LiveFigures.slower_than` counts the requests above a latency line, for the p95 gate).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ _WANTED = (
     "upstream_duration_seconds_count",
     "validation_failures_total",
     "request_duration_seconds_bucket",
+    "cost_usd_total",
 )
 WANTED = frozenset(f"{PREFIX}_{name}" for name in _WANTED)
 
@@ -49,14 +53,33 @@ class LiveFigures:
     validation_failures: int = 0
     latency_n: int = 0
     p95_ms: float | None = None
+    cost_usd: float = 0.0
+    buckets: tuple[tuple[float, float], ...] = ()
+    """Cumulative end-to-end latency counts, (upper bound in seconds, count), ascending."""
+
+    @property
+    def cost_per_request(self) -> float | None:
+        return self.cost_usd / self.requests if self.requests else None
+
+    def slower_than(self, line_s: float) -> tuple[int, int]:
+        """(requests slower than the bucket bound `line_s`, requests with a latency)."""
+        within = max((count for bound, count in self.buckets if bound <= line_s), default=0.0)
+        return round(self.latency_n - within), self.latency_n
+
+    def p95_line(self) -> float | None:
+        """The smallest finite bucket bound holding at least 95% of the requests (None when
+        there are none, or only the +Inf bucket holds that many)."""
+        if self.latency_n <= 0:
+            return None
+        for bound, count in self.buckets:
+            if math.isfinite(bound) and count >= 0.95 * self.latency_n:
+                return bound
+        return None
 
 
 class FigureSource(Protocol):
-    async def start(self) -> None:
-        """Remember the counters now, as the start of the window."""
-
-    async def figures(self) -> LiveFigures:
-        """The candidate's figures since `start`."""
+    async def read(self) -> Series:
+        """The wanted counter series of the experiment, as they are now."""
 
 
 def series_key(name: str, labels: Mapping[str, str]) -> SeriesKey:
@@ -95,14 +118,17 @@ def histogram_quantile(q: float, buckets: Mapping[float, float]) -> float | None
 class _Counts:
     ok: float = 0.0
     error: float = 0.0
-    fallbacks: float = 0.0
+    fallbacks_out: float = 0.0
+    fallbacks_in: float = 0.0
     calls: float = 0.0
     invalid: float = 0.0
+    cost: float = 0.0
     buckets: dict[float, float] = field(default_factory=lambda: defaultdict(float))
 
     def add(self, name: str, labels: Mapping[str, str], value: float, variant: str) -> None:
         if name == f"{PREFIX}_fallbacks_total":
-            self.fallbacks += value if labels.get("from_variant") == variant else 0.0
+            self.fallbacks_out += value if labels.get("from_variant") == variant else 0.0
+            self.fallbacks_in += value if labels.get("to_variant") == variant else 0.0
             return
         if labels.get("variant") != variant:
             return
@@ -114,6 +140,8 @@ class _Counts:
             self.calls += value
         elif name == f"{PREFIX}_validation_failures_total":
             self.invalid += value
+        elif name == f"{PREFIX}_cost_usd_total":
+            self.cost += value
         elif name == f"{PREFIX}_request_duration_seconds_bucket":
             self.buckets[float(labels["le"])] += value
 
@@ -126,14 +154,18 @@ def figures_of(series: Series, experiment: str, variant: str) -> LiveFigures:
         if labels.get("experiment") == experiment:
             c.add(name, labels, value, variant)
     p95 = histogram_quantile(0.95, c.buckets)
-    errors = c.error + c.fallbacks
+    errors = c.error + c.fallbacks_out
+    # a request another variant fell back to is counted ok under this one: not its own
+    own_ok = max(0.0, c.ok - c.fallbacks_in)
     return LiveFigures(
-        requests=round(c.ok + errors),
+        requests=round(own_ok + errors),
         errors=round(errors),
         calls=round(c.calls),
         validation_failures=round(c.invalid),
         latency_n=round(max(c.buckets.values(), default=0.0)),
         p95_ms=None if p95 is None else p95 * 1000,
+        cost_usd=c.cost,
+        buckets=tuple(sorted(c.buckets.items())),
     )
 
 
@@ -148,31 +180,10 @@ def parse_exposition(text: str) -> Series:
     return out
 
 
-class _Differ:
-    """Shared by both sources: read series, keep the base, hand out figures of the delta."""
+class MetricsScrape:
+    """One gateway's `/metrics`."""
 
-    def __init__(self, experiment: str, variant: str) -> None:
-        self.experiment = experiment
-        self.variant = variant
-        self._base: Series = {}
-
-    async def read(self) -> Series:
-        raise NotImplementedError
-
-    async def start(self) -> None:
-        self._base = await self.read()
-
-    async def figures(self) -> LiveFigures:
-        return figures_of(delta(await self.read(), self._base), self.experiment, self.variant)
-
-
-class MetricsScrape(_Differ):
-    """Deltas of one gateway's `/metrics` since `start()`."""
-
-    def __init__(
-        self, session: aiohttp.ClientSession, url: str, experiment: str, variant: str
-    ) -> None:
-        super().__init__(experiment, variant)
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
         self.session = session
         self.url = url.rstrip("/") + "/metrics"
 
@@ -203,14 +214,12 @@ def parse_vector(result: Iterable[Mapping[str, object]]) -> Series:
     return out
 
 
-class PrometheusQuery(_Differ):
-    """Deltas of the counters of every replica Prometheus scrapes, since `start()`."""
+class PrometheusQuery:
+    """The counters of every replica Prometheus scrapes, for one experiment."""
 
-    def __init__(
-        self, session: aiohttp.ClientSession, url: str, experiment: str, variant: str
-    ) -> None:
-        super().__init__(experiment, variant)
+    def __init__(self, session: aiohttp.ClientSession, url: str, experiment: str) -> None:
         self.session = session
+        self.experiment = experiment
         self.url = url.rstrip("/") + "/api/v1/query"
 
     async def read(self) -> Series:

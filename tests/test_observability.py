@@ -136,7 +136,7 @@ def slug(heading: str) -> str:
 def test_promtool_checks_the_rules_file() -> None:
     done = promtool("check", "rules", str(ALERTS))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 6 rules found" in done.stdout
+    assert "SUCCESS: 7 rules found" in done.stdout
 
 
 def test_promtool_unit_tests_pass_and_cover_every_alert() -> None:

@@ -78,10 +78,47 @@ class Load:
             t.join(timeout=30)
 
 
-def test_promotion_rolls_back_when_the_candidate_breaks(
+def promote_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cli", "promote", "--experiment", "triage", *args]
+
+
+def run_cli(cmd: list[str], redis_url: str, routes: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env=cli_env(redis_url, routes), timeout=90
+    )
+
+
+def rollback_cmd() -> list[str]:
+    return [sys.executable, "-m", "cli", "rollback", "--experiment", "triage", "--reason", "undo"]
+
+
+def live_weights(gw: Gateway) -> dict[str, float]:
+    """The weights in force in the gateway (`/v1/routes`), once it installed the stored ones."""
+    with gw.client() as client:
+        exp = client.get("/v1/routes").json()["experiments"][0]
+    return {v["name"]: v["weight"] for v in exp["variants"]}
+
+
+def wait_live(gw: Gateway, wanted: dict[str, float]) -> dict[str, float]:
+    deadline = time.monotonic() + 5
+    while (seen := live_weights(gw)) != wanted and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return seen
+
+
+def admin_history(gw: Gateway) -> list[dict[str, Any]]:
+    r = httpx.get(f"{gw.url}/admin/experiments/triage/history", headers=ADMIN, timeout=5)
+    history: list[dict[str, Any]] = r.json()["history"]
+    return history
+
+
+BASELINE = {"control": 1.0, "candidate": 0.0}
+
+
+def test_a_candidate_that_breaks_mid_ramp_is_rolled_back_to_the_exact_baseline(
     tmp: Path, sim: Simulator, redis_url: str
 ) -> None:
-    routes = write_routes(tmp / "routes.yaml", ab_routes(sim.base_url))
+    routes = write_routes(tmp / "routes.yaml", ab_routes(sim.base_url, control=1.0, candidate=0.0))
     r = redis.Redis.from_url(redis_url)
     step3 = {"candidate": 0.5, "control": 0.5}
     failure: dict[str, float] = {}
@@ -98,33 +135,37 @@ def test_promotion_rolls_back_when_the_candidate_breaks(
     with run_gateway(tmp, routes=routes, redis_url=redis_url, env=env) as gw, Load(gw) as load:
         breaker = threading.Thread(target=break_candidate_at_step_3)
         breaker.start()
-        cmd = [sys.executable, "-m", "cli", "promote", "--experiment", "triage"]
-        cmd += ["--candidate", "candidate", "--steps", "10,30,50,100", "--hold", "3s"]
-        cmd += ["--interval", f"{INTERVAL_S}s", "--gateway", gw.url]
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, env=cli_env(redis_url, routes), timeout=60
-        )
+        cmd = promote_cmd("--candidate", "candidate", "--steps", "10,30,50,100", "--hold", "1s")
+        cmd += ["--interval", f"{INTERVAL_S}s", "--gateway", gw.url, "--min-requests", "20"]
+        cmd += ["--min-corrected", "0", "--max-step-wait", "30s"]
+        proc = run_cli(cmd, redis_url, routes)
         breaker.join(timeout=5)
         load.stop.set()
-        history = httpx.get(
-            f"{gw.url}/admin/experiments/triage/history", headers=ADMIN, timeout=5
-        ).json()["history"]
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "start" in failure, "the weights never reached step 3"
-    latest, step2 = history[0], history[2]
-    assert [e["reason"].split(":")[0] for e in reversed(history)] == [
-        "promote step 1/4",
-        "promote step 2/4",
-        "promote step 3/4",
-        "rollback at promote step 3 (candidate 50%)",
-    ]
-    assert latest["actor"].startswith("promote:") and latest["actor"] == step2["actor"]
-    assert "error rate" in latest["reason"] or "validation failure rate" in latest["reason"]
-    assert latest["weights"] == step2["weights"] == {"control": 0.7, "candidate": 0.3}
-    assert stored_weights(r, "triage") == {"control": 0.7, "candidate": 0.3}
-    # rolled back within one evaluation interval (plus scheduling slack) of the first failures
-    assert latest["ts"] - failure["start"] < INTERVAL_S + 0.5, (latest["ts"], failure)
-    assert "STOPPED: rollback at promote step 3" in proc.stdout
+        history = admin_history(gw)
+        in_force = wait_live(gw, BASELINE)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert in_force == BASELINE  # the candidate is back at weight 0, not at a ramp step
+        assert "start" in failure, "the weights never reached step 3"
+        latest = history[0]
+        assert [e["kind"] for e in reversed(history)] == [*["ramp_step"] * 3, "breach_rollback"]
+        assert all(e["baseline_version"] == 0 for e in history)
+        assert latest["actor"].startswith("promote:")
+        assert latest["reason"].startswith("breach at promote step 3 (candidate 50%): ")
+        gate = latest["reason"].split(": ", 1)[1]
+        assert gate.startswith(("error rate", "invalid answers")) and "/" in gate, gate
+        assert stored_weights(r, "triage") == BASELINE
+        # rolled back within one evaluation interval (plus scheduling slack) of the failures
+        assert latest["ts"] - failure["start"] < INTERVAL_S + 1.0, (latest["ts"], failure)
+        assert "STOPPED: breach at promote step 3" in proc.stdout
+        assert (
+            "evidence plan" in proc.stdout and "baseline: triage weights version 0" in proc.stdout
+        )
+
+        # a second rollback finds the baseline in force and changes nothing
+        back = run_cli(rollback_cmd(), redis_url, routes)
+        assert back.returncode == 0, back.stderr
+        assert stored_weights(r, "triage") == BASELINE
+        assert len(admin_history(gw)) == len(history)
 
     statuses = {status for status, _ in load.responses}
     assert len(load.responses) > 100 and statuses <= {200, 502}
@@ -136,15 +177,100 @@ def test_promotion_rolls_back_when_the_candidate_breaks(
             assert set(body) == {"error", "detail"}
             assert body["error"] in {"upstream_error", "invalid_output"}
 
-    back = subprocess.run(
-        [sys.executable, "-m", "cli", "rollback", "--experiment", "triage", "--reason", "undo"],
-        capture_output=True,
-        text=True,
-        env=cli_env(redis_url, routes),
-        timeout=60,
-    )
-    assert back.returncode == 0, back.stderr
-    assert stored_weights(r, "triage") == latest["previous"] == step3
+
+def test_a_worse_candidate_breaches_the_error_rate_comparison(
+    tmp: Path, sim: Simulator, redis_url: str
+) -> None:
+    """The guardrail is out of the way (--max-error-rate 0.9): the anytime-valid comparison
+    with the control decides."""
+    sim.control(model_overrides={"acme/llama-3-8b-ft": {"error_rate": 0.3}})
+    routes = write_routes(tmp / "routes.yaml", ab_routes(sim.base_url, control=1.0, candidate=0.0))
+    env = {"GATEWAY_ADMIN_KEYS": "k"}
+    with run_gateway(tmp, routes=routes, redis_url=redis_url, env=env) as gw, Load(gw) as load:
+        cmd = promote_cmd("--candidate", "candidate", "--steps", "50,100", "--hold", "2s")
+        cmd += ["--interval", f"{INTERVAL_S}s", "--gateway", gw.url, "--min-corrected", "0"]
+        cmd += ["--max-error-rate", "0.9", "--error-margin", "0.05", "--max-step-wait", "30s"]
+        started = time.monotonic()
+        proc = run_cli(cmd, redis_url, routes)
+        took = time.monotonic() - started
+        load.stop.set()
+        history = admin_history(gw)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert wait_live(gw, BASELINE) == BASELINE
+    latest = history[0]
+    assert latest["kind"] == "breach_rollback", latest
+    gate = latest["reason"].split(": ", 1)[1]
+    assert gate.startswith("error rate +") and "vs control" in gate and "anytime-valid" in gate
+    assert gate.endswith(": breach"), gate
+    print(f"worse candidate: breach after {took:.1f}s, {len(load.responses)} requests in all")
+
+
+def test_an_equal_candidate_reaches_100_percent_and_rollback_restores_the_pre_ramp_weights(
+    tmp: Path, sim: Simulator, redis_url: str
+) -> None:
+    routes = write_routes(tmp / "routes.yaml", ab_routes(sim.base_url, control=1.0, candidate=0.0))
+    r = redis.Redis.from_url(redis_url)
+    env = {"GATEWAY_ADMIN_KEYS": "k"}
+    with run_gateway(tmp, routes=routes, redis_url=redis_url, env=env) as gw, Load(gw) as load:
+        cmd = promote_cmd("--candidate", "candidate", "--steps", "50,100", "--hold", "1s")
+        cmd += ["--interval", f"{INTERVAL_S}s", "--gateway", gw.url, "--min-requests", "30"]
+        cmd += ["--min-corrected", "0", "--error-margin", "0.1", "--validity-margin", "0.1"]
+        cmd += ["--latency-margin", "0.25", "--max-step-wait", "40s"]
+        started = time.monotonic()
+        proc = run_cli(cmd, redis_url, routes)
+        took = time.monotonic() - started
+        load.stop.set()
+        served = len(load.responses)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "PROMOTED: candidate promoted to 100%" in proc.stdout
+        assert "error rate +0.000 vs control" in proc.stdout and ": pass" in proc.stdout
+        assert wait_live(gw, {"control": 0.0, "candidate": 1.0}) == {
+            "control": 0.0,
+            "candidate": 1.0,
+        }
+        back = run_cli(rollback_cmd(), redis_url, routes)
+        assert back.returncode == 0, back.stdout + back.stderr
+        assert stored_weights(r, "triage") == BASELINE
+        assert wait_live(gw, BASELINE) == BASELINE
+        kinds = [e["kind"] for e in admin_history(gw)]
+        assert kinds == ["manual_rollback", "ramp_step", "ramp_step"]
+        again = run_cli(rollback_cmd(), redis_url, routes)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert len(admin_history(gw)) == 3 and stored_weights(r, "triage") == BASELINE
+    assert all(status == 200 for status, _ in load.responses)
+    print(f"equal candidate: promoted in {took:.1f}s, {served} requests in all")
+
+
+def test_too_little_traffic_stops_the_ramp_at_its_current_share(
+    tmp: Path, sim: Simulator, redis_url: str
+) -> None:
+    routes = write_routes(tmp / "routes.yaml", ab_routes(sim.base_url, control=1.0, candidate=0.0))
+    r = redis.Redis.from_url(redis_url)
+    with run_gateway(tmp, routes=routes, redis_url=redis_url) as gw:
+        with gw.client() as client:  # a trickle: far from the evidence a step needs
+            for i in range(10):
+                client.post("/v1/classify", json={"text": f"Crash on start {i}"})
+        cmd = promote_cmd("--candidate", "candidate", "--steps", "10,100", "--hold", "0.5s")
+        cmd += ["--interval", "0.25s", "--gateway", gw.url, "--min-requests", "50"]
+        cmd += ["--max-step-wait", "1.5s"]
+        proc = run_cli(cmd, redis_url, routes)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "STOPPED: stopped at step 1 (candidate 10%)" in proc.stdout
+    assert "candidate requests 0/50 this step" in proc.stdout
+    assert "corrected pairs 0/" in proc.stdout  # the accuracy gate is on by default
+    assert stored_weights(r, "triage") == {"candidate": 0.1, "control": 0.9}
+
+
+def test_promote_without_a_metrics_source_refuses_and_changes_nothing(
+    tmp: Path, sim: Simulator, redis_url: str
+) -> None:
+    routes = write_routes(tmp / "routes.yaml", ab_routes(sim.base_url))
+    proc = run_cli(promote_cmd("--candidate", "candidate", "--hold", "1s"), redis_url, routes)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "--gateway" in proc.stderr and "--prometheus" in proc.stderr
+    r = redis.Redis.from_url(redis_url)
+    assert stored_weights(r, "triage") is None
+    assert r.xlen(redis_keys.weights_history("triage")) == 0
 
 
 def classify_and_correct(gw: Gateway) -> dict[str, list[dict[str, Any]]]:
@@ -214,6 +340,14 @@ def check_report(report: dict[str, Any], served: dict[str, list[dict[str, Any]]]
     assert report["needed_per_variant"] == needed == 7550
     assert cand["still_needed"] == needed - 5 and ctrl["still_needed"] == needed - 8
     assert report["control"] == "control" and report["baseline_source"] == "control"
+    acc = cand["gates"]["accuracy"]
+    assert acc["test"] == "non_inferiority" and acc["margin"] == 0.02
+    assert acc["fixed_ci95"] == pytest.approx(cand["diff_ci95"])
+    lo, hi = acc["anytime_ci95"]  # wider than the fixed-horizon interval: valid at any look
+    assert lo < acc["fixed_ci95"][0] and hi > acc["fixed_ci95"][1]
+    assert acc["decision"] == "continue" and acc["still_needed"] == acc["needed_per_arm"] - 5
+    assert cand["gates"]["p95_latency"]["test"] == "harm"
+    assert "gates" not in ctrl
 
 
 def test_online_report_from_pairs_and_corrections(
@@ -245,6 +379,8 @@ def test_online_report_from_pairs_and_corrections(
         timeout=60,
     )
     assert table.returncode == 0 and "candidate" in table.stdout and "75.0%" in table.stdout
+    assert "candidate accuracy (non_inferiority, margin 2 pp): -35.0 pp" in table.stdout
+    assert "anytime-valid" in table.stdout and "decision now continue" in table.stdout
 
 
 async def test_corrections_since_counts_served_pairs_of_the_experiment(redis_url: str) -> None:
@@ -352,13 +488,13 @@ def test_promotion_through_prometheus_rolls_back_a_failing_candidate(
     ):
         cmd = [sys.executable, "-m", "cli", "promote", "--experiment", "triage"]
         cmd += ["--candidate", "candidate", "--steps", "50,100", "--hold", "5s"]
-        cmd += ["--interval", "1s", "--prometheus", prometheus]
+        cmd += ["--interval", "1s", "--prometheus", prometheus, "--max-step-wait", "30s"]
         proc = subprocess.run(
             cmd, capture_output=True, text=True, env=cli_env(redis_url, routes), timeout=60
         )
         load.stop.set()
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "rollback at promote step 1 (candidate 50%): error rate" in proc.stdout
+    assert "breach at promote step 1 (candidate 50%): error rate" in proc.stdout
     r = redis.Redis.from_url(redis_url)
     assert stored_weights(r, "triage") == {"control": 0.9, "candidate": 0.1}
     assert all(status == 200 for status, _ in load.responses)  # control answered throughout

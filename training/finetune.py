@@ -28,7 +28,7 @@ import csv
 import hashlib
 import io
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -387,8 +387,11 @@ def record_table(record: ModelRecord) -> Table:
     return table
 
 
-def registry_table(records: Iterable[ModelRecord]) -> Table:
-    """The registry as a table (`models list`)."""
+def registry_table(
+    records: Iterable[ModelRecord], statuses: Mapping[str, str] | None = None
+) -> Table:
+    """The registry as a table (`models list`); `statuses`: the live status of each model
+    (`model_registry.live_statuses`), shown instead of the stored label."""
     table = Table(title="model registry")
     for column in ("name", "kind", "status", "base model", "where", "price", "metrics", "created"):
         table.add_column(column, overflow="fold")
@@ -398,11 +401,14 @@ def registry_table(records: Iterable[ModelRecord]) -> Table:
         metrics = ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()
         )
-        style = {"retired": "dim", "live": "green", "shadow": "cyan"}.get(r.status, "")
+        status = (statuses or {}).get(r.name, r.status)
+        style = {"retired": "dim", "live": "green", "serving": "green", "shadow": "cyan"}.get(
+            status.split(" ")[0].rstrip(","), ""
+        )
         table.add_row(
             r.name,
             r.kind,
-            Text(r.status, style=style),
+            Text(status, style=style),
             r.base_model or "-",
             r.endpoint or r.path or "-",
             price,

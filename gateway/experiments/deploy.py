@@ -38,8 +38,9 @@ async def deploy_variant(
     store: RouteStore, experiment: str, runtime: RuntimeVariant
 ) -> dict[str, Any]:
     """Build, check, store and install a runtime variant (add or replace); see the module
-    docstring. A registry model deployed as the shadow gets the registry status `shadow` (when
-    Redis fails at that step the variant stays deployed and `registry_status` says so)."""
+    docstring. A registry model deployed as the shadow gets the registry label `shadow` (when
+    Redis fails at that step the variant stays deployed and `registry_status` says so); the
+    status shown by `models list` is derived from traffic (`model_registry.live_statuses`)."""
     result = await store.put_variant(experiment, runtime)
     if runtime.registry_name is not None and runtime.shadow_sample_rate is not None:
         try:

@@ -4,6 +4,9 @@ One hash, `redis_keys.model_registry()`: name -> `ModelRecord` JSON. Written by
 `triage-gateway finetune` (on success), `models add`, `models deploy` and `models retire`;
 read by `models list|show` and by `PUT /admin/experiments/{name}/variants` (`registry_name`).
 Records are never deleted: `retire` marks them, and a retired model cannot be deployed.
+The stored `status` is a label set by those commands; the status that follows traffic is
+`live_statuses` (from the route store: weights in force, shadow, history), which
+`models list` shows.
 
 `to_variant` turns a record into a routes-file `Variant` (kind hosted / self-hosted: an
 OpenAI-compatible endpoint; kind local: an in-process model directory), which
@@ -12,15 +15,22 @@ OpenAI-compatible endpoint; kind local: an in-process model directory), which
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gateway.errors import ConflictError, InvalidRequestError, NotFoundError
 from gateway.experiments.config import Price, Variant
+from gateway.experiments.table import shares_of
 from gateway.infra import redis_keys
+
+if TYPE_CHECKING:
+    from gateway.experiments.store import RouteStore
+
+HISTORY_SCAN = 1000
 
 ModelKind = Literal["hosted", "local", "self-hosted"]
 ModelStatus = Literal["candidate", "shadow", "live", "retired"]
@@ -145,3 +155,56 @@ def to_variant(
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise InvalidRequestError(f"variant from model {record.name!r}: {problems}") from None
+
+
+SERVING_SHARE = 1 - 1e-9
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.3g}%"
+
+
+async def live_statuses(store: RouteStore, records: Iterable[ModelRecord]) -> dict[str, str]:
+    """Each record's live status, derived from the route store (the weights in force, the
+    runtime variants made from registry models, the shadow, the weight history), not from the
+    stored label: `serving` (all traffic), `candidate <share>`, `shadow`, `rolled back` (had
+    traffic, has none now), `retired`, or `candidate (not deployed)`. A model deployed in
+    several places gets one status per place, `experiment/variant` named."""
+    placed: dict[str, list[tuple[str, str]]] = {}
+    for exp in store.table.experiments():
+        for variant, runtime in store.table.runtime_variants(exp.name).items():
+            if runtime.registry_name is not None:
+                placed.setdefault(runtime.registry_name, []).append((exp.name, variant))
+    histories: dict[str, list[dict[str, Any]]] = {}
+    out: dict[str, str] = {}
+    for record in records:
+        parts, carrying = [], False
+        for experiment, variant in placed.get(record.name, []):
+            if experiment not in histories:
+                histories[experiment] = await store.history(experiment, HISTORY_SCAN)
+            status, share = _placement_status(store, experiment, variant, histories[experiment])
+            carrying = carrying or share > 0
+            where = f" ({experiment}/{variant})" if len(placed[record.name]) > 1 else ""
+            parts.append(status + where)
+        live = "; ".join(parts)
+        if record.status == "retired":
+            out[record.name] = f"retired, still {live}" if carrying else "retired"
+        else:
+            out[record.name] = live or "candidate (not deployed)"
+    return out
+
+
+def _placement_status(
+    store: RouteStore, experiment: str, variant: str, history: list[dict[str, Any]]
+) -> tuple[str, float]:
+    share = shares_of(store.table.weights(experiment)).get(variant, 0.0)
+    if share >= SERVING_SHARE:
+        return "serving", share
+    if share > 0:
+        return f"candidate {_percent(share)}", share
+    shadow = store.table.experiment(experiment).shadow
+    if shadow is not None and shadow.variant == variant:
+        return "shadow", share
+    if any((e.get("weights") or {}).get(variant, 0) > 0 for e in history):
+        return "rolled back", share
+    return "candidate 0%", share

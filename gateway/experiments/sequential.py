@@ -256,15 +256,18 @@ def simulate_aa(
     alpha: float = DEFAULT_ALPHA,
     margin: float = 0.0,
     seed: int = 0,
+    candidate_rate: float | None = None,
 ) -> AAResult:
     """A/A experiments (candidate = control, both at `rate`), the harm gate checked at every
     look: the share of experiments with at least one false breach, for the confidence sequence
     and for the fixed-horizon one-sided test it replaces (breach when the (1 - 2 alpha)
     two-sided Newcombe-style normal interval of the difference lies above `margin`, i.e. a
-    one-sided level-alpha z-test at every look)."""
+    one-sided level-alpha z-test at every look). With `candidate_rate` above `rate + margin`
+    the same figures are the power: the share of worse candidates caught."""
     rng = np.random.default_rng(seed)
     shape = (experiments, looks)
-    k1 = np.cumsum(rng.binomial(per_look, rate, size=shape), axis=1).astype(np.float64)
+    rate1 = rate if candidate_rate is None else candidate_rate
+    k1 = np.cumsum(rng.binomial(per_look, rate1, size=shape), axis=1).astype(np.float64)
     k0 = np.cumsum(rng.binomial(per_look, rate, size=shape), axis=1).astype(np.float64)
     n = per_look * np.arange(1, looks + 1, dtype=np.float64)[None, :]
     lo, _ = difference_cs(k1, n, k0, n, alpha, per_look * looks, rate)

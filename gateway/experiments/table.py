@@ -10,6 +10,7 @@ request path are plain dictionary lookups.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Annotated
 
@@ -17,6 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.errors import InvalidRequestError, NotFoundError
 from gateway.experiments.config import Experiment, RoutesConfig, Shadow, Variant
+
+MAX_WEIGHT = 1e6
+"""The largest weight a variant can take (weights are relative; shares are weight / sum)."""
+SHARE_TOLERANCE = 1e-9
 
 
 class RuntimeVariant(BaseModel):
@@ -66,20 +71,78 @@ class RouteTable:
         self.versions[experiment] = version
 
     def check_weights(self, experiment: str, weights: Mapping[str, float]) -> dict[str, float]:
-        """Validate a full or partial weight change; return the complete new weights."""
+        """Validate a full or partial weight change; return the complete new weights.
+
+        Every named variant must exist and every weight be a finite number in
+        [0, `MAX_WEIGHT`]; at least one variant must keep a weight above 0. An
+        `InvalidRequestError` names the field otherwise; nothing is changed here."""
         exp = self.experiment(experiment)
         names = {v.name for v in exp.variants}
+        if any(not k for k in weights):
+            raise InvalidRequestError("weights: a variant name must not be empty")
         unknown = sorted(set(weights) - names)
         if unknown:
             raise InvalidRequestError(
                 f"weights: unknown variant(s) {unknown} (known: {sorted(names)})"
             )
-        merged = {**self._weights[experiment], **weights}
-        if any(w < 0 for w in merged.values()):
-            raise InvalidRequestError("weights: must be >= 0")
+        for name, w in weights.items():
+            check_number(f"weights.{name}", w, MAX_WEIGHT)
+        merged = {k: float(w) for k, w in {**self._weights[experiment], **weights}.items()}
         if not any(w > 0 for w in merged.values()):
             raise InvalidRequestError("weights: at least one variant needs a weight above 0")
         return merged
+
+    def full_weights(self, experiment: str, weights: Mapping[str, float]) -> dict[str, float]:
+        """`weights` for every variant of the experiment in force: a variant it does not name
+        gets 0 (how a stored version is restored exactly: a variant added since goes back
+        to no traffic)."""
+        exp = self.experiment(experiment)
+        names = [v.name for v in exp.variants]
+        gone = sorted(set(weights) - set(names))
+        if gone:
+            raise InvalidRequestError(
+                f"weights name variant(s) {gone} that {experiment!r} no longer has"
+            )
+        return {n: float(weights.get(n, 0.0)) for n in names}
+
+    def weights_from_shares(self, experiment: str, shares: Mapping[str, float]) -> dict[str, float]:
+        """The weights that give the named variants exactly `shares` of the traffic (each in
+        [0, 1], summing to at most 1); the rest is split among the other variants in
+        proportion to their weights in force. The result sums to 1, so weight = share."""
+        exp = self.experiment(experiment)
+        names = [v.name for v in exp.variants]
+        if not shares:
+            raise InvalidRequestError("shares: name at least one variant")
+        if any(not k for k in shares):
+            raise InvalidRequestError("shares: a variant name must not be empty")
+        unknown = sorted(set(shares) - set(names))
+        if unknown:
+            raise InvalidRequestError(f"shares: unknown variant(s) {unknown} (known: {names})")
+        for name, s in shares.items():
+            check_number(f"shares.{name}", s, 1.0)
+        total = math.fsum(shares.values())
+        if total > 1 + SHARE_TOLERANCE:
+            raise InvalidRequestError(f"shares: they sum to {total:g}, more than 1")
+        rest = max(0.0, 1.0 - total)
+        current = self._weights[experiment]
+        others = {n: current.get(n, 0.0) for n in names if n not in shares}
+        others_total = math.fsum(others.values())
+        if rest > SHARE_TOLERANCE:
+            if not others:
+                raise InvalidRequestError(
+                    f"shares: they name every variant, so they must sum to 1 (they sum to "
+                    f"{total:g})"
+                )
+            if others_total <= 0:
+                raise InvalidRequestError(
+                    f"shares: the other variants ({', '.join(sorted(others))}) have weight 0, "
+                    f"so none can take the remaining {rest:g}"
+                )
+        weights = {n: float(shares[n]) if n in shares else 0.0 for n in names}
+        if others_total > 0:
+            for n, w in others.items():
+                weights[n] = rest * w / others_total
+        return weights
 
     def runtime_variants(self, experiment: str) -> Mapping[str, RuntimeVariant]:
         self.experiment(experiment)
@@ -116,6 +179,7 @@ class RouteTable:
         names = {v.name for v in exp.variants}
         weights = {k: w for k, w in self._weights[experiment].items() if k in names}
         for r in ordered:
+            check_number(f"variant {r.variant.name!r}: weight", r.variant.weight, MAX_WEIGHT)
             weights.setdefault(r.variant.name, r.variant.weight)
         if not any(w > 0 for w in weights.values()):
             raise InvalidRequestError("weights: at least one variant needs a weight above 0")
@@ -134,3 +198,20 @@ class RouteTable:
         self._runtime[experiment] = dict(runtime)
         self._weights[experiment] = dict(weights)
         self.variant_versions[experiment] = version
+
+
+def shares_of(weights: Mapping[str, float]) -> dict[str, float]:
+    """Each variant's share of traffic: its weight / the sum of the weights."""
+    total = math.fsum(weights.values())
+    return {n: (w / total if total > 0 else 0.0) for n, w in weights.items()}
+
+
+def check_number(field: str, value: object, high: float) -> None:
+    """A finite number in [0, high] (not a bool), else an `InvalidRequestError` naming
+    `field`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequestError(f"{field}: must be a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise InvalidRequestError(f"{field}: must be a finite number, got {value!r}")
+    if not 0 <= value <= high:
+        raise InvalidRequestError(f"{field}: must be between 0 and {high:g}, got {value:g}")

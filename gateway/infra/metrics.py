@@ -17,6 +17,7 @@ Exported series (counters get the `_total` suffix from prometheus-client):
 - `fallbacks_total{experiment,from_variant,to_variant,reason}`
 - `shadow_comparisons_total{experiment,variant,result}`: result is `agree` or `disagree`
 - `route_weight{experiment,variant}`: the normalised share in force (gauge)
+- `route_store_bad_state{experiment}`: 1 while the stored weights cannot be loaded (gauge)
 - `pairs_logged_total`, `pair_spool_records`, `pair_queue_depth` (gauges)
 - `corrections_total{variant,changed}`: changed is `true` or `false`
 - `build_info{version,python}`: always 1
@@ -124,6 +125,15 @@ class GatewayMetrics:
             ev,
             registry=r,
             multiprocess_mode="mostrecent",
+        )
+        # 1 while the weights stored in Redis for an experiment cannot be loaded (the replica
+        # keeps the last good version and ignores the bad one); any worker that sees it counts.
+        self.route_store_bad_state = Gauge(
+            f"{PREFIX}_route_store_bad_state",
+            "1 when the stored routing state of an experiment cannot be loaded (last good kept).",
+            ["experiment"],
+            registry=r,
+            multiprocess_mode="livemax",
         )
         self.pairs_logged = Counter(
             f"{PREFIX}_pairs_logged", "Pairs written to the Redis stream.", registry=r

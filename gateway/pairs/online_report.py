@@ -144,6 +144,9 @@ def build_report(
     baseline = ctrl.right / ctrl.corrected if ctrl.corrected else 0.5
     needed = sample_size_for_mde(baseline, mde)
     rows = {name: _row(arm, ctrl, name == control, needed) for name, arm in arms.items()}
+    for name, arm in arms.items():
+        if name != control:
+            rows[name]["gates"] = _gates(arm, ctrl, mde, needed)
     return {
         "experiment": experiment,
         "control": control,
@@ -175,6 +178,54 @@ def _row(arm: _Arm, ctrl: _Arm, is_control: bool, needed: int) -> dict[str, Any]
         row["diff_vs_control"] = arm.right / arm.corrected - ctrl.right / ctrl.corrected
         row["diff_ci95"] = list(newcombe(arm.right, arm.corrected, ctrl.right, ctrl.corrected))
     return row
+
+
+LATENCY_MARGIN = 0.05
+"""Harm margin of the report's latency gate: the extra share of pairs slower than the
+control's p95."""
+
+
+def _gates(arm: _Arm, ctrl: _Arm, mde: float, needed: int) -> dict[str, Any]:
+    """The decision each gate would take now, from anytime-valid intervals (valid however
+    often the report is read), beside the fixed-horizon ones: accuracy from corrections
+    (non-inferiority, margin `mde`) and latency (harm: the share of pairs slower than the
+    control's p95, margin `LATENCY_MARGIN`)."""
+    from gateway.experiments import sequential as seq  # statsmodels: only when asked
+
+    accuracy = seq.compare(
+        seq.Kind.NON_INFERIORITY,
+        (arm.right, arm.corrected),
+        (ctrl.right, ctrl.corrected),
+        mde,
+        alpha=ALPHA,
+        planned_n=needed,
+    )
+    line = percentile(ctrl.latencies, 95)
+    slow = (
+        (sum(x > line for x in arm.latencies), len(arm.latencies)) if line is not None else (0, 0)
+    )
+    slow0 = (
+        (sum(x > line for x in ctrl.latencies), len(ctrl.latencies)) if line is not None else (0, 0)
+    )
+    latency = seq.compare(seq.Kind.HARM, slow, slow0, LATENCY_MARGIN, alpha=ALPHA, base_rate=0.05)
+    return {
+        "accuracy": _gate_view(accuracy, min(arm.corrected, ctrl.corrected), "corrected pairs"),
+        "p95_latency": _gate_view(latency, min(slow[1], slow0[1]), "pairs") | {"line_ms": line},
+    }
+
+
+def _gate_view(c: Any, have: int, unit: str) -> dict[str, Any]:
+    return {
+        "test": str(c.kind),
+        "margin": c.margin,
+        "difference": c.difference,
+        "fixed_ci95": None if c.fixed is None else [c.fixed.lo, c.fixed.hi],
+        "anytime_ci95": None if c.anytime is None else [c.anytime.lo, c.anytime.hi],
+        "decision": str(c.decision),
+        "needed_per_arm": c.needed_per_arm,
+        "still_needed": max(0, c.needed_per_arm - have),
+        "unit": unit,
+    }
 
 
 def _json_object(raw: bytes) -> Correction | None:

@@ -23,7 +23,9 @@ async def report(
     mde: Annotated[float, Query(gt=0, lt=1)] = 0.02,
 ) -> dict[str, Any]:
     """Per variant: traffic, corrected n, online accuracy (Wilson 95%), difference to the
-    control (Newcombe 95%), mean cost, p95 latency and the corrections still needed."""
+    control (Newcombe 95%), mean cost, p95 latency and the corrections still needed; per
+    candidate, `gates`: the anytime-valid interval of each gate's difference beside the
+    fixed-horizon one, the decision the gate would take now and the evidence still needed."""
     exp = state.table.experiment(name)
     names = [v.name for v in exp.variants]
     if control is not None and control not in names:
