@@ -36,14 +36,16 @@ def serve(
 
     from gateway.experiments.config import RoutesFileError, load_routes
     from gateway.infra.logs import configure_logging
+    from gateway.infra.security import InsecureBindError, check_bind
 
     settings = get_settings(host=host, port=port, routes=routes, workers=workers)
     configure_logging(settings.log_level)
+    try:
+        check_bind(settings)  # the same check `create_app` makes for every entry point
+    except InsecureBindError as exc:
+        raise _fail(str(exc)) from None
+    _check_port(settings.host, settings.port)  # a busy port is a one-line error, not a trace
     if not settings.api_keys:
-        if not settings.is_loopback():
-            raise _fail(
-                f"refusing to bind {settings.host} with no GATEWAY_API_KEYS: anyone could call it"
-            )
         log.warning("no GATEWAY_API_KEYS configured: serving loopback only, without auth")
     try:
         routes_config = load_routes(settings.routes)
@@ -58,7 +60,9 @@ def serve(
     except (LocalModelError, OSError, ValueError) as exc:
         raise _fail(f"could not build the baseline local model: {exc}") from None
     common: dict[str, Any] = {
-        "proxy_headers": False,  # the gateway never uses the client address
+        # X-Forwarded-* are handled in the app, from GATEWAY_TRUSTED_PROXIES only (the same
+        # for every entry point); uvicorn's own handling would trust 127.0.0.1 by default.
+        "proxy_headers": False,
         "host": settings.host,
         "port": settings.port,
         "log_config": None,
@@ -107,7 +111,25 @@ def _run_workers(settings: object, common: dict[str, Any]) -> None:
 def simulate(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 18001,
     host: Annotated[str, typer.Option(help="Address (loopback by default).")] = "127.0.0.1",
-    latency_ms: Annotated[float, typer.Option(help="Mean answer latency.")] = 50.0,
+    profiles: Annotated[
+        Path | None,
+        typer.Option(help="Per-model profiles (YAML), matched before the built-in ones."),
+    ] = None,
+    latency_scale: Annotated[
+        float | None,
+        typer.Option(min=0, help="Multiply the profiles' latencies (e.g. 0.05) [file's, or 1]."),
+    ] = None,
+    labels: Annotated[
+        list[Path] | None,
+        typer.Option(help="Labelled JSONL (text, category, urgency) known besides the seed set."),
+    ] = None,
+    seed_labels: Annotated[
+        bool, typer.Option(help="Know the labels of the project's seed set.")
+    ] = True,
+    latency_ms: Annotated[
+        float | None,
+        typer.Option(help="Fixed latency for every model, replacing the profiles' latencies."),
+    ] = None,
     jitter_ms: Annotated[float, typer.Option(help="Extra random latency (mean).")] = 0.0,
     error_rate: Annotated[float, typer.Option(help="Share of HTTP 500 answers.")] = 0.0,
     rate_limit_rate: Annotated[float, typer.Option(help="Share of HTTP 429 answers.")] = 0.0,
@@ -118,21 +140,66 @@ def simulate(
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     require_key: Annotated[bool, typer.Option(help="Answer 401 without a bearer key.")] = False,
 ) -> None:
-    """Run the OpenAI/OpenRouter-compatible upstream simulator (for tests and demos)."""
-    from devtools.simulator.server import SimulatorConfig, run_simulator
+    """Run the OpenAI/OpenRouter-compatible upstream simulator (for tests and demos).
 
-    config = SimulatorConfig(
-        latency_ms=latency_ms,
-        jitter_ms=jitter_ms,
-        error_rate=error_rate,
-        rate_limit_rate=rate_limit_rate,
-        timeout_rate=timeout_rate,
-        invalid_rate=invalid_rate,
-        seed=seed,
-        require_key=require_key,
+    Each model answers as its profile says (accuracy on reviews with a known label, latency,
+    price, error and invalid-output rates): built in, GPT-4o-like for openai/gpt-4o, a cheaper,
+    faster, more accurate fine-tuned model for ids like *-ft or ft:*, and a weak one for
+    *-weak; a --profiles file adds or replaces profiles."""
+    from devtools.simulator.profiles import ProfileFile, load_labels, load_profile_file
+    from devtools.simulator.server import SimulatorConfig, run_simulator, with_profile_file
+
+    try:
+        config = SimulatorConfig(
+            latency_ms=latency_ms,
+            jitter_ms=jitter_ms,
+            error_rate=error_rate,
+            rate_limit_rate=rate_limit_rate,
+            timeout_rate=timeout_rate,
+            invalid_rate=invalid_rate,
+            seed=seed,
+            require_key=require_key,
+            label_files=tuple(str(p) for p in labels or ()),
+            seed_labels=seed_labels,
+        )
+        spec = load_profile_file(profiles) if profiles is not None else ProfileFile()
+        config = with_profile_file(config, spec, latency_scale)
+        known = load_labels(config.label_files, config.seed_labels)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    _check_port(host, port)
+    typer.echo(
+        f"simulator on http://{host}:{port}/v1 ({len(config.profiles)} profiles, "
+        f"{len(known)} labelled reviews, latency scale {config.latency_scale:g})",
+        err=True,
     )
-    typer.echo(f"simulator on http://{host}:{port}/v1", err=True)
-    run_simulator(host, port, config)
+    try:
+        run_simulator(host, port, config, known)
+    except OSError as exc:  # lost a race for the port after the check
+        raise _fail(_listen_error(host, port, exc)) from None
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> str:
+    import errno
+
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} is in use"
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+def _check_port(host: str, port: int) -> None:
+    """Exit with a one-line error (code 2) when `host:port` cannot be bound, e.g. in use."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
+            sock.bind(address)
+    except OSError as exc:
+        raise _fail(_listen_error(host, port, exc)) from None
 
 
 for group in (data, evaluate, promote, models, train):

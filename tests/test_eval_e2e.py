@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from gateway.experiments.config import RoutesFileError, parse_routes
-from tests.servers import CHROMIUM_ARGS, Simulator, run_gateway
+from tests.servers import CHROMIUM_ARGS, Simulator, run_gateway, run_simulator
 
 REPO = Path(__file__).resolve().parents[1]
 MARC_TEST = REPO / ".." / "shared" / "data" / "jha-mahmoud-marc" / "BOW Test.arff"
@@ -263,3 +263,77 @@ def stored_pair(client: httpx.Client, request_id: str) -> dict[str, Any]:
             pair: dict[str, Any] = r.json()
             return pair
         time.sleep(0.05)
+
+
+SEED_SET = REPO / "gateway" / "data" / "seed_reviews.jsonl"
+PROFILE_PRICES = {  # the simulator's built-in profiles: USD per 1M input / output tokens
+    "openai/gpt-4o": (2.5, 10.0),
+    "acme/llama-3-8b-triage-ft": (0.2, 0.2),
+    "acme/llama-3-1b-triage-weak": (0.1, 0.1),
+}
+
+
+def test_eval_of_simulated_profiles_shows_a_significant_difference(
+    tmp: Path, data_dir: Path
+) -> None:
+    """On the labelled seed set, the GPT-4o-like control (90%) against the fine-tuned candidate
+    (97%): McNemar significant in that direction, and the costs the profiles' prices imply; the
+    weak profile fails the gates."""
+    routes = yaml.safe_load((REPO / "examples" / "ab-simulator.yaml").read_text())
+    with run_simulator("--latency-scale", "0.02", "--seed", "5") as profiled:
+        for variant in routes["experiments"][0]["variants"]:
+            if "api_base" in variant:
+                variant["api_base"] = profiled.base_url
+        (tmp / "routes.yaml").write_text(yaml.safe_dump(routes))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        env |= {
+            "GATEWAY_DATA_DIR": str(data_dir),
+            "GATEWAY_PROVIDER_KEYS": '{"openrouter": "sk-or-test-secret-0123456789"}',
+        }
+        out = tmp / "out"
+        cmd = [sys.executable, "-m", "cli", "eval", "--routes", str(tmp / "routes.yaml")]
+        cmd += ["--data", str(SEED_SET), "--variants", "control,candidate,weak", "--limit", "300"]
+        proc = subprocess.run(
+            [*cmd, "--out", str(out), "--no-progress"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=170,
+        )
+        stats = profiled.stats()
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # the weak variant fails its gates
+    summary = json.loads((out / "summary.json").read_text())
+    figures, comparisons = summary["variants"], summary["comparisons"]
+    assert all(figures[v]["n"] == 300 for v in ("control", "candidate", "weak"))
+    assert 0.85 <= figures["control"]["accuracy"] <= 0.95
+    assert figures["candidate"]["accuracy"] >= 0.94
+    assert figures["control"]["validity_rate"] == figures["candidate"]["validity_rate"] == 1.0
+    better = comparisons["candidate"]
+    assert better["accuracy_diff"] > 0.03 and better["significant"]
+    assert better["mcnemar"]["p_value"] < 0.05 and better["mcnemar"]["c"] > better["mcnemar"]["b"]
+    worse = comparisons["weak"]
+    assert worse["accuracy_diff"] < 0 and worse["mcnemar"]["p_value"] < 0.05
+    failed = summary["gates"]["failed"]
+    assert failed and all(f.startswith("weak:") for f in failed), failed
+    assert "GATE FAILED: weak: accuracy" in proc.stdout
+
+    # The cost per review is what the profiles' prices make of the tokens the simulator counted.
+    usage = stats["usage"]
+    for variant, model in (
+        ("control", "openai/gpt-4o"),
+        ("candidate", "acme/llama-3-8b-triage-ft"),
+    ):
+        pin, pout = PROFILE_PRICES[model]
+        tokens = usage[model]
+        assert stats["by_model"][model] == 300  # one call per review: no faults, no re-asks
+        implied = (tokens["prompt_tokens"] * pin + tokens["completion_tokens"] * pout) / 1e6
+        assert figures[variant]["cost_per_review_usd"] * 300 == pytest.approx(implied)
+    control_cost = figures["control"]["cost_per_review_usd"]
+    assert figures["candidate"]["cost_per_review_usd"] < control_cost / 15
+    print(
+        f"\ncontrol {figures['control']['accuracy']:.4f} ${control_cost:.6f}/review, candidate "
+        f"{figures['candidate']['accuracy']:.4f} "
+        f"${figures['candidate']['cost_per_review_usd']:.6f}/review, McNemar "
+        f"b={better['mcnemar']['b']} c={better['mcnemar']['c']} "
+        f"p={better['mcnemar']['p_value']:.2e}"
+    )

@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import random
 import re
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
+import numpy as np
 import openai
 import pytest
 import pytest_asyncio
 from openai import AsyncOpenAI
 
+from devtools.simulator.profiles import (
+    BUILTIN_PROFILES,
+    DEFAULT_PROFILE,
+    Latency,
+    ModelProfile,
+    load_profile_file,
+)
 from devtools.simulator.server import (
     INVALID_VARIANTS,
     REPAIRABLE_VARIANTS,
@@ -22,8 +37,15 @@ from devtools.simulator.server import (
     SimulatorConfig,
     start_simulator,
 )
-from devtools.simulator.triage import SYNONYMS
-from gateway.request.triage import DEFAULT_CATEGORIES, DEFAULT_URGENCIES, Triage, system_prompt
+from devtools.simulator.triage import SYNONYMS, heuristic_triage
+from gateway.request.triage import (
+    DEFAULT_CATEGORIES,
+    DEFAULT_URGENCIES,
+    Triage,
+    system_prompt,
+    user_prompt,
+)
+from tests.servers import free_port, run_simulator
 
 StartSim = Callable[..., Awaitable[RunningSimulator]]
 MODEL = "openai/gpt-4o-mini"
@@ -299,3 +321,267 @@ async def test_throughput(start_sim: StartSim) -> None:
     assert ok == total
     rate = total / elapsed
     print(f"\nsimulator: {rate:,.0f} req/s ({total} requests, concurrency {concurrency})")
+
+
+# --- per-model profiles ------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+SEED_ROWS = [
+    json.loads(line)
+    for line in (REPO / "gateway" / "data" / "seed_reviews.jsonl").read_text().splitlines()
+    if line.strip()
+]
+GPT4O, FT, WEAK_MODEL, PLAIN = (
+    "openai/gpt-4o",
+    "acme/llama-3-8b-triage-ft",
+    "acme/llama-3-1b-triage-weak",
+    "openai/gpt-4o-mini",
+)
+
+
+def seed_message(row: dict[str, Any]) -> str:
+    return user_prompt(row["text"], row.get("app"), row.get("rating"))
+
+
+async def answers(sim: RunningSimulator, model: str, rows: list[dict[str, Any]]) -> list[Any]:
+    """One completion per row (None for an HTTP 500), at most 16 in flight."""
+    sem = asyncio.Semaphore(16)
+    async with client(sim) as c:
+
+        async def one(row: dict[str, Any]) -> Any:
+            async with sem:
+                try:
+                    return await c.chat.completions.create(
+                        model=model, messages=[{"role": "user", "content": seed_message(row)}]
+                    )
+                except openai.InternalServerError:
+                    return None
+
+        return list(await asyncio.gather(*(one(r) for r in rows)))
+
+
+def category_of(completion: Any) -> str | None:
+    if completion is None:
+        return None
+    content = completion.choices[0].message.content
+    return json.loads(content)["category"] if strictly_valid(content) else None
+
+
+async def test_profiles_give_each_model_its_accuracy_price_and_faults(start_sim: StartSim) -> None:
+    rows = SEED_ROWS[:200]
+    labels = [r["category"] for r in rows]
+    sim = await start_sim(seed=3)
+    got = {m: await answers(sim, m, rows) for m in (GPT4O, FT, WEAK_MODEL, PLAIN)}
+
+    def accuracy(model: str) -> float:
+        cats = [category_of(c) for c in got[model]]
+        valid = [(c, gold) for c, gold in zip(cats, labels, strict=True) if c is not None]
+        return float(sum(c == gold for c, gold in valid) / len(valid))
+
+    assert 0.85 <= accuracy(GPT4O) <= 0.95
+    assert accuracy(FT) >= 0.94 and accuracy(FT) > accuracy(GPT4O)
+    assert 0.65 <= accuracy(WEAK_MODEL) <= 0.85
+    errors = sum(c is None for c in got[WEAK_MODEL])
+    invalid = sum(category_of(c) is None for c in got[WEAK_MODEL]) - errors
+    assert 8 <= invalid <= 40 and errors <= 10  # invalid_rate 0.1, error_rate 0.01 of 200
+    assert all(c is not None for m in (GPT4O, FT, PLAIN) for c in got[m])
+    wrong = {
+        m: {i for i, c in enumerate(got[m]) if category_of(c) != labels[i]} for m in (GPT4O, FT)
+    }
+    assert wrong[GPT4O] != wrong[FT] and wrong[GPT4O] - wrong[FT]  # they err on other reviews
+    for i, row in enumerate(rows):
+        answer = json.loads(got[GPT4O][i].choices[0].message.content)
+        Triage.model_validate(answer)
+        if i in wrong[GPT4O]:
+            assert (
+                answer["category"] in DEFAULT_CATEGORIES and answer["category"] != row["category"]
+            )
+        else:  # right: the label, topic and summary included
+            assert answer == {k: row[k] for k in KEYS}
+        # a model without a profile answers with the keyword heuristics
+        assert json.loads(got[PLAIN][i].choices[0].message.content) == heuristic_triage(
+            seed_message(row)
+        )
+    for model, (pin, pout) in {GPT4O: (2.5, 10.0), FT: (0.2, 0.2), PLAIN: (2.5, 10.0)}.items():
+        for completion in got[model]:
+            usage = completion.usage
+            expected = (usage.prompt_tokens * pin + usage.completion_tokens * pout) / 1e6
+            assert usage.model_extra["cost"] == pytest.approx(expected)
+    async with aiohttp.ClientSession() as http, http.get(f"{sim.url}/_stats") as resp:
+        stats = await resp.json()
+    assert stats["profiles"] == {
+        GPT4O: "gpt-4o-like",
+        FT: "fine-tuned",
+        WEAK_MODEL: "weak",
+        PLAIN: "default",
+    }
+    assert stats["labelled"][GPT4O] == {
+        "correct": 200 - len(wrong[GPT4O]),
+        "wrong": len(wrong[GPT4O]),
+    }
+    assert PLAIN not in stats["labelled"]
+    total = sum(c.usage.model_extra["cost"] for c in got[FT])
+    assert stats["usage"][FT]["cost_usd"] == pytest.approx(total)
+
+    # Reproducible: another simulator, another seed, the same answers per (model, review).
+    again = await start_sim(seed=99)
+    for model in (GPT4O, FT):
+        repeat = await answers(again, model, rows[:50])
+        assert [c.choices[0].message.content for c in repeat] == [
+            c.choices[0].message.content for c in got[model][:50]
+        ]
+
+
+def test_profile_latency_is_lognormal_with_the_median_and_p95_given() -> None:
+    slow = ModelProfile(name="slow", match=("m",), latency=Latency(median_ms=100, p95_ms=300))
+    config = SimulatorConfig(profiles=(slow,), latency_scale=0.5)
+    rng = random.Random(1)
+    faults = config.faults_for("m")
+    draws = np.array([faults.delay(rng) for _ in range(20_000)])
+    assert np.median(draws) == pytest.approx(0.050, rel=0.03)
+    assert np.quantile(draws, 0.95) == pytest.approx(0.150, rel=0.05)
+    # A fixed latency (benchmarks, tests) replaces the profiles' distributions.
+    fixed = SimulatorConfig(profiles=(slow,), latency_ms=5.0).faults_for("m")
+    assert {fixed.delay(rng) for _ in range(100)} == {0.005}
+    assert SimulatorConfig().faults_for("unknown-model").delay(rng) == 0.05
+
+
+async def test_profile_latency_is_served(start_sim: StartSim) -> None:
+    sim = await start_sim(latency_ms=None, latency_scale=0.25)  # GPT-4o-like: median ~100 ms
+    start = time.perf_counter()
+    replies = await answers(sim, GPT4O, SEED_ROWS[:32])
+    assert len(replies) == 32
+    assert time.perf_counter() - start >= 0.1  # two rounds of 16, each at least one draw
+
+
+def test_profile_files_and_their_errors(tmp_path: Path) -> None:
+    example = load_profile_file(REPO / "examples" / "simulator-profiles.yaml")
+    assert example.profiles == BUILTIN_PROFILES and not example.builtin
+    assert example.default == DEFAULT_PROFILE
+    cases = {
+        "profiles: [{name: a, accuracy: 1.5}]": "accuracy must be a fraction",
+        "profiles: [{name: a, acuracy: 0.5}]": "profiles.0.acuracy: unknown field",
+        "profiles: [{name: a, latency: {median_ms: 300, p95_ms: 100}}]": "median_ms <= p95_ms",
+        "latency_scale: -1": "latency_scale must be >= 0",
+        "profiles: [": "not valid YAML",
+    }
+    for text, message in cases.items():
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=re.escape(message)) as info:
+            load_profile_file(bad)
+        assert str(bad) in str(info.value)
+
+
+async def test_control_sets_profiles_and_labels(start_sim: StartSim, tmp_path: Path) -> None:
+    labels = tmp_path / "labels.jsonl"
+    review = "The quokka filter makes my cat look purple"
+    labels.write_text(json.dumps({"text": review, "category": "Other", "urgency": "Low"}) + "\n")
+    sim = await start_sim()
+    perfect = {
+        "name": "perfect",
+        "match": ["acme/*"],
+        "accuracy": 1.0,
+        "price": {"input_per_1m": 1.0, "output_per_1m": 0.0},
+    }
+    async with client(sim) as c, aiohttp.ClientSession(base_url=sim.url) as http:
+        patch = {"profiles": [perfect], "label_files": [str(labels)]}
+        async with http.post("/_control", json=patch) as resp:
+            assert resp.status == 200, await resp.text()
+        completion = await ask(c, f"  {review.upper()} ", model="acme/x")  # matched by text
+        assert completion.choices[0].message.content is not None
+        answer = json.loads(completion.choices[0].message.content)
+        assert (answer["category"], answer["urgency"]) == ("Other", "Low")
+        usage = completion.usage
+        assert usage is not None and usage.model_extra is not None
+        assert usage.model_extra["cost"] == pytest.approx(usage.prompt_tokens / 1e6)
+        for bad in (
+            {"label_files": [str(tmp_path / "missing.jsonl")]},
+            {"profiles": [{"name": "x", "accuracy": 2}]},
+        ):
+            async with http.post("/_control", json=bad) as resp:
+                assert resp.status == 400
+                assert "missing.jsonl" in str(bad) or "accuracy" in await resp.text()
+        completion = await ask(c, review, model="acme/x")  # the rejected patches changed nothing
+        assert completion.choices[0].message.content is not None
+        assert json.loads(completion.choices[0].message.content)["category"] == "Other"
+
+
+# --- the `simulate` and `serve` commands ----------------------------------------------------
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def test_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for command in (
+            ("simulate", "--port", str(port)),
+            (
+                "serve",
+                "--port",
+                str(port),
+                "--routes",
+                str(REPO / "examples" / "ab-simulator.yaml"),
+            ),
+        ):
+            proc = cli(*command, "--host", "127.0.0.1")
+            assert proc.returncode == 2, proc.stderr
+            assert proc.stderr == f"error: port {port} is in use\n"
+
+
+def test_simulate_reports_bad_options_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "profiles.yaml"
+    bad.write_text("profiles: [{name: a, accuracy: 1.5}]\n")
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"text": "no category"}\n')
+    for args, message in (
+        (("--profiles", str(bad)), "accuracy must be a fraction"),
+        (("--labels", str(labels)), "line 1: needs a non-empty 'text' and 'category'"),
+        (("--labels", str(tmp_path / "none.jsonl")), "cannot read labels"),
+    ):
+        proc = cli("simulate", "--port", str(free_port()), *args)
+        assert proc.returncode == 2
+        assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+        assert message in proc.stderr
+
+
+def test_simulate_command_takes_profiles_labels_and_port(tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(
+        "builtin: false\nlatency_scale: 0\n"
+        "profiles:\n  - {name: sure, match: ['acme/*'], accuracy: 1.0,"
+        " latency: {median_ms: 5000, p95_ms: 9000}, price: {input_per_1m: 0, output_per_1m: 1}}\n"
+    )
+    labels = tmp_path / "labels.jsonl"
+    review = "Zebra stripes everywhere since the patch"
+    labels.write_text(json.dumps({"text": review, "category": "Complaint", "urgency": "High"}))
+    with run_simulator(
+        "--profiles", str(profiles), "--labels", str(labels), "--no-seed-labels"
+    ) as sim:
+        body = {"model": "acme/m", "messages": [{"role": "user", "content": review}]}
+        reply = httpx.post(f"{sim.base_url}/chat/completions", json=body, timeout=5).json()
+        answer = json.loads(reply["choices"][0]["message"]["content"])
+        assert (answer["category"], answer["urgency"]) == ("Complaint", "High")
+        assert reply["usage"]["cost"] == pytest.approx(reply["usage"]["completion_tokens"] / 1e6)
+        # --no-seed-labels: a seed review gets the keyword heuristics; built-ins dropped
+        row = SEED_ROWS[0]
+        body = {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": row["text"]}]}
+        reply = httpx.post(f"{sim.base_url}/chat/completions", json=body, timeout=5).json()
+        content = json.loads(reply["choices"][0]["message"]["content"])
+        assert content == heuristic_triage(row["text"])
+        assert httpx.get(f"{sim.url}/_stats", timeout=5).json()["profiles"] == {
+            "acme/m": "sure",
+            "openai/gpt-4o": "default",
+        }

@@ -1,8 +1,10 @@
 """An OpenAI/OpenRouter-compatible upstream simulator for tests, load tests and benchmarks.
 
-Serves `POST /v1/chat/completions` with plausible triage answers (see `simulator_triage`),
-plus injected latency and faults (HTTP 500, 429, hangs, broken JSON), configurable per model
-and changeable at run time through `POST /_control`. Built on bare aiohttp + orjson because it
+Serves `POST /v1/chat/completions` with triage answers shaped by per-model profiles
+(`simulator.profiles`: accuracy on reviews whose label it knows, lognormal latency, price,
+error and invalid-output rates; keyword heuristics otherwise, see `simulator.triage`), plus
+injected faults (HTTP 500, 429, hangs, broken JSON), configurable per model and changeable at
+run time through `POST /_control`. Built on bare aiohttp + orjson because it
 is the "direct" baseline in benchmarks: it must cost far less CPU than the gateway in front.
 It also serves an OpenAI-style fine-tuning API (files, jobs, events; `simulator_finetune`).
 """
@@ -14,6 +16,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
+import math
 import os
 import random
 import time
@@ -25,14 +28,25 @@ import orjson
 from aiohttp import web
 
 from devtools.simulator.finetune import add_finetune_routes
+from devtools.simulator.profiles import (
+    BUILTIN_PROFILES,
+    DEFAULT_PROFILE,
+    Label,
+    ModelProfile,
+    ProfileFile,
+    load_labels,
+    parse_profile,
+    parse_profiles,
+    profile_answer,
+)
 from devtools.simulator.triage import (
     INVALID_VARIANTS,
     REPAIRABLE_VARIANTS,
     broken_content,
-    heuristic_triage,
 )
 
 __all__ = [
+    "DEFAULT_LATENCY_MS",
     "DEFAULT_PRICE",
     "FAULT_KINDS",
     "INVALID_VARIANTS",
@@ -45,18 +59,21 @@ __all__ = [
     "run_simulator",
     "serve_simulator",
     "start_simulator",
+    "with_profile_file",
 ]
 log = logging.getLogger(__name__)
 
 FAULT_KINDS = ("timeout", "rate_limit", "error", "invalid")  # drawn in this order from one number
 RATE_FIELDS = ("timeout_rate", "rate_limit_rate", "error_rate", "invalid_rate")
 DEFAULT_PRICE = (2.50, 10.0)  # USD per 1M input / output tokens
+DEFAULT_LATENCY_MS = 50.0  # for a model whose profile gives no latency
+PROFILE_RATES = ("error_rate", "invalid_rate")  # the rates a profile may set
 
 
 def _check(obj: object, nullable: bool) -> None:
     for name in (*RATE_FIELDS, "latency_ms", "jitter_ms", "hang_s"):
         value = getattr(obj, name)
-        if value is None and nullable:
+        if value is None and (nullable or name == "latency_ms"):
             continue
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise ValueError(f"{name} must be a number >= 0, got {value!r}")
@@ -82,7 +99,8 @@ class FaultOverrides:
 
 @dataclass(frozen=True, slots=True)
 class _Faults:
-    latency_s: float
+    latency_s: float  # fixed, or the lognormal's median when sigma > 0
+    sigma: float
     jitter_s: float
     hang_s: float
     cuts: tuple[float, ...]  # cumulative thresholds, one per FAULT_KINDS
@@ -94,16 +112,27 @@ class _Faults:
         return next((k for k, cut in zip(FAULT_KINDS, self.cuts, strict=True) if r < cut), None)
 
     def delay(self, rng: random.Random) -> float:
+        base = self.latency_s
+        if self.sigma > 0:
+            base *= math.exp(self.sigma * rng.gauss(0.0, 1.0))
         extra = rng.expovariate(1.0 / self.jitter_s) if self.jitter_s > 0 else 0.0
-        return self.latency_s + extra
+        return base + extra
 
 
 @dataclass
 class SimulatorConfig:
-    """Latency, faults and prices. Fault kinds are exclusive: their rates must sum to <= 1."""
+    """Profiles, latency, faults and prices. Fault kinds are exclusive: their rates must sum to
+    <= 1.
 
-    latency_ms: float = 50.0
-    jitter_ms: float = 0.0  # mean of an exponential extra delay added to latency_ms
+    Per model, a setting comes from the first of: `model_overrides` (changed at run time), the
+    model's profile, this config. Latency: `latency_ms`, when set, is a fixed latency for every
+    model without an override (benchmarks and tests use it); otherwise the profile's lognormal
+    latency times `latency_scale`, or DEFAULT_LATENCY_MS. Price: `prices`, then the profile's,
+    then `default_price`."""
+
+    latency_ms: float | None = None
+    latency_scale: float = 1.0
+    jitter_ms: float = 0.0  # mean of an exponential extra delay added to the latency
     error_rate: float = 0.0
     rate_limit_rate: float = 0.0
     timeout_rate: float = 0.0
@@ -116,22 +145,75 @@ class SimulatorConfig:
     report_cost: bool = True
     require_key: bool = False  # answer 401 without a bearer key, like the real APIs
     models: tuple[str, ...] = ()  # listed by /v1/models besides the models seen
+    profiles: tuple[ModelProfile, ...] = BUILTIN_PROFILES  # the first that matches wins
+    default_profile: ModelProfile = DEFAULT_PROFILE  # for models no profile matches
+    label_files: tuple[str, ...] = ()  # labelled JSONL files known besides the seed set
+    seed_labels: bool = True  # know the labels of the project's seed set
 
     def __post_init__(self) -> None:
         _check(self, nullable=False)
-        for model in ("", *self.model_overrides):
-            if self.faults_for(model).cuts[-1] > 1 + 1e-9:
+        if isinstance(self.latency_scale, bool) or not self.latency_scale >= 0:
+            raise ValueError(f"latency_scale must be a number >= 0, got {self.latency_scale!r}")
+        plain = ModelProfile(name="")  # a profile's rates mix with these: cut, not refused
+        for model, over in (("", FaultOverrides()), *self.model_overrides.items()):
+            if sum(self._rates(over, plain)) > 1 + 1e-9:
                 raise ValueError(f"fault rates for model {model or '*'!r} sum to more than 1")
 
+    def profile_for(self, model: str) -> ModelProfile:
+        return next((p for p in self.profiles if p.matches(model)), self.default_profile)
+
     def faults_for(self, model: str) -> _Faults:
-        o = self.model_overrides.get(model) or FaultOverrides()
+        over = self.model_overrides.get(model) or FaultOverrides()
+        return self._faults(over, self.profile_for(model))
 
-        def pick(name: str) -> float:
-            value = getattr(o, name)
-            return float(getattr(self, name) if value is None else value)
+    def price_for(self, model: str) -> tuple[float, float]:
+        if model in self.prices:
+            return self.prices[model]
+        price = self.profile_for(model).price
+        return self.default_price if price is None else (price.input_per_1m, price.output_per_1m)
 
-        cuts = tuple(itertools.accumulate(pick(name) for name in RATE_FIELDS))
-        return _Faults(pick("latency_ms") / 1e3, pick("jitter_ms") / 1e3, pick("hang_s"), cuts)
+    def _pick(self, o: FaultOverrides, profile: ModelProfile, name: str) -> float:
+        for source in (o, profile if name in PROFILE_RATES else None, self):
+            value = getattr(source, name, None)
+            if value is not None:
+                return float(value)
+        raise AssertionError(name)  # the config sets every field
+
+    def _rates(self, o: FaultOverrides, profile: ModelProfile) -> list[float]:
+        return [self._pick(o, profile, name) for name in RATE_FIELDS]
+
+    def _faults(self, o: FaultOverrides, profile: ModelProfile) -> _Faults:
+        # Kinds are drawn in FAULT_KINDS order: past 1, the later kinds are cut.
+        cuts = tuple(min(1.0, c) for c in itertools.accumulate(self._rates(o, profile)))
+        jitter_s, hang_s = (
+            self._pick(o, profile, "jitter_ms") / 1e3,
+            self._pick(o, profile, "hang_s"),
+        )
+        sigma = 0.0
+        if o.latency_ms is not None:
+            latency_ms = o.latency_ms
+        elif self.latency_ms is not None:
+            latency_ms = self.latency_ms
+        elif profile.latency is not None:
+            latency_ms = profile.latency.median_ms * self.latency_scale
+            sigma = profile.latency.sigma
+        else:
+            latency_ms = DEFAULT_LATENCY_MS
+        return _Faults(latency_ms / 1e3, sigma, jitter_s, hang_s, cuts)
+
+
+def with_profile_file(
+    config: SimulatorConfig, spec: ProfileFile, latency_scale: float | None = None
+) -> SimulatorConfig:
+    """`config` with a profiles file's profiles (matched before the built-in ones, which it may
+    drop), default profile and latency scale (`latency_scale`, when given, wins)."""
+    scale = next((s for s in (latency_scale, spec.latency_scale) if s is not None), 1.0)
+    return dataclasses.replace(
+        config,
+        profiles=(*spec.profiles, *(BUILTIN_PROFILES if spec.builtin else ())),
+        default_profile=spec.default or DEFAULT_PROFILE,
+        latency_scale=scale,
+    )
 
 
 def apply_patch(config: SimulatorConfig, patch: dict[str, Any]) -> SimulatorConfig:
@@ -156,6 +238,12 @@ def apply_patch(config: SimulatorConfig, patch: dict[str, Any]) -> SimulatorConf
         changes["default_price"] = _price(patch["default_price"])
     if "models" in patch:
         changes["models"] = tuple(str(m) for m in patch["models"])
+    if "profiles" in patch:
+        changes["profiles"] = parse_profiles(patch["profiles"])
+    if "default_profile" in patch:
+        changes["default_profile"] = parse_profile(patch["default_profile"])
+    if "label_files" in patch:
+        changes["label_files"] = tuple(str(f) for f in patch["label_files"])
     return dataclasses.replace(config, **changes)
 
 
@@ -164,17 +252,27 @@ def _price(value: Any) -> tuple[float, float]:
     return float(pin), float(pout)
 
 
+def _label_source(config: SimulatorConfig) -> tuple[tuple[str, ...], bool]:
+    return config.label_files, config.seed_labels
+
+
 class _State:
-    def __init__(self, config: SimulatorConfig) -> None:
+    def __init__(self, config: SimulatorConfig, labels: dict[str, Label] | None = None) -> None:
         self.prefix = os.urandom(4).hex()
         self.ids = itertools.count(1)
         self.seen: dict[str, None] = {}
+        self.labels = load_labels(*_label_source(config)) if labels is None else labels
+        self.config = config
         self.set_config(config, reseed=True)
         self.reset()
 
     def set_config(self, config: SimulatorConfig, reseed: bool) -> None:
+        """Use `config`; reloads the labels when their source changed (ValueError if bad)."""
+        if _label_source(config) != _label_source(self.config):
+            self.labels = load_labels(*_label_source(config))
         self.config = config
         self.cache: dict[str, _Faults] = {}
+        self.profiles: dict[str, ModelProfile] = {}
         if reseed:
             self.rng = random.Random(config.seed)
 
@@ -184,6 +282,8 @@ class _State:
         self.faults: Counter[str] = Counter()
         self.variants: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
+        self.usage: dict[str, dict[str, float]] = {}
+        self.labelled: dict[str, Counter[str]] = {}
         if self.config.seed is not None:
             self.rng = random.Random(self.config.seed)
 
@@ -192,6 +292,20 @@ class _State:
         if faults is None:
             faults = self.cache[model] = self.config.faults_for(model)
         return faults
+
+    def profile_for(self, model: str) -> ModelProfile:
+        profile = self.profiles.get(model)
+        if profile is None:
+            profile = self.profiles[model] = self.config.profile_for(model)
+        return profile
+
+    def count(self, model: str, prompt: int, completion: int, cost: float) -> None:
+        usage = self.usage.setdefault(
+            model, {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+        )
+        usage["prompt_tokens"] += prompt
+        usage["completion_tokens"] += completion
+        usage["cost_usd"] += cost
 
 
 STATE = web.AppKey("simulator_state", _State)
@@ -274,7 +388,9 @@ async def _chat(request: web.Request) -> web.Response:
     if kind == "error":
         msg = "Internal server error (simulated)"
         return _error(500, msg, "server_error", "internal_error", headers)
-    answer = heuristic_triage(user)
+    answer, right = profile_answer(st.profile_for(model), model, user, st.labels)
+    if right is not None:
+        st.labelled.setdefault(model, Counter())["correct" if right else "wrong"] += 1
     if kind == "invalid":
         variant = rng.choice(INVALID_VARIANTS)
         st.variants[variant] += 1
@@ -288,10 +404,11 @@ async def _chat(request: web.Request) -> web.Response:
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
-    cfg = st.config
-    if cfg.report_cost:
-        pin, pout = cfg.prices.get(model, cfg.default_price)
-        usage["cost"] = (prompt_tokens * pin + completion_tokens * pout) / 1e6
+    pin, pout = st.config.price_for(model)
+    cost = (prompt_tokens * pin + completion_tokens * pout) / 1e6
+    st.count(model, prompt_tokens, completion_tokens, cost)
+    if st.config.report_cost:
+        usage["cost"] = cost
     message = {"role": "assistant", "content": content}
     return _json(
         {
@@ -327,6 +444,9 @@ async def _stats(request: web.Request) -> web.Response:
             "faults": st.faults,
             "invalid_variants": st.variants,
             "rejected": st.rejected,
+            "usage": st.usage,
+            "labelled": st.labelled,
+            "profiles": {m: st.profile_for(m).name for m in st.by_model},
         }
     )
 
@@ -338,9 +458,9 @@ async def _control(request: web.Request) -> web.Response:
         if not isinstance(patch, dict):
             raise ValueError("the patch must be a JSON object")
         config = apply_patch(st.config, patch)
+        st.set_config(config, reseed="seed" in patch)  # changes nothing when it raises
     except (AttributeError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         return _error(400, str(exc), "invalid_request_error", "invalid_patch")
-    st.set_config(config, reseed="seed" in patch)
     return _json(config)
 
 
@@ -349,9 +469,12 @@ async def _reset(request: web.Request) -> web.Response:
     return _json({"status": "ok"})
 
 
-def create_simulator_app(config: SimulatorConfig) -> web.Application:
+def create_simulator_app(
+    config: SimulatorConfig, labels: dict[str, Label] | None = None
+) -> web.Application:
+    """The simulator app; `labels` (from `load_labels`) saves reading the label files again."""
     app = web.Application()
-    app[STATE] = _State(config)
+    app[STATE] = _State(config, labels)
     app.router.add_post("/v1/chat/completions", _chat)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/healthz", _healthz)
@@ -386,10 +509,13 @@ class RunningSimulator:
 
 
 async def start_simulator(
-    config: SimulatorConfig, host: str = "127.0.0.1", port: int = 0
+    config: SimulatorConfig,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    labels: dict[str, Label] | None = None,
 ) -> RunningSimulator:
     """Start serving in the running loop; port 0 picks a free port (see `.port`)."""
-    app = create_simulator_app(config)
+    app = create_simulator_app(config, labels)
     # No access log (CPU); cancel handlers of clients that went away, so hangs end with them.
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
     await runner.setup()
@@ -401,9 +527,11 @@ async def start_simulator(
     return RunningSimulator(runner, host, int(runner.addresses[0][1]))
 
 
-async def serve_simulator(host: str, port: int, config: SimulatorConfig) -> None:
+async def serve_simulator(
+    host: str, port: int, config: SimulatorConfig, labels: dict[str, Label] | None = None
+) -> None:
     """Serve until cancelled."""
-    sim = await start_simulator(config, host, port)
+    sim = await start_simulator(config, host, port, labels)
     log.info("upstream simulator listening on %s", sim.url)
     try:
         await asyncio.Event().wait()
@@ -411,9 +539,12 @@ async def serve_simulator(host: str, port: int, config: SimulatorConfig) -> None
         await sim.close()
 
 
-def run_simulator(host: str, port: int, config: SimulatorConfig) -> None:
-    """Blocking entry point (uvloop when installed); returns on Ctrl-C."""
-    coro = serve_simulator(host, port, config)
+def run_simulator(
+    host: str, port: int, config: SimulatorConfig, labels: dict[str, Label] | None = None
+) -> None:
+    """Blocking entry point (uvloop when installed); returns on Ctrl-C. OSError when it
+    cannot listen (e.g. the port is in use)."""
+    coro = serve_simulator(host, port, config, labels)
     with contextlib.suppress(KeyboardInterrupt):
         try:
             import uvloop

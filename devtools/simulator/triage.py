@@ -152,18 +152,22 @@ def _summary(category: str, topic: str, review: str) -> str:
     first = _SENTENCE_END.split(review.strip(), maxsplit=1)[0].strip()
     if len(first) > 120:
         first = first[:117].rstrip() + "..."
-    lead = _LEADS[category]
+    lead = _LEADS.get(category, "The user writes")
     if topic != _FALLBACK_TOPIC:
         lead = f"{lead} about {topic.lower()}"
     text = f'{lead}: "{first}".' if first else f"{lead}."
     return text[:SUMMARY_MAX_CHARS]
 
 
-def heuristic_triage(message: str) -> dict[str, str]:
-    """A plausible `{category, urgency, topic, summary}` for one user message."""
+def heuristic_triage(
+    message: str, category: str | None = None, urgency: str | None = None
+) -> dict[str, str]:
+    """A plausible `{category, urgency, topic, summary}` for one user message; `category` and
+    `urgency`, when given, replace the keyword guesses (the topic and summary follow them)."""
     review = review_text(message)
     low = review.lower()
-    category, urgency = _classify(low, _rating(message))
+    guess_category, guess_urgency = _classify(low, _rating(message))
+    category, urgency = category or guess_category, urgency or guess_urgency
     topic = _topic(low)
     return {
         "category": category,
