@@ -59,23 +59,13 @@ def get_settings(**overrides: Any) -> Settings:
 def with_redis(config: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run `work(redis)` against the gateway's Redis (the configured URL, or the embedded one
     under the data directory); gateway errors and Redis failures end the command."""
-    import asyncio
-
-    from redis.exceptions import RedisError
-
     from gateway.errors import GatewayError
-    from gateway.infra.redis_client import async_connect
-
-    async def run() -> T:
-        async with async_connect(config) as client:
-            return await work(client)
+    from gateway.infra.redis_client import run_with_redis
 
     try:
-        return asyncio.run(run())
+        return run_with_redis(config, work)
     except GatewayError as exc:
         raise fail(exc.detail) from None
-    except (RedisError, OSError) as exc:
-        raise fail(f"redis unavailable ({type(exc).__name__}: {exc})") from None
 
 
 _DURATION = re.compile(r"(?P<number>[+-]?[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*(?P<unit>ms|s|m|h)?")

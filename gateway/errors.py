@@ -29,49 +29,49 @@ from collections.abc import Sequence
 
 
 class GatewayError(Exception):
+    """Subclasses name their code as a class argument: `class X(GatewayError, code="x")`."""
+
     code: str = "internal_error"
+
+    def __init_subclass__(cls, code: str | None = None, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
 
 
-class AuthError(GatewayError):
-    code = "unauthorized"
+class AuthError(GatewayError, code="unauthorized"): ...
 
 
-class ForbiddenError(GatewayError):
-    code = "forbidden"
+class ForbiddenError(GatewayError, code="forbidden"): ...
 
 
-class NotFoundError(GatewayError):
-    code = "not_found"
+class NotFoundError(GatewayError, code="not_found"): ...
 
 
-class ConflictError(GatewayError):
-    code = "conflict"
+class ConflictError(GatewayError, code="conflict"): ...
 
 
-class PayloadTooLargeError(GatewayError):
-    code = "payload_too_large"
+class PayloadTooLargeError(GatewayError, code="payload_too_large"): ...
 
 
-class InvalidRequestError(GatewayError):
-    code = "invalid_request"
+class InvalidRequestError(GatewayError, code="invalid_request"): ...
 
 
-class UnavailableError(GatewayError):
-    code = "unavailable"
+class UnavailableError(GatewayError, code="unavailable"): ...
 
 
-class UpstreamError(GatewayError):
+class UpstreamError(GatewayError, code="upstream_error"):
     """A model call failed. `reason` is a short metric label (`timeout`, `connection`,
     `http_5xx`, `invalid_output`, ...); `attempts` and `cost_usd` count the calls of the
     variant that failed (answers that were rejected still cost money); `variant` is set by
     the classifier."""
 
-    code = "upstream_error"
-    default_reason = "upstream_error"
+    default_reason: str | None = None
+    """The `reason` when none is given; None: the code."""
 
     def __init__(
         self,
@@ -84,7 +84,7 @@ class UpstreamError(GatewayError):
         cost_usd: float = 0.0,
     ) -> None:
         super().__init__(detail)
-        self.reason = reason or self.default_reason
+        self.reason = reason or self.default_reason or self.code
         self.retry_after = retry_after
         self.status = status
         self.attempts = attempts
@@ -92,19 +92,14 @@ class UpstreamError(GatewayError):
         self.variant: str | None = None
 
 
-class UpstreamTimeoutError(UpstreamError):
-    code = "upstream_timeout"
+class UpstreamTimeoutError(UpstreamError, code="upstream_timeout"):
     default_reason = "timeout"
 
 
-class RateLimitedError(UpstreamError):
-    code = "rate_limited"
-    default_reason = "rate_limited"
+class RateLimitedError(UpstreamError, code="rate_limited"): ...
 
 
-class InvalidOutputError(UpstreamError):
-    code = "invalid_output"
-    default_reason = "invalid_output"
+class InvalidOutputError(UpstreamError, code="invalid_output"): ...
 
 
 class AllVariantsFailed(UpstreamError):

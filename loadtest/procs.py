@@ -10,6 +10,7 @@ The gateway is reached over HTTP only: nothing here imports it. Everything liste
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -186,23 +187,26 @@ def gateway_env(
     return env
 
 
-def start_gateway(
+def start_cli(
+    command: str,
     *,
-    env: dict[str, str],
+    health_path: str,
+    name: str,
+    env: dict[str, str] | None = None,
     args: Sequence[str] = (),
     port: int = 0,
     log: Path | None = None,
     cpus: str | None = None,
     timeout_s: float = 60.0,
-    name: str = "gateway",
 ) -> Server:
-    """`python -m cli serve --port PORT ARGS` (a free port when 0), ready when /readyz is 200."""
+    """`python -m cli COMMAND --port PORT ARGS` (a free port when 0), ready when `health_path`
+    answers 200."""
     port = port or free_port()
     return start_server(
         name,
-        cli_command("serve", "--port", str(port), *args),
+        cli_command(command, "--port", str(port), *args),
         port=port,
-        health_path=GATEWAY_HEALTH,
+        health_path=health_path,
         log=log,
         env=env,
         cpus=cpus,
@@ -210,27 +214,13 @@ def start_gateway(
     )
 
 
-def start_simulator(
-    *,
-    args: Sequence[str] = (),
-    port: int = 0,
-    log: Path | None = None,
-    cpus: str | None = None,
-    timeout_s: float = 30.0,
-    name: str = "simulator",
-) -> Server:
-    """`python -m cli simulate --port PORT ARGS` (a free port when 0), ready when /healthz is
-    200."""
-    port = port or free_port()
-    return start_server(
-        name,
-        cli_command("simulate", "--port", str(port), *args),
-        port=port,
-        health_path=SIMULATOR_HEALTH,
-        log=log,
-        cpus=cpus,
-        timeout_s=timeout_s,
-    )
+start_gateway = functools.partial(start_cli, "serve", health_path=GATEWAY_HEALTH, name="gateway")
+"""The gateway (`python -m cli serve`), ready when /readyz is 200; `env` is its environment."""
+
+start_simulator = functools.partial(
+    start_cli, "simulate", health_path=SIMULATOR_HEALTH, name="simulator", timeout_s=30.0
+)
+"""The upstream simulator (`python -m cli simulate`), ready when /healthz is 200."""
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:

@@ -286,29 +286,11 @@ class TfidfConfig:
 def tfidf_features() -> FeatureUnion:
     """The (unfitted) feature union of the `tfidf-linear` format: TF-IDF word 1-2 grams and
     char_wb 2-5 grams (the runtime reads the word vectoriser's idf for the topic)."""
+    shared = {"lowercase": True, "strip_accents": "unicode", "sublinear_tf": True}
     return FeatureUnion(
         [
-            (
-                "word",
-                TfidfVectorizer(
-                    analyzer="word",
-                    ngram_range=(1, 2),
-                    lowercase=True,
-                    strip_accents="unicode",
-                    sublinear_tf=True,
-                ),
-            ),
-            (
-                "char",
-                TfidfVectorizer(
-                    analyzer="char_wb",
-                    ngram_range=(2, 5),
-                    lowercase=True,
-                    strip_accents="unicode",
-                    sublinear_tf=True,
-                    min_df=2,
-                ),
-            ),
+            ("word", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), **shared)),
+            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, **shared)),
         ]
     )
 

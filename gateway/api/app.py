@@ -1,4 +1,10 @@
-"""`create_app(settings)`: the FastAPI application and its lifespan."""
+"""`create_app(settings)`: the FastAPI application and its lifespan.
+
+Every entry point builds the app here, so the bind/auth check
+(`gateway.infra.security.check_bind`) runs for each of them; in keyless mode the
+`KeylessGuard` middleware refuses foreign Host and Origin headers and non-loopback server
+addresses. X-Forwarded-Proto/-For are believed only from GATEWAY_TRUSTED_PROXIES (uvicorn's
+proxy-headers middleware, applied here for every entry point)."""
 
 from __future__ import annotations
 
@@ -7,12 +13,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from gateway import __version__
 from gateway.api.body import add_schemas
 from gateway.api.errors import install_error_handlers
-from gateway.api.middleware import GatewayMiddleware
-from gateway.api.routes import admin, classify, experiments, health, openai_compat, pairs, review
+from gateway.api.middleware import GatewayMiddleware, KeylessGuard
+from gateway.api.routes import (
+    admin,
+    classify,
+    docs,
+    experiments,
+    health,
+    openai_compat,
+    pairs,
+    review,
+)
+from gateway.infra.security import check_bind
 from gateway.infra.settings import Settings
 from gateway.infra.state import build_state
 
@@ -20,7 +37,9 @@ log = logging.getLogger("triage_gateway")
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """Build the app; nothing is started until the lifespan runs."""
+    """Build the app; nothing is started until the lifespan runs. Raises
+    `InsecureBindError` for keyless settings on a non-loopback GATEWAY_HOST."""
+    check_bind(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -36,17 +55,26 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         summary="A/B routing inference gateway for LLM triage of app-store reviews",
         lifespan=lifespan,
+        openapi_url=None,  # served by routes.docs, behind a key unless GATEWAY_PUBLIC_DOCS
+        docs_url=None,
+        redoc_url=None,
     )
+    app.state.public_docs = settings.public_docs
     app.state.api_keys = [k.get_secret_value().encode() for k in settings.api_keys]
     app.state.admin_keys = [k.get_secret_value().encode() for k in settings.admin_keys]
     app.state.reviewer_keys = [k.get_secret_value().encode() for k in settings.reviewer_keys]
     install_error_handlers(app)
     add_schemas(app)
-    for module in (health, classify, openai_compat, admin, experiments, pairs, review):
+    for module in (health, classify, openai_compat, admin, experiments, pairs, review, docs):
         app.include_router(module.router)
+    if not settings.api_keys:
+        app.add_middleware(KeylessGuard, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(
         GatewayMiddleware,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
         access_log_enabled=settings.access_log,
     )
+    if settings.trusted_proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app

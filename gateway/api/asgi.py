@@ -1,4 +1,8 @@
-"""ASGI entry for `uvicorn --workers N` (and other servers): settings from the environment."""
+"""ASGI entry for `uvicorn --workers N` (and other servers): settings from the environment.
+
+`create_app` makes the same bind/auth check as `serve` (a keyless GATEWAY_HOST that is not
+loopback is refused); the factory cannot see uvicorn's `--host`, so in keyless mode the app
+also refuses requests that arrive on a non-loopback server address."""
 
 from __future__ import annotations
 

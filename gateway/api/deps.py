@@ -54,5 +54,12 @@ async def require_admin_key(request: Request) -> None:
         raise AuthError("missing or invalid admin key")
 
 
+async def require_docs_key(request: Request) -> None:
+    """The API description needs an API key unless GATEWAY_PUBLIC_DOCS opens it."""
+    if not request.app.state.public_docs:
+        await require_api_key(request)
+
+
 ApiKey = Depends(require_api_key)
 AdminKey = Depends(require_admin_key)
+DocsKey = Depends(require_docs_key)

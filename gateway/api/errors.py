@@ -1,16 +1,20 @@
 """The one JSON error handler: every error leaves as `{"error": <code>, "detail": <text>}`.
 
 `STATUS` is the one mapping from a `GatewayError` code to its HTTP status; an upstream rate
-limit passes its `retry_after` on as `Retry-After`.
+limit passes its `retry_after` on as `Retry-After`. A Redis failure that reaches a route (any
+`redis.exceptions.RedisError`, or an `OSError` raised inside the Redis client) is Redis being
+down for a call that needs it: 503 `unavailable`, on every route, never a 500.
 """
 
 from __future__ import annotations
 
 import logging
+from types import TracebackType
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError, ResponseError
 from starlette.exceptions import HTTPException
 
 from gateway.errors import GatewayError, UpstreamError
@@ -86,6 +90,34 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
 
 
+def _raised_in_redis(tb: TracebackType | None) -> bool:
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith("redis."):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _unavailable(request: Request, exc: BaseException) -> JSONResponse:
+    log.warning(
+        "redis unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+    )
+    detail = f"redis unavailable ({type(exc).__name__}); retry later"
+    return JSONResponse(error_body("unavailable", detail), 503, headers={"Retry-After": "1"})
+
+
+async def _redis_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, ResponseError):  # Redis answered, with an error: worth a traceback
+        log.exception("redis error on %s %s", request.method, request.url.path)
+    return _unavailable(request, exc)
+
+
+async def _os_error(request: Request, exc: Exception) -> JSONResponse:
+    if _raised_in_redis(exc.__traceback__):
+        return _unavailable(request, exc)
+    return await _unexpected(request, exc)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse(error_body("internal_error", "internal error"), 500)
@@ -95,4 +127,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RedisError, _redis_error)
+    app.add_exception_handler(OSError, _os_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -4,42 +4,43 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+import pydantic.dataclasses
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from gateway.request.classify import ClassifyResult
-from gateway.request.triage import ReviewIn, Triage
+from gateway.request.classify import ClassifyAnswer, ClassifyResult
+from gateway.request.triage import ReviewIn
 
 
 class ClassifyRequest(ReviewIn):
     experiment: str | None = None
 
 
-class ClassifyResponse(BaseModel):
-    """The documented shape of `ClassifyResult.public_dict` (which the single-review endpoint
-    sends as is); `extra="forbid"` makes `of` fail loudly if the two drift apart."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    request_id: str
-    review_id: str | None
-    experiment: str
-    variant: str
-    model: str
-    triage: Triage
-    latency_ms: float
-    cost_usd: float
-    attempts: int
-    fallback_from: str | None
+@pydantic.dataclasses.dataclass(config=ConfigDict(extra="forbid"))
+class ClassifyResponse(ClassifyAnswer):
+    """The body of a /v1/classify answer: the fields of `ClassifyAnswer` (the single-review
+    endpoint sends its `public_dict` as is)."""
 
     @classmethod
     def of(cls, r: ClassifyResult) -> ClassifyResponse:
-        return cls.model_validate(r.public_dict())
+        return cls(**r.public_dict())  # type: ignore[arg-type]
 
 
 class BatchRequest(BaseModel):
+    """The documented body of /v1/classify/batch (parsed as `BatchBody`)."""
+
     model_config = ConfigDict(extra="forbid")
 
     items: Annotated[list[ReviewIn], Field(min_length=1, max_length=100)]
+    experiment: str | None = None
+
+
+class BatchBody(BaseModel):
+    """What /v1/classify/batch parses: the envelope is checked whole (one 422), each item on
+    its own (an invalid item is a per-item error, the others are still classified)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: Annotated[list[JsonValue], Field(min_length=1, max_length=100)]
     experiment: str | None = None
 
 

@@ -11,13 +11,21 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gateway.request.triage import DEFAULT_TAXONOMY, Taxonomy
 
 DEFAULT_ROUTES_PATH = Path(__file__).parents[1] / "routes.default.yaml"
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+StopSequence = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class RoutesFileError(Exception):
@@ -29,8 +37,8 @@ class Price(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    input_per_1m: Annotated[float, Field(ge=0)]
-    output_per_1m: Annotated[float, Field(ge=0)]
+    input_per_1m: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]
+    output_per_1m: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]
 
 
 class Cascade(BaseModel):
@@ -51,7 +59,8 @@ class Variant(BaseModel):
     model: Annotated[str, Field(min_length=1)]
     """A litellm-style model string (`openrouter/openai/gpt-4o`), any model served at
     `api_base`, or `local` for the in-process model."""
-    weight: Annotated[float, Field(ge=0)] = 0.0
+    weight: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] = 0.0
+    """Relative: the variant's share of traffic is its weight / the sum of the weights."""
     api_base: str | None = None
     api_key: str | None = None
     """Name of the provider key to send (a key of GATEWAY_PROVIDER_KEYS); the key itself
@@ -62,13 +71,25 @@ class Variant(BaseModel):
     model_path: str | None = None
     """For `model: local`: a model directory (default: the built-in baseline)."""
     max_tokens: Annotated[int, Field(gt=0, le=4096)] = 300
+    stop: Annotated[tuple[StopSequence, ...], Field(min_length=1, max_length=4)] | None = None
+    """Stop sequences sent upstream with each chat request (OpenAI `stop`, at most 4), for a
+    served model that does not end its answer with EOS (e.g. `["<|end|>"]` for an adapter
+    trained with a template that ends turns that way); one string is a list of one. Unset: no
+    `stop` in the request."""
     cascade: Cascade | None = None
     """For `model: cascade`: which variants to chain and the confidence threshold."""
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _one_stop(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _cascade_block(self) -> Variant:
         if self.is_cascade != (self.cascade is not None):
             raise ValueError("`model: cascade` and a `cascade:` block go together")
+        if self.stop is not None and (self.is_local or self.is_cascade):
+            raise ValueError(f"`stop` is for upstream models, not `model: {self.model}`")
         return self
 
     @property

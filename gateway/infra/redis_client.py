@@ -8,16 +8,21 @@ pooled clients on the URL (see `gateway.infra.state`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
+from gateway.errors import UnavailableError
 from gateway.infra.embedded_redis import EmbeddedRedis
 from gateway.infra.settings import Settings
 
 log = logging.getLogger("triage_gateway")
+T = TypeVar("T")
 
 TIMEOUT_S = 5.0
 """Socket and connect timeout of a client from `async_connect` (None: no timeout)."""
@@ -52,3 +57,18 @@ async def async_connect(
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def run_with_redis(settings: Settings, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+    """Run `work(client)` to completion on a new event loop, with a client from
+    `async_connect`. A Redis failure (or an OS error on the way) is raised as
+    `UnavailableError` naming it; what `work` raises otherwise passes through."""
+
+    async def run() -> T:
+        async with async_connect(settings) as client:
+            return await work(client)
+
+    try:
+        return asyncio.run(run())
+    except (RedisError, OSError) as exc:
+        raise UnavailableError(f"redis unavailable ({type(exc).__name__}: {exc})") from None

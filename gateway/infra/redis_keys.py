@@ -65,3 +65,15 @@ def review_queue_refreshed() -> str:
 def review_session_secret() -> str:
     """Random secret that signs review-page sessions, shared by all workers (SET NX)."""
     return f"{PREFIX}:{SCHEMA}:review:session-secret"
+
+
+def review_session(sid: str) -> str:
+    """A live review-page session (value: the reviewer fingerprint; TTL = session lifetime).
+    Deleted at logout, which ends the session on every worker."""
+    return f"{PREFIX}:{SCHEMA}:review:session:{sid}"
+
+
+def review_login_failures(client: str) -> str:
+    """Count of wrong reviewer keys from one client address in the current window (INCR,
+    EXPIRE): sign-in is refused with 429 once it reaches the limit."""
+    return f"{PREFIX}:{SCHEMA}:review:login-failures:{client}"

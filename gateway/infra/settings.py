@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 KeyList = Annotated[list[SecretStr], NoDecode]
+HostList = Annotated[list[str], NoDecode]
 
 
 def _split_keys(value: Any) -> Any:
@@ -52,7 +53,18 @@ class Settings(BaseSettings):
     """Keys of the fine-tuning APIs (`triage-gateway finetune`), under the providers' own
     variable names (no GATEWAY_ prefix)."""
 
+    allowed_hosts: HostList = Field(default_factory=list)
+    """Keyless mode only: Host names accepted besides loopback ones (comma-separated)."""
+    trusted_proxies: HostList = Field(default_factory=list)
+    """Addresses or networks (comma-separated, `*` for any) of proxies whose X-Forwarded-Proto
+    and X-Forwarded-For are believed (TLS seen by the proxy -> Secure review cookie). None by
+    default."""
+    public_docs: bool = False
+    """Serve /openapi.json, /docs and /redoc without an API key."""
+
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    body_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    """A request body must arrive whole within this many seconds of the request (else 408)."""
     metrics_auth: bool = False
     """Require an API key on /metrics (off by default: Prometheus scrapes loopback/cluster)."""
     access_log: bool = True
@@ -67,7 +79,9 @@ class Settings(BaseSettings):
     """Mask emails, phone numbers and URLs with tokens before pairs are stored."""
     weights_poll_s: Annotated[float, Field(gt=0, le=60)] = 1.0
 
-    @field_validator("api_keys", "reviewer_keys", "admin_keys", mode="before")
+    @field_validator(
+        "api_keys", "reviewer_keys", "admin_keys", "allowed_hosts", "trusted_proxies", mode="before"
+    )
     @classmethod
     def _split(cls, value: Any) -> Any:
         return _split_keys(value)
@@ -79,4 +93,6 @@ class Settings(BaseSettings):
         return keys
 
     def is_loopback(self) -> bool:
-        return self.host in {"127.0.0.1", "::1", "localhost"}
+        from gateway.infra.security import is_loopback_host
+
+        return is_loopback_host(self.host)

@@ -129,23 +129,31 @@ async def build_state(settings: Settings) -> GatewayState:
         routes, facts, upstream, metrics, provider_keys=keys, baseline_model=baseline
     )
     url, embedded = redis_url(settings)
-    # A blocking pool: a burst of admin/review calls waits for a connection instead of failing.
-    connections = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=64, timeout=5.0, socket_timeout=2.0, socket_connect_timeout=2.0
-    )
-    client = aioredis.Redis(connection_pool=connections)
-    pairs = PairLog.from_url(url, settings, metrics)
-    classifier = Classifier(table=table, pool=pool, metrics=metrics, pairs=pairs)
-    await pairs.start()
-    builder = runtime_variant_builder(pool, routes, facts, keys, baseline)
-    route_store = RouteStore(client, table, metrics, build_variant=builder)
     try:
-        await route_store.refresh()
-    except (RedisError, OSError) as exc:
-        log.warning(
-            "weights not loaded from Redis", extra={"fields": {"error": type(exc).__name__}}
+        # A blocking pool: a burst of admin/review calls waits for a connection instead of failing.
+        connections = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=64, timeout=5.0, socket_timeout=2.0, socket_connect_timeout=2.0
         )
-    route_store.start(settings.weights_poll_s)
+        client = aioredis.Redis(connection_pool=connections)
+        pairs = PairLog.from_url(url, settings, metrics)
+        classifier = Classifier(table=table, pool=pool, metrics=metrics, pairs=pairs)
+        await pairs.start()
+        builder = runtime_variant_builder(pool, routes, facts, keys, baseline)
+        route_store = RouteStore(client, table, metrics, build_variant=builder)
+        try:
+            await route_store.refresh()
+        except (RedisError, OSError) as exc:
+            log.warning(
+                "weights not loaded from Redis", extra={"fields": {"error": type(exc).__name__}}
+            )
+        route_store.start(settings.weights_poll_s)
+    except BaseException:
+        if embedded is not None:
+            embedded.stop()  # a failed start leaves no redis-server behind
+        raise
+    if embedded is not None:
+        # Restarted with backoff when it dies; /healthz fails once it gives up.
+        embedded.supervise()
     return GatewayState(
         settings=settings,
         routes=routes,

@@ -77,7 +77,8 @@ def register_format(
     return deco
 
 
-def read_model_card(path: Path) -> dict[str, object]:
+def read_model_card(path: Path, fmt: str | None = None) -> dict[str, object]:
+    """The JSON object in `path/model_card.json`; with `fmt`, its `format` must be that."""
     card_path = path / "model_card.json"
     try:
         card = json.loads(card_path.read_text())
@@ -87,6 +88,8 @@ def read_model_card(path: Path) -> dict[str, object]:
         raise LocalModelError(f"{card_path} unreadable: {exc}") from exc
     if not isinstance(card, dict):
         raise LocalModelError(f"{card_path} must hold a JSON object")
+    if fmt is not None and card.get("format") != fmt:
+        raise LocalModelError(f"{path}: format {card.get('format')!r} is not {fmt!r}")
     return card
 
 

@@ -162,9 +162,7 @@ class EncoderOnnxModel:
 def load_encoder_onnx(path: Path) -> LocalModel:
     """Load an `encoder-onnx` model directory (see the module docstring)."""
     path = Path(path)
-    card = read_model_card(path)
-    if card.get("format") != FORMAT:
-        raise LocalModelError(f"{path}: format {card.get('format')!r} is not {FORMAT!r}")
+    card = read_model_card(path, FORMAT)
     try:
         return EncoderOnnxModel(path, card)
     except LocalModelError:

@@ -150,9 +150,7 @@ class TfidfLinearModel:
 def load_tfidf(path: Path) -> LocalModel:
     """Load a `tfidf-linear` model directory (see the module docstring)."""
     path = Path(path)
-    card = read_model_card(path)
-    if card.get("format") != FORMAT:
-        raise LocalModelError(f"{path}: format {card.get('format')!r} is not {FORMAT!r}")
+    card = read_model_card(path, FORMAT)
     model_path = path / str(card.get("model_file") or MODEL_FILE)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InconsistentVersionWarning)

@@ -261,17 +261,8 @@ async def add_correction(
             f"note is {len(parsed.note)} characters; the limit is {NOTE_MAX_CHARS}"
         )
     pair = await _target_pair(redis, stream, parsed)
-    record = make_correction(
-        pair,
-        taxonomy_for(pair.experiment),
-        category=parsed.category,
-        urgency=parsed.urgency,
-        corrected_by=parsed.corrected_by,
-        topic=parsed.topic,
-        summary=parsed.summary,
-        note=parsed.note,
-        source=source,
-    )
+    answer = parsed.model_dump(exclude={"request_id", "review_id"})  # the body but its target
+    record = make_correction(pair, taxonomy_for(pair.experiment), **answer, source=source)
     await store_corrections(redis, [record], metrics)
     return record
 

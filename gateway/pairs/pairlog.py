@@ -1,9 +1,11 @@
 """The zero-loss pair log: every (review, answer) pair the gateway served reaches the Redis
 stream, whatever happens to Redis, and survives a graceful gateway stop.
 
-Path of a record: `submit()` (request path: redact, append to an in-memory deque, O(1), never
-blocks or raises) -> the writer task, which sends batches of up to `pair_batch_size` records
-in one round trip (`pairstore.write_pairs`) -> the stream. When Redis fails or is slow
+Path of a record: `submit()` (request path: append to an in-memory deque, O(1), never blocks
+or raises) -> the writer task, which redacts each batch in a worker thread (`redact_records`:
+personal data is masked before anything leaves memory, and the request path never pays for it)
+and sends batches of up to `pair_batch_size` records in one round trip
+(`pairstore.write_pairs`) -> the stream. When Redis fails or is slow
 (socket timeout 2 s), the batch in flight and everything queued go to the local spool
 (`gateway.pairs.spool`, fsynced) and the writer backs off (50 ms doubling to 2 s). Once Redis
 answers again the spool is replayed oldest first, before anything queued after it, then
@@ -85,6 +87,20 @@ def redact_record(record: PairRecord) -> PairRecord:
     )
 
 
+def redact_records(records: list[PairRecord]) -> list[PairRecord]:
+    """`redact_record` of each record; a record whose redaction fails keeps no free text.
+    Idempotent, so records queued again after a Redis restart may pass twice."""
+    out = []
+    for record in records:
+        try:
+            out.append(redact_record(record))
+        except Exception:
+            log.exception("pair redaction failed: text fields dropped")
+            failed = "[redaction failed]"
+            out.append(dataclasses.replace(record, text=failed, raw_output=failed))
+    return out
+
+
 class PairLog:
     """The `PairSink` of the gateway: see the module docstring."""
 
@@ -122,14 +138,8 @@ class PairLog:
         return cls(pair_client(url), settings, metrics, owns_client=True)
 
     def submit(self, record: PairRecord) -> None:
-        """Queue a pair for the stream: O(1), never blocks, never raises."""
-        if self._redact:
-            try:
-                record = redact_record(record)
-            except Exception:
-                log.exception("pair redaction failed: text fields dropped")
-                failed = "[redaction failed]"
-                record = dataclasses.replace(record, text=failed, raw_output=failed)
+        """Queue a pair for the stream: O(1), never blocks, never raises. Redaction happens in
+        the writer, off the request path."""
         self._pending.append(record)
         if not self._wake.is_set():
             self._wake.set()
@@ -214,6 +224,7 @@ class PairLog:
                 await asyncio.sleep(LINGER_S)
             n = min(self._batch, len(self._pending))
             self._inflight = [self._pending.popleft() for _ in range(n)]
+            self._inflight = await self._redacted(self._inflight)
             await self._send(self._inflight)
             self._inflight = []
             return True
@@ -229,6 +240,14 @@ class PairLog:
         while len(self._recent) > RECENT_MAX:
             self._recent.popleft()
         self._metrics.pairs_logged.inc(added)
+
+    async def _redacted(self, records: list[PairRecord]) -> list[PairRecord]:
+        """`records` with personal data masked (when enabled), computed in a worker thread:
+        redaction is linear in the text but a batch of long reviews still costs milliseconds,
+        which must not stall the event loop."""
+        if not self._redact:
+            return records
+        return await asyncio.to_thread(redact_records, records)
 
     def _observe(self, run_id: str) -> None:
         """Note which Redis process answered; re-queue `_recent` if Redis restarted."""
@@ -260,6 +279,7 @@ class PairLog:
         records = [*inflight, *(self._pending[i] for i in range(n))]
         if not records:
             return
+        records = await self._redacted(records)
         try:
             await asyncio.to_thread(self.spool.append, records)
         except OSError:

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_CATEGORIES: tuple[str, ...] = (
     "Bug Report",
@@ -125,5 +133,13 @@ class ReviewIn(BaseModel):
     text: Annotated[str, StringConstraints(min_length=1, max_length=8000)]
     review_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     app: Annotated[str, StringConstraints(max_length=200)] | None = None
-    rating: Annotated[int, Field(ge=1, le=5)] | None = None
+    # Strict: "5", " 5 ", 5.0 and true are refused, not coerced (true would be one star).
+    rating: Annotated[StrictInt, Field(ge=1, le=5)] | None = None
     metadata: dict[str, str | int | float | bool | None] | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _has_words(cls, text: str) -> str:
+        if text.isspace():
+            raise ValueError("must hold more than whitespace")
+        return text

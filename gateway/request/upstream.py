@@ -108,9 +108,11 @@ class UpstreamClient:
         max_tokens: int,
         response_format: ResponseFormat | None,
         price: Price | None = None,
+        stop: tuple[str, ...] | None = None,
     ) -> Completion:
         """POST one chat completion; raise an `UpstreamError` on any failure. The cost is
-        the provider's reported cost, else `price` (`call_cost`)."""
+        the provider's reported cost, else `price` (`call_cost`). `stop` is sent only when
+        set."""
         body: dict[str, object] = {
             "model": endpoint.model,
             "messages": messages,
@@ -119,6 +121,8 @@ class UpstreamClient:
         }
         if response_format is not None:
             body["response_format"] = response_format
+        if stop:
+            body["stop"] = stop
         headers = {"Content-Type": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"

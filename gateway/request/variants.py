@@ -7,8 +7,10 @@ with the attempts made and the cost of every call (rejected answers cost money t
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,13 @@ from gateway.local.loader import LocalModel, load_local_model
 from gateway.request.pricing import Endpoint, ProviderFacts
 from gateway.request.triage import ReviewIn, Triage, json_schema, system_prompt, user_prompt
 from gateway.request.upstream import ChatMessage, Completion, ResponseFormat, UpstreamClient
-from gateway.request.validate import TriageValidationError, validate_triage
+from gateway.request.validate import (
+    CATEGORY_SYNONYMS,
+    URGENCY_SYNONYMS,
+    TriageValidationError,
+    canonical_label,
+    validate_triage,
+)
 
 REASK = (
     "Your previous answer was not valid: {error}. Answer again with only the JSON object, "
@@ -59,6 +67,7 @@ class VariantPool:
         self._upstreams: dict[tuple[str, str], _Upstream] = {}
         self._locals: dict[tuple[str, str], LocalModel] = {}
         self._cascades: dict[tuple[str, str], Cascade] = {}
+        self._local_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-model")
 
     @classmethod
     def build(
@@ -98,6 +107,14 @@ class VariantPool:
             cache = models if models is not None else {}
             if str(path) not in cache:
                 cache[str(path)] = load_local_model(path)
+            outside = labels_outside(exp, cache[str(path)])
+            if outside:
+                raise ValueError(
+                    f"experiment {exp.name!r}, local variant {v.name!r}: the model at {path} "
+                    f"answers {', '.join(repr(x) for x in outside)}, outside the experiment's "
+                    f"taxonomy (categories: {', '.join(exp.taxonomy.categories)}; urgencies: "
+                    f"{', '.join(exp.taxonomy.urgencies)}); use a model trained on it"
+                )
             self._locals[key] = cache[str(path)]
             return
         endpoint = facts.endpoint(v)
@@ -116,7 +133,7 @@ class VariantPool:
         """Answer `review` with variant `name`; raise an `UpstreamError` when it cannot."""
         local = self._locals.get((exp.name, name))
         if local is not None:
-            return self._run_local(exp, name, local, review)
+            return await self._run_local(exp, name, local, review)
         cascade = self._cascades.get((exp.name, name))
         if cascade is not None:
             return await self._run_cascade(exp, name, cascade, review)
@@ -124,21 +141,28 @@ class VariantPool:
             exp, exp.variant(name), self._upstreams[(exp.name, name)], review
         )
 
-    def _run_local(
+    async def _run_local(
         self, exp: Experiment, name: str, model: LocalModel, review: ReviewIn
     ) -> VariantAnswer:
         start = time.perf_counter()
         try:
-            pred = model.predict(review.text, review.app, review.rating)
+            # In the pool's one local-model thread: a prediction costs milliseconds (tens for an
+            # 8,000-character review), which would stall every request on the event loop. One
+            # thread, not many: predictions hold the GIL, so several threads would only make
+            # the event loop wait its turn behind each of them (a 64 KB batch: 100+ ms).
+            pred = await asyncio.get_running_loop().run_in_executor(
+                self._local_thread, model.predict, review.text, review.app, review.rating
+            )
         except Exception as exc:  # a broken model must fall back, not fail the request
             reason = f"local_model_error:{type(exc).__name__}"
             raise UpstreamError(f"the local model failed ({reason})", reason=reason) from None
         elapsed = time.perf_counter() - start
         self.metrics.upstream_duration.labels(exp.name, name, "local").observe(elapsed)
+        triage = self._in_taxonomy(exp, name, pred.triage)
         return VariantAnswer(
             variant=name,
             model="local",
-            triage=pred.triage,
+            triage=triage,
             attempts=1,
             raw_if_repaired=None,
             cost_usd=0.0,
@@ -147,6 +171,27 @@ class VariantPool:
             model_seconds=elapsed,
             confidence=pred.confidence,
         )
+
+    def _in_taxonomy(self, exp: Experiment, name: str, triage: Triage) -> Triage:
+        """The local answer with its labels as the experiment's taxonomy spells them; a label
+        outside it is an invalid answer (the next variant in the fallback order answers), as
+        for an upstream model. The start check (`labels_outside`) covers the labels a model
+        declares; this covers any other (a default urgency, a format that declares none)."""
+        tax = exp.taxonomy
+        category = canonical_label(triage.category, tax.categories, CATEGORY_SYNONYMS)
+        urgency = canonical_label(triage.urgency, tax.urgencies, URGENCY_SYNONYMS)
+        if category is None or urgency is None:
+            field = "category" if category is None else "urgency"
+            value = triage.category if category is None else triage.urgency
+            self.metrics.validation_failures.labels(exp.name, name, f"bad_{field}").inc()
+            raise InvalidOutputError(
+                f"the local model answered {field} {value[:40]!r}, not in the taxonomy of "
+                f"experiment {exp.name!r}",
+                reason=f"bad_{field}",
+            )
+        if (category, urgency) == (triage.category, triage.urgency):
+            return triage
+        return triage.model_copy(update={"category": category, "urgency": urgency})
 
     async def _run_cascade(
         self, exp: Experiment, name: str, cascade: Cascade, review: ReviewIn
@@ -197,6 +242,7 @@ class VariantPool:
             max_tokens=v.max_tokens,
             response_format=up.response_format,
             price=up.price,
+            stop=v.stop,
         )
         self.metrics.upstream_duration.labels(exp.name, v.name, v.model).observe(done.latency_s)
         return done
@@ -257,3 +303,17 @@ class VariantPool:
             completion_tokens=completion,
             model_seconds=sum(c.latency_s for c in calls),
         )
+
+
+def labels_outside(exp: Experiment, model: LocalModel) -> list[str]:
+    """The labels a local model declares (`categories`, `urgencies`: both runtimes list the
+    classes they can answer) that the experiment's taxonomy does not accept. A model that
+    declares none passes here; its answers are still checked one by one."""
+    outside: list[str] = []
+    for attr, allowed, synonyms in (
+        ("categories", exp.taxonomy.categories, CATEGORY_SYNONYMS),
+        ("urgencies", exp.taxonomy.urgencies, URGENCY_SYNONYMS),
+    ):
+        declared = getattr(model, attr, None) or ()
+        outside += [str(x) for x in declared if canonical_label(str(x), allowed, synonyms) is None]
+    return outside

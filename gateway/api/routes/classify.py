@@ -6,11 +6,13 @@ import asyncio
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from pydantic import JsonValue, ValidationError
 
 from gateway.api.body import json_body, parse_body
 from gateway.api.deps import ApiKey, State
 from gateway.api.disconnect import cancel_on_disconnect
 from gateway.api.schemas import (
+    BatchBody,
     BatchItem,
     BatchRequest,
     BatchResponse,
@@ -42,7 +44,13 @@ async def classify(request: Request) -> Response:
     )
     scope_state = request.scope["state"]
     result = await cancel_on_disconnect(
-        request, state.classifier.classify(review, body.experiment, scope_state["request_id"])
+        request,
+        state.classifier.classify(
+            review,
+            body.experiment,
+            scope_state["request_id"],
+            caller_request_id=scope_state.get("caller_request_id"),
+        ),
     )
     scope_state["experiment"], scope_state["variant"] = result.experiment, result.variant
     # Serialised here, once: the result is already validated, so FastAPI's response-model
@@ -50,21 +58,42 @@ async def classify(request: Request) -> Response:
     return Response(orjson.dumps(result.public_dict()), media_type="application/json")
 
 
-@router.post("/classify/batch")
-async def classify_batch(body: BatchRequest, request: Request, state: State) -> BatchResponse:
-    """Triage up to 100 reviews concurrently; each item succeeds or fails on its own."""
+def _item_error(index: int, exc: ValidationError) -> BatchItem:
+    problems = []
+    for err in exc.errors()[:10]:
+        where = ".".join(str(p) for p in err["loc"])
+        problems.append(f"items.{index}{'.' + where if where else ''}: {err['msg']}")
+    return BatchItem(index=index, ok=False, error="invalid_request", detail="; ".join(problems))
+
+
+@router.post(
+    "/classify/batch",
+    response_model=BatchResponse,
+    openapi_extra={"requestBody": json_body(BatchRequest)},
+)
+async def classify_batch(request: Request, state: State) -> BatchResponse:
+    """Triage up to 100 reviews concurrently; each item succeeds or fails on its own (an
+    invalid item too: its error is in its place, the others are classified)."""
+    body = await parse_body(request, BatchBody)
     base = request.scope["state"]["request_id"]
+    caller = request.scope["state"].get("caller_request_id")
     state.table.experiment(body.experiment)  # unknown experiment: one 404, not 100
 
-    async def one(index: int, review: ReviewIn) -> BatchItem:
+    async def one(index: int, item: JsonValue) -> BatchItem:
         try:
-            r = await state.classifier.classify(review, body.experiment, f"{base}-{index}")
+            review = ReviewIn.model_validate(item)
+        except ValidationError as exc:
+            return _item_error(index, exc)
+        try:
+            r = await state.classifier.classify(
+                review, body.experiment, f"{base}-{index}", caller_request_id=caller
+            )
         except GatewayError as exc:
             return BatchItem(index=index, ok=False, error=exc.code, detail=exc.detail)
         return BatchItem(index=index, ok=True, result=ClassifyResponse.of(r))
 
     items = await cancel_on_disconnect(
-        request, asyncio.gather(*(one(i, review) for i, review in enumerate(body.items)))
+        request, asyncio.gather(*(one(i, item) for i, item in enumerate(body.items)))
     )
     ok = sum(1 for item in items if item.ok)
     return BatchResponse(items=list(items), succeeded=ok, failed=len(items) - ok)

@@ -15,15 +15,20 @@ from gateway.errors import AuthError
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    """Liveness: the process answers."""
-    return {"status": "ok"}
+@router.get("/healthz", response_model=None)
+async def healthz(state: State) -> JSONResponse:
+    """Liveness: the process answers, and its embedded Redis (if any) has not been given up
+    on after repeated failed restarts (then only a restart of the process helps)."""
+    if state.embedded is not None and state.embedded.failed:
+        body = {"status": "failed", "detail": "embedded redis could not be restarted"}
+        return JSONResponse(body, status_code=503)
+    return JSONResponse({"status": "ok"})
 
 
 @router.get("/readyz", response_model=None)
 async def readyz(state: State) -> JSONResponse:
-    """Readiness: Redis answers (pairs and corrections need it)."""
+    """Readiness: Redis answers (pairs and corrections need it). An embedded Redis that died
+    is restarted by its supervisor: not ready meanwhile, ready again once it answers."""
     try:
         await asyncio.wait_for(state.redis.ping(), timeout=1.0)
     except Exception as exc:

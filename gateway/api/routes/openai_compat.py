@@ -14,8 +14,9 @@ from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.api.body import json_body, parse_body
 from gateway.api.deps import ApiKey
@@ -62,8 +63,19 @@ def _review(body: ChatRequest) -> ReviewIn:
             raise InvalidRequestError("messages: the last user message is empty")
         if len(text) > 8000:
             raise InvalidRequestError("messages: the review is over 8000 characters")
-        review_id = body.review_id or (body.metadata or {}).get("review_id")
-        return ReviewIn(text=text, review_id=review_id)
+        in_meta = body.review_id is None and "review_id" in (body.metadata or {})
+        review_id = body.review_id if not in_meta else (body.metadata or {})["review_id"]
+        try:  # the review rules of /v1/classify, errors named by where the field was given
+            return ReviewIn(text=text, review_id=review_id)
+        except ValidationError as exc:
+            where = {"text": ("messages",), "review_id": ("metadata", "review_id")}
+            if not in_meta:
+                where["review_id"] = ("review_id",)
+            errors = []
+            for err in exc.errors():
+                head = str(err["loc"][0]) if err["loc"] else ""
+                errors.append({**err, "loc": ("body", *where.get(head, err["loc"]))})
+            raise RequestValidationError(errors) from None
     raise InvalidRequestError("messages: no user message holds a review")
 
 
@@ -140,7 +152,13 @@ async def chat_completions(request: Request) -> Response:
     review = _review(body)
     scope_state = request.scope["state"]
     result = await cancel_on_disconnect(
-        request, state.classifier.classify(review, body.model, scope_state["request_id"])
+        request,
+        state.classifier.classify(
+            review,
+            body.model,
+            scope_state["request_id"],
+            caller_request_id=scope_state.get("caller_request_id"),
+        ),
     )
     scope_state["experiment"], scope_state["variant"] = result.experiment, result.variant
     headers = {"x-triage-variant": result.variant, "x-triage-experiment": result.experiment}

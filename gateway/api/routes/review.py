@@ -7,7 +7,16 @@ cookie holding `sid.fingerprint.expiry.signature`: a random session id, the firs
 of sha256(key) (the reviewer's name in corrections; never the key), an expiry and an HMAC of
 those under a server secret. The secret is random, made on first use and shared by all workers
 through Redis (`redis_keys.review_session_secret()`), so a session works on every worker.
-Removing a key from GATEWAY_REVIEWER_KEYS ends its sessions.
+Removing a key from GATEWAY_REVIEWER_KEYS ends its sessions. Each session id is also stored in
+Redis with the session's TTL (`redis_keys.review_session`); logout deletes it, so a copied
+cookie stops working at once on every worker. The cookie is `Secure` when the request came
+over TLS: directly, or through a proxy in GATEWAY_TRUSTED_PROXIES that says so in
+X-Forwarded-Proto.
+
+Sign-in: the form carries a CSRF token equal to a random value the form page set in its own
+HttpOnly, SameSite=Strict cookie (double submit), so another site cannot sign a browser in.
+Wrong keys are throttled per client address: after MAX_LOGIN_FAILURES within LOGIN_WINDOW_S
+the sign-in answers 429 with Retry-After, right key or not, until the window ends.
 
 CSRF: every form carries a hidden `csrf` field equal to an HMAC of the session id; a POST
 without the matching value is refused with 403. Every page is sent with a Content-Security-
@@ -45,7 +54,10 @@ from gateway.pairs.review_queue import list_pairs
 router = APIRouter(prefix="/review", tags=["review"], include_in_schema=False)
 
 COOKIE = "triage_review"
+LOGIN_COOKIE = "triage_login_csrf"
 SESSION_TTL_S = 12 * 3600
+MAX_LOGIN_FAILURES = 5
+LOGIN_WINDOW_S = 300
 PAGE_SIZE = 50
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -98,9 +110,10 @@ def _sign(secret: bytes, message: str) -> str:
     return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()
 
 
-def _new_token(secret: bytes, reviewer: str) -> str:
+async def _new_token(state: GatewayState, secret: bytes, reviewer: str) -> str:
     sid = secrets.token_hex(16)
     expires = str(int(time.time()) + SESSION_TTL_S)
+    await state.redis.set(redis_keys.review_session(sid), reviewer, ex=SESSION_TTL_S)
     return ".".join((sid, reviewer, expires, _sign(secret, f"session|{sid}|{reviewer}|{expires}")))
 
 
@@ -117,6 +130,8 @@ async def _session(request: Request, state: GatewayState) -> Session | None:
     keys: list[bytes] = request.app.state.reviewer_keys
     if reviewer not in {fingerprint(k.decode()) for k in keys}:
         return None  # the key was removed from GATEWAY_REVIEWER_KEYS
+    if not await state.redis.exists(redis_keys.review_session(sid)):
+        return None  # signed out (or expired) on the server
     return Session(sid, f"reviewer:{reviewer}", _sign(secret, f"csrf|{sid}"))
 
 
@@ -129,20 +144,59 @@ def _redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
 
 
+def _login_page(request: Request, status: int = 200, **context: Any) -> HTMLResponse:
+    """The sign-in form with a fresh CSRF token, also set in its own cookie (double submit)."""
+    token = secrets.token_urlsafe(24)
+    enabled = bool(request.app.state.reviewer_keys)
+    response = _html("login.html", status, enabled=enabled, csrf=token, **context)
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        max_age=3600,
+        path="/review/login",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+def _client(request: Request) -> str:
+    """The client address (the real one behind a trusted proxy: see GATEWAY_TRUSTED_PROXIES)."""
+    return request.client.host if request.client else "unknown"
+
+
 @router.get("/login", response_model=None)
 async def login_form(request: Request, error: str | None = None) -> HTMLResponse:
-    enabled = bool(request.app.state.reviewer_keys)
-    return _html("login.html", enabled=enabled, failed=error is not None)
+    return _login_page(request, failed=error is not None)
 
 
 @router.post("/login", response_model=None)
 async def login(
-    request: Request, state: State, key: Annotated[str, Form(max_length=500)]
+    request: Request,
+    state: State,
+    key: Annotated[str, Form(max_length=500)],
+    csrf: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
+    expected = request.cookies.get(LOGIN_COOKIE, "")
+    if not expected or not hmac.compare_digest(csrf.encode(), expected.encode()):
+        return _login_page(request, 403, expired=True)
     keys: list[bytes] = request.app.state.reviewer_keys
+    failures = redis_keys.review_login_failures(_client(request))
+    count = await state.redis.get(failures)
+    if count is not None and int(count) >= MAX_LOGIN_FAILURES:
+        wait = max(1, int(await state.redis.ttl(failures)))
+        throttled = _login_page(request, 429, retry_after=wait)
+        throttled.headers["Retry-After"] = str(wait)
+        return throttled
     if not keys or not key_matches(key, keys):
-        return _html("login.html", 401, enabled=bool(keys), failed=True)
-    token = _new_token(await _secret(request, state), fingerprint(key))
+        async with state.redis.pipeline(transaction=True) as pipe:
+            pipe.set(failures, 0, ex=LOGIN_WINDOW_S, nx=True)  # the window opens at the first
+            pipe.incr(failures)
+            await pipe.execute()
+        return _login_page(request, 401, failed=True)
+    await state.redis.delete(failures)
+    token = await _new_token(state, await _secret(request, state), fingerprint(key))
     response = _redirect("/review")
     secure = request.url.scheme == "https"
     response.set_cookie(
@@ -154,6 +208,7 @@ async def login(
         httponly=True,
         samesite="strict",
     )
+    response.delete_cookie(LOGIN_COOKIE, path="/review/login", httponly=True, samesite="strict")
     return response
 
 
@@ -164,6 +219,8 @@ async def logout(
     session = await _session(request, state)
     if session is not None and not hmac.compare_digest(csrf, session.csrf):
         raise ForbiddenError("CSRF token missing or wrong: reload the page and try again")
+    if session is not None:
+        await state.redis.delete(redis_keys.review_session(session.sid))
     response = _redirect("/review/login")
     response.delete_cookie(COOKIE, path="/review", httponly=True, samesite="strict")
     return response
