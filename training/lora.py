@@ -10,7 +10,12 @@ vLLM serves next to the base model:
 Each line `{"messages": [system, user, assistant]}` becomes a conversational prompt-completion
 example (prompt: every message but the last; completion: the assistant's answer), so the loss
 is computed on the answer only. A base model without a chat template gets `DEFAULT_CHAT_TEMPLATE`
-(recorded in `DIR/triage_lora.json`; give vLLM the same template with `--chat-template`).
+(recorded in `DIR/triage_lora.json`; give vLLM the same template with `--chat-template`), which
+ends each turn with the tokenizer's EOS token, so the answer's labels end with EOS and the
+adapter stops after the JSON. `LoraResult.eos_labelled` (also in `triage_lora.json`) is the share
+of training examples whose labels hold the EOS token; below 1 (a base template that ends turns
+otherwise, or `max_length` cutting answers) the adapter may not stop, and the variant serving it
+needs `stop` sequences (see the routes file).
 
 Needs the optional `lora` extra (torch, transformers, peft, trl, datasets); importing this
 module does not, so the CLI can say what is missing. CPU works for tiny models and smoke tests;
@@ -38,9 +43,12 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 METADATA_FILE = "triage_lora.json"
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 DEFAULT_CHAT_TEMPLATE = (
-    "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}<|end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+    "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}"
+    "{{ eos_token }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
+"""Each turn ends with the tokenizer's EOS token: the completion the loss is computed on is the
+answer followed by EOS, so the adapter learns to stop right after the JSON (TRL appends EOS
+only to non-conversational data; a conversational example ends where its template says)."""
 
 
 class LoraError(Exception):
@@ -80,6 +88,9 @@ class LoraResult:
     steps: int = 0
     device: str = "cpu"
     seconds: float = 0.0
+    eos_labelled: float = 0.0
+    """Share of training examples whose labels (the tokens the loss is computed on) hold the
+    tokenizer's EOS token: 1.0 means every answer is trained to end with EOS."""
 
 
 def missing_packages() -> list[str]:
@@ -138,6 +149,10 @@ def train_lora(
     start = time.monotonic()
     tokenizer = AutoTokenizer.from_pretrained(opts.base)
     added_template = tokenizer.chat_template is None
+    if tokenizer.eos_token is None:
+        raise LoraError(
+            f"{opts.base}: the tokenizer has no EOS token, so the adapter could not learn to stop"
+        )
     if added_template:
         tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
     if tokenizer.pad_token is None:
@@ -199,6 +214,7 @@ def train_lora(
         callbacks=[Collect()],
     )
     trainer.remove_callback(PrinterCallback)  # `on_log` reports progress instead of raw dicts
+    eos_labelled = _eos_labelled(trainer.train_dataset["labels"], tokenizer.eos_token_id)
     trainer.train()
     eval_loss: float | None = None
     if eval_ds is not None:
@@ -212,6 +228,7 @@ def train_lora(
         steps=int(trainer.state.global_step),
         device=device,
         seconds=round(time.monotonic() - start, 3),
+        eos_labelled=eos_labelled,
     )
     _write_metadata(opts, result, added_template)
     _remove_tree(work_dir)
@@ -234,9 +251,17 @@ def _write_metadata(opts: LoraOptions, result: LoraResult, added_template: bool)
         "first_loss": result.losses[0] if result.losses else None,
         "final_loss": result.losses[-1] if result.losses else None,
         "eval_loss": result.eval_loss,
+        "eos_labelled": result.eos_labelled,
         "chat_template": DEFAULT_CHAT_TEMPLATE if added_template else None,
     }
     (opts.out / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _eos_labelled(labels: list[list[int]], eos_id: int) -> float:
+    """Share of examples whose trained tokens (labels other than -100) include `eos_id`."""
+    if not labels:
+        return 0.0
+    return round(sum(eos_id in row for row in labels) / len(labels), 4)
 
 
 def _remove_tree(path: Path) -> None:
@@ -276,6 +301,12 @@ def train_lora_cli(opts: LoraOptions) -> LoraResult:
         + (f", eval loss {result.eval_loss:.4f}" if result.eval_loss is not None else "")
         + ")"
     )
+    if result.eos_labelled < 1.0:
+        console.print(
+            f"warning: {1 - result.eos_labelled:.0%} of the training examples do not end with the "
+            "tokenizer's EOS token (the chat template ends turns otherwise, or --max-length cuts "
+            "answers): the adapter may not stop; give its variant `stop` sequences"
+        )
     console.print(
         f"serve it: vllm serve {opts.base} --enable-lora --max-lora-rank "
         f"{vllm_max_lora_rank(opts.rank)} --lora-modules triage={result.adapter_dir}"
