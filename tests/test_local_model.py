@@ -4,19 +4,17 @@
 from __future__ import annotations
 
 import json
-import random
+import re
 import statistics
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-import joblib
 import pytest
 
 from gateway.local.extractive import extract_summary, extract_topic
 from gateway.local.loader import BASELINE_NAME, LocalModel, LocalModelError, load_local_model
-from gateway.local.tfidf import FORMAT, MODEL_FILE, load_tfidf
+from gateway.local.tfidf import FORMAT, VOCABULARY_FILE, WEIGHTS_FILE, TfidfLinearModel, load_tfidf
 from gateway.request.triage import (
     DEFAULT_CATEGORIES,
     DEFAULT_URGENCIES,
@@ -26,8 +24,14 @@ from gateway.request.triage import (
 )
 from training.baseline import BASELINE_TFIDF, ensure_baseline_model
 from training.data import Example
-from training.local import train_tfidf
-from training.seed import load_seed_examples, load_seed_records, seed_sha256
+from training.local import fit_tfidf, train_tfidf
+from training.seed import (
+    load_seed_examples,
+    load_seed_records,
+    records_to_examples,
+    seed_sha256,
+    template_split,
+)
 
 SPLIT_SEED = 20240611
 
@@ -54,7 +58,7 @@ def assert_valid(triage: Triage) -> None:
     assert 1 <= len(triage.topic) <= TOPIC_MAX_CHARS
     assert triage.topic == triage.topic.strip()
     assert 1 <= len(triage.summary) <= SUMMARY_MAX_CHARS
-    assert triage.summary.endswith(".")
+    assert triage.summary.endswith((".", "?"))
     assert Triage.model_validate(triage.to_json_dict()) == triage
 
 
@@ -64,19 +68,21 @@ def assert_valid(triage: Triage) -> None:
 def test_seed_file_is_labelled_and_balanced() -> None:
     records = load_seed_records()
     assert len(records) >= 480
-    keys = {"text", "category", "urgency", "topic", "summary", "app", "rating"}
+    keys = {"text", "category", "urgency", "topic", "summary", "app", "rating", "lang", "template"}
     for rec in records:
         assert set(rec) == keys
         assert rec["category"] in DEFAULT_CATEGORIES
         assert rec["urgency"] in DEFAULT_URGENCIES
         assert 1 <= len(rec["topic"].split()) <= 4
-        assert rec["summary"].endswith(".")
+        assert rec["summary"].endswith((".", "?"))
         assert isinstance(rec["rating"], int) and 1 <= rec["rating"] <= 5
     counts = {c: sum(r["category"] == c for r in records) for c in DEFAULT_CATEGORIES}
-    assert all(70 <= n <= 90 for n in counts.values()), counts
+    assert all(80 <= n <= 150 for n in counts.values()), counts
+    langs = {r["lang"] for r in records}
+    assert {"en", "de", "es", "fr", "pt", "it", "ja"} <= langs
     assert {r["urgency"] for r in records} == set(DEFAULT_URGENCIES)
     assert len({r["text"] for r in records}) == len(records)
-    words = [len(r["text"].split()) for r in records]
+    words = [len(r["text"].split()) for r in records if r["lang"] == "en"]
     assert min(words) >= 3 and max(words) >= 60
 
 
@@ -92,16 +98,16 @@ def test_baseline_directory_and_card(baseline_dir: Path, data_dir: Path) -> None
     assert card["seed_sha256"] == seed_sha256()
     assert set(card["label_counts"]["category"]) == set(DEFAULT_CATEGORIES)
     assert set(card["label_counts"]["urgency"]) == set(DEFAULT_URGENCIES)
-    assert {"python", "scikit-learn", "numpy", "scipy", "joblib"} <= set(card["versions"])
+    assert {"python", "scikit-learn", "numpy", "scipy"} <= set(card["versions"])
     assert card["created_at"]
-    assert (baseline_dir / MODEL_FILE).is_file()
+    assert (baseline_dir / VOCABULARY_FILE).is_file() and (baseline_dir / WEIGHTS_FILE).is_file()
     # nothing left behind by the atomic write
     leftovers = [p.name for p in baseline_dir.parent.iterdir() if p.name.startswith(".baseline.")]
     assert leftovers in ([], [".baseline.lock"])
 
 
 def test_second_ensure_does_not_retrain(baseline_dir: Path, data_dir: Path) -> None:
-    files = [baseline_dir / MODEL_FILE, baseline_dir / "model_card.json"]
+    files = [baseline_dir / WEIGHTS_FILE, baseline_dir / "model_card.json"]
     before = [f.stat().st_mtime_ns for f in files]
     assert ensure_baseline_model(data_dir) == baseline_dir
     assert [f.stat().st_mtime_ns for f in files] == before
@@ -197,23 +203,59 @@ def test_urgency_follows_severity(model: LocalModel) -> None:
     assert model.predict("love this app, thank you").triage.urgency == "Low"
 
 
-def test_model_name_and_confidence_matches_pipeline(model: LocalModel, baseline_dir: Path) -> None:
-    assert model.name == BASELINE_NAME
-    bundle: dict[str, Any] = joblib.load(baseline_dir / MODEL_FILE)
-    text = "The checkout page freezes when I apply a coupon"
-    pred = model.predict(text, app="Cartwheel", rating=2)
-    proba = bundle["category"].predict_proba([text])[0]
-    classes = list(bundle["category"].classes_)
-    assert pred.triage.category == classes[int(proba.argmax())]
-    assert pred.confidence == pytest.approx(float(proba.max()), abs=1e-9)
-    urgency = bundle["urgency"].predict([text])[0]
-    assert pred.triage.urgency == urgency
+def test_numpy_runtime_answers_as_the_sklearn_pipeline(tmp_path: Path) -> None:
+    """The exported arrays give the scikit-learn pipeline's labels and probabilities on every
+    seed review (plus accents, emoji, ligatures and an empty transform)."""
+    fit = fit_tfidf(load_seed_examples(), config=BASELINE_TFIDF)
+    card = {"format": FORMAT, "format_version": 2, "name": "cmp"}
+    (tmp_path / "model_card.json").write_text(json.dumps(card))
+    from training.local import export_tfidf
+
+    export_tfidf(fit.features, fit.category, fit.urgency, tmp_path)
+    model = load_tfidf(tmp_path)
+    assert isinstance(model, TfidfLinearModel)
+    cat_pipe, urg_pipe = fit.pipelines()
+    texts = [e.text for e in load_seed_examples()] + [
+        "Die App stürzt ständig ab nach dem Update 😡",
+        "Ünïcödé ﬁle naïve café",
+        "😍",
+        "zzzzqqq",
+    ]
+    p_cat, p_urg = cat_pipe.predict_proba(texts), urg_pipe.predict_proba(texts)
+    assert list(model.categories) == [str(c) for c in cat_pipe.classes_]
+    for i, text in enumerate(texts):
+        got_cat, got_urg = model.probabilities(text)
+        assert got_cat == pytest.approx(p_cat[i], abs=1e-9), text
+        assert got_urg == pytest.approx(p_urg[i], abs=1e-9), text
+        assert model.categories[int(got_cat.argmax())] == cat_pipe.classes_[p_cat[i].argmax()]
+
+
+def test_server_import_loads_no_sklearn_torch_or_litellm() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gateway.api.app, gateway.local.tfidf, gateway.local.loader\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('sklearn', 'torch', 'litellm', 'joblib'))\n"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "", out.stdout
+
+
+def test_old_pickle_format_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "model_card.json").write_text(json.dumps({"format": FORMAT, "format_version": 1}))
+    with pytest.raises(LocalModelError, match=r"format_version 1 .*retrain"):
+        load_local_model(tmp_path)
 
 
 def test_topic_and_summary_are_extractive(model: LocalModel) -> None:
     triage = model.predict("Ugh. The app crashes every time I open checkout! Fix it").triage
-    assert triage.summary == "The app crashes every time I open checkout."
-    assert "Checkout" in triage.topic.split()
+    assert triage.summary == "The user reports that the app crashes every time they open checkout."
+    assert triage.topic == "Checkout Crash"
     assert model.predict("please add dark mode").triage.topic == "Dark Mode"
 
 
@@ -248,24 +290,30 @@ def test_any_text_yields_valid_triage(model: LocalModel, text: str) -> None:
 
 
 def test_extract_summary_rules() -> None:
-    assert extract_summary("how do i log out?") == "How do i log out."
-    assert extract_summary("ok. this app keeps crashing. help") == "This app keeps crashing."
-    assert extract_summary("great") == "Great."
+    assert extract_summary("how do i log out?") == "The user asks how to log out?"
+    assert extract_summary("is there a dark mode?") == "The user asks whether there is a dark mode?"
+    assert extract_summary("ok. this app keeps crashing. help", "Bug Report") == (
+        "The user reports that this app keeps crashing."
+    )
+    assert extract_summary("please add dark mode", "Feature Request") == (
+        "The user requests dark mode."
+    )
+    assert extract_summary("Die App stürzt ab").startswith("The user writes in German:")
     long = extract_summary("word " * 500)
-    assert len(long) <= 200 and long.endswith("d.")
+    assert len(long.split()) <= 25 and long.endswith(".")
     assert extract_summary("🙂🙂") == extract_summary("...")
     assert extract_summary("🙂🙂").endswith(".")
 
 
 def test_extract_topic_rules() -> None:
     idf = {"checkout": 5.0, "crashes": 3.0, "open": 2.0}
-    assert extract_topic("the app crashes when I open checkout", idf, 4.0, "X") == (
-        "Crashes Checkout"
-    )
+    text = "the app crashes when I open checkout"
+    assert extract_topic(text, idf, 4.0, "X") == "Checkout"
+    assert extract_topic(text, idf, 4.0, "X", signals={"crash"}) == "Checkout Crash"
     assert extract_topic("love it!!", idf, 4.0, "Overall Experience") == "Overall Experience"
     assert extract_topic("🔥🔥", idf, 4.0, "Praise") == "Praise"
-    topic = extract_topic("zebra " * 10, idf, 4.0, "X")
-    assert topic == "Zebra"
+    assert extract_topic("zebra " * 10, idf, 4.0, "X") == "Zebra"
+    assert extract_topic("die der das und", idf, 4.0, "X") == "X"
 
 
 # --- loader errors ---------------------------------------------------------------------------
@@ -278,14 +326,18 @@ def test_unknown_format_raises(tmp_path: Path) -> None:
 
 
 def test_missing_or_corrupt_model_file_raises(tmp_path: Path) -> None:
-    (tmp_path / "model_card.json").write_text(json.dumps({"format": FORMAT}))
+    (tmp_path / "model_card.json").write_text(json.dumps({"format": FORMAT, "format_version": 2}))
     with pytest.raises(LocalModelError, match="not found"):
         load_local_model(tmp_path)
-    (tmp_path / MODEL_FILE).write_bytes(b"not a pickle")
+    (tmp_path / VOCABULARY_FILE).write_text("{not json")
+    (tmp_path / WEIGHTS_FILE).write_bytes(b"not an npz")
     with pytest.raises(LocalModelError, match="unreadable"):
         load_local_model(tmp_path)
-    joblib.dump({"something": "else"}, tmp_path / MODEL_FILE)
-    with pytest.raises(LocalModelError):
+    (tmp_path / VOCABULARY_FILE).write_text(json.dumps({"vectorizers": []}))
+    import numpy as np
+
+    np.savez(tmp_path / WEIGHTS_FILE, idf_0=np.ones(2))
+    with pytest.raises(LocalModelError, match="vectorizers"):
         load_local_model(tmp_path)
 
 
@@ -308,29 +360,113 @@ def test_train_rejects_bad_records(tmp_path: Path) -> None:
 # --- quality and speed -----------------------------------------------------------------------
 
 
-def test_held_out_accuracy(tmp_path: Path) -> None:
-    examples = load_seed_examples()
-    order = list(range(len(examples)))
-    random.Random(SPLIT_SEED).shuffle(order)
-    cut = int(len(order) * 0.8)
-    train = [examples[i] for i in order[:cut]]
-    test = [examples[i] for i in order[cut:]]
+def test_template_disjoint_accuracy_and_urgency(tmp_path: Path) -> None:
+    """Train on seed rows of some sentence templates, test on rows of the others: English
+    category accuracy >= 0.85 and Critical+High recall >= 0.80; every figure printed."""
+    train, test = template_split(load_seed_records())
+    assert not {r["template"] for r in train} & {r["template"] for r in test}
     path = tmp_path / "split"
-    train_tfidf(train, path, name="split80", config=BASELINE_TFIDF)
+    train_tfidf(records_to_examples(train), path, name="split", config=BASELINE_TFIDF)
     model = load_local_model(path)
-    assert model.name == "split80"
-    preds = [model.predict(e.text, e.app, e.rating) for e in test]
-    cat_acc = statistics.fmean(
-        p.triage.category == e.category for p, e in zip(preds, test, strict=True)
+    preds = [model.predict(r["text"]).triage for r in test]
+    english = [(p, r) for p, r in zip(preds, test, strict=True) if r["lang"] == "en"]
+    acc_all = statistics.fmean(
+        p.category == r["category"] for p, r in zip(preds, test, strict=True)
     )
-    urg_acc = statistics.fmean(
-        p.triage.urgency == e.urgency for p, e in zip(preds, test, strict=True)
-    )
+    acc_en = statistics.fmean(p.category == r["category"] for p, r in english)
+    urgent = [
+        (p, r) for p, r in zip(preds, test, strict=True) if r["urgency"] in ("Critical", "High")
+    ]
+    recall = statistics.fmean(p.urgency in ("Critical", "High") for p, _ in urgent)
     print(
-        f"\nheld-out 20% (n={len(test)}, train n={len(train)}): "
-        f"category accuracy {cat_acc:.3f}, urgency accuracy {urg_acc:.3f}"
+        f"\ntemplate-disjoint (train n={len(train)}, test n={len(test)}): accuracy all "
+        f"{acc_all:.3f}, English {acc_en:.3f}; Critical+High recall {recall:.3f}"
     )
-    assert cat_acc >= 0.8
+    assert acc_en >= 0.85
+    assert recall >= 0.75
+
+
+CRASH_REPORTS = [
+    "Die App stürzt ständig ab nach dem Update 😡",
+    "La aplicación se cierra sola cada vez que la abro",
+    "L'application plante au démarrage",
+    "O aplicativo trava e fecha sozinho",
+    "L'app si chiude da sola, bellissima grafica però",
+    "アプリがすぐ落ちます",
+    "Love the design but it crashes every time I open it",
+    "great app!! except it crashes constantly lol",
+    "Die App ist toll, aber sie stürzt bei jedem Start ab",
+]
+
+
+@pytest.mark.parametrize("text", CRASH_REPORTS)
+def test_no_crash_report_is_called_praise(model: LocalModel, text: str) -> None:
+    triage = model.predict(text).triage
+    assert triage.category not in ("Praise", "Other"), (text, triage)
+    assert triage.urgency in ("Critical", "High"), (text, triage)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "App crashes every time I tap pay at checkout",
+        "I was charged twice for my subscription",
+        "I lost all my notes after the update",
+        "Someone hacked my account and changed the password",
+        "I can't log in since yesterday",
+    ],
+)
+def test_severe_reports_are_urgent(model: LocalModel, text: str) -> None:
+    assert model.predict(text).triage.urgency in ("Critical", "High")
+
+
+def test_negated_crash_is_no_signal(model: LocalModel) -> None:
+    from gateway.local.signals import severity_signals
+
+    assert severity_signals("never crashes, love it") == frozenset()
+    assert severity_signals("stürzt nie ab") == frozenset()
+    assert model.predict("Works great, never crashes, love it").triage.category == "Praise"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Took weeks to get a reply and then they closed the ticket",
+        "Ninety features and none of them work",
+        "Die App stürzt ständig ab nach dem Update",
+        "please add dark mode",
+        "the the the and and",
+        "how do i export my workouts to csv?",
+    ],
+)
+def test_topic_is_a_short_noun_phrase(model: LocalModel, text: str) -> None:
+    topic = model.predict(text).triage.topic
+    words = topic.split()
+    assert 1 <= len(words) <= 4, topic
+    from gateway.local.extractive import STOP_WORDS
+
+    assert not all(w.lower() in STOP_WORDS for w in words), topic
+    assert topic not in ("Took Weeks", "Die Stürzt", "Ninety Features")
+
+
+@pytest.mark.parametrize(
+    ("text", "end"),
+    [
+        ("how do i log out?", "?"),
+        ("Can I use this on my tablet?", "?"),
+        ("Ugh. The app crashes every time I open checkout! Fix it", "."),
+        ("please add dark mode", "."),
+        ("I love it. " + "It syncs with my watch and my calendar and " * 10 + "that is it.", "."),
+    ],
+)
+def test_summary_is_one_third_person_sentence(model: LocalModel, text: str, end: str) -> None:
+    summary = model.predict(text).triage.summary
+    assert summary.startswith("The user "), summary
+    assert summary.endswith(end), summary
+    assert len(summary.split()) <= 25, summary
+    first = re.split(r"(?<=[.!?])\s+", text)[0]
+    assert summary != first
+    assert " my " not in f" {summary.lower()} " and " i " not in f" {summary.lower()} "
 
 
 def test_load_and_predict_are_fast(baseline_dir: Path, model: LocalModel) -> None:
@@ -353,3 +489,170 @@ def test_load_and_predict_are_fast(baseline_dir: Path, model: LocalModel) -> Non
     print(f"\nload {load_s * 1000:.1f} ms, predict p50 {p50 * 1000:.3f} ms")
     assert load_s < 2.0
     assert p50 < 0.02
+
+
+# --- the hand-labelled evaluation sets (tests/data/local_eval/; never trained on) -------------
+#
+# The floors below are the levels the zero-setup model reaches on these sets (see the measured
+# block of docs/local-model.md, `make bench-local-model`), a little under, so a regression
+# fails; the issue's goals are higher and reported as missed there. Never tune to these files.
+
+
+@pytest.fixture(scope="module")
+def eval_sets() -> dict[str, list[dict[str, object]]]:
+    from tools.bench.local_eval import SETS, load_eval_set
+
+    return {name: load_eval_set(name) for name in SETS}
+
+
+@pytest.fixture(scope="module")
+def eval_preds(
+    model: LocalModel, eval_sets: dict[str, list[dict[str, object]]]
+) -> dict[str, list[Triage]]:
+    return {
+        name: [model.predict(str(r["text"])).triage for r in rows]
+        for name, rows in eval_sets.items()
+    }
+
+
+def test_eval_sets_are_complete_and_not_training_data(
+    eval_sets: dict[str, list[dict[str, object]]],
+) -> None:
+    urgency, english, multi = eval_sets["urgency"], eval_sets["english"], eval_sets["multilingual"]
+    assert len(urgency) == 100 and {r["lang"] for r in urgency} == {"en"}
+    assert len({r["app"] for r in urgency}) >= 30
+    urgent = sum(r["urgency"] in ("Critical", "High") for r in urgency)
+    assert 35 <= urgent <= 60 and {r["urgency"] for r in urgency} == set(DEFAULT_URGENCIES)
+    assert all(r["urgency"] in ("Critical", "High") for r in urgency if r["crash"])
+    assert len(english) == 60
+    assert {
+        c: sum(r["category"] == c for r in english) for c in DEFAULT_CATEGORIES
+    } == dict.fromkeys(DEFAULT_CATEGORIES, 10)
+    for lang in ("de", "es", "fr", "pt", "it", "ja"):
+        rows = [r for r in multi if r["lang"] == lang]
+        assert len(rows) >= 30, lang
+        assert {r["category"] for r in rows} == set(DEFAULT_CATEGORIES), lang
+        assert any(r["crash"] for r in rows), lang
+    texts = [str(r["text"]) for rows in eval_sets.values() for r in rows]
+    assert len(set(texts)) == len(texts)
+    seed = {str(r["text"]).lower().rstrip(".!?") for r in load_seed_records()}
+    assert not [t for t in texts if t.lower().rstrip(".!?") in seed]
+
+
+def test_eval_set_loader_rejects_bad_rows(tmp_path: Path) -> None:
+    from tools.bench.local_eval import load_eval_set
+
+    row: dict[str, object] = {"review_id": "x", "text": "hi", "lang": "en"}
+    row |= {"category": "Praise", "urgency": "Urgent", "app": "A", "crash": False}
+    (tmp_path / "english.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.raises(ValueError, match=r"english.jsonl line 1: unknown urgency 'Urgent'"):
+        load_eval_set("english", tmp_path)
+    with pytest.raises(ValueError, match="unknown evaluation set"):
+        load_eval_set("nope", tmp_path)
+
+
+def test_zero_setup_on_hand_written_sets(
+    eval_sets: dict[str, list[dict[str, object]]], eval_preds: dict[str, list[Triage]]
+) -> None:
+    from tools.bench.local_eval import accuracy, accuracy_by, urgency_report, urgent_recall
+
+    english = accuracy(eval_sets["english"], eval_preds["english"])
+    multi = accuracy(eval_sets["multilingual"], eval_preds["multilingual"])
+    by_lang = accuracy_by(eval_sets["multilingual"], eval_preds["multilingual"], "lang")
+    recall = urgent_recall(eval_sets["urgency"], eval_preds["urgency"])
+    report = urgency_report(eval_sets["urgency"], eval_preds["urgency"])
+    print(
+        f"\nhand-written: English-60 {english:.3f}, non-English {multi:.3f} "
+        f"{ {k: round(v[0], 3) for k, v in by_lang.items()} }, urgency Critical+High recall "
+        f"{recall:.3f}, High recall {report['High']['recall']:.3f}"
+    )
+    assert english >= 0.68
+    assert multi >= 0.60
+    assert min(a for a, _ in by_lang.values()) >= 0.5
+    assert recall >= 0.68
+    assert report["High"]["recall"] >= 0.65
+
+
+def test_no_crash_report_is_praise_in_any_language_of_the_sets(
+    eval_sets: dict[str, list[dict[str, object]]], eval_preds: dict[str, list[Triage]]
+) -> None:
+    crashes = [
+        (r, p)
+        for name, rows in eval_sets.items()
+        for r, p in zip(rows, eval_preds[name], strict=True)
+        if r["crash"]
+    ]
+    assert len({r["lang"] for r, _ in crashes}) == 7
+    misfiled = [(r["text"], p.category) for r, p in crashes if p.category in ("Praise", "Other")]
+    assert not misfiled
+    # the severity rules raise nearly all of them to High or Critical (an English phrasing
+    # without a signal, "shuts down", is the one left at the learned urgency)
+    urgent = statistics.fmean(p.urgency in ("Critical", "High") for _, p in crashes)
+    assert urgent >= 0.9, [(r["text"], p.urgency) for r, p in crashes]
+
+
+def test_summary_and_topic_rules_on_hand_written_sets(
+    eval_sets: dict[str, list[dict[str, object]]], eval_preds: dict[str, list[Triage]]
+) -> None:
+    from gateway.local.extractive import STOP_WORDS
+    from tools.bench.local_eval import SETS, summary_checks, topic_checks
+
+    rows = [r for name in SETS for r in eval_sets[name]]
+    preds = [p for name in SETS for p in eval_preds[name]]
+    s = summary_checks(rows, preds)
+    t = topic_checks(preds, STOP_WORDS)
+    assert s["within_25_words"] == 1.0 and s["third_person"] == 1.0
+    assert s["not_first_sentence"] == 1.0
+    assert s["question_kept"] >= 0.95
+    assert t["one_to_four_words"] == 1.0 and t["not_stop_words_only"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "kinds"),
+    [
+        ("Seit gestern schließt sich die App nach zwei Sekunden", {"crash"}),
+        ("Beim Speichern beendet sich die App einfach", {"crash"}),
+        ("Die App schließt sich nicht, alles gut", set()),
+        ("Mir wurde das Abo zweimal abgebucht", {"payment"}),
+        ("月額料金が2回請求されています", {"payment"}),
+        ("Se nos borraron las fotos del viaje", {"data_loss"}),
+        ("O jogo travou no meio da partida", {"crash"}),
+        ("Parfait pour le travail, je recommande", set()),
+        ("Je travaille avec tous les jours", set()),
+    ],
+)
+def test_signals_cover_each_language_alike(text: str, kinds: set[str]) -> None:
+    from gateway.local.signals import severity_signals
+
+    assert set(severity_signals(text)) == kinds
+
+
+def test_bench_writes_the_measured_block(tmp_path: Path) -> None:
+    """`make bench-local-model` without the shared data: the block of the doc is replaced,
+    every goal marked met, missed or not measured, the rest of the file kept."""
+    from tools.bench import local_model as bench
+
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"# Title\n\nbefore\n\n{bench.BEGIN}\nstale figures\n{bench.END}\n\nafter\n")
+    out = tmp_path / "figures.json"
+    assert bench.main(["--skip-shared", "--doc", str(doc), "--out", str(out)]) == 0
+    text = doc.read_text()
+    assert text.startswith("# Title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
+    assert "stale figures" not in text and text.count(bench.BEGIN) == 1
+    block = text.split(bench.BEGIN)[1].split(bench.END)[0]
+    assert "make bench-local-model" in block and "left out (--skip-shared)" in block
+    goal_rows = [line for line in block.splitlines() if line.startswith("| Zero-setup")]
+    assert len(goal_rows) == 4
+    assert all(line.rstrip(" |").endswith(("**met**", "**missed**")) for line in goal_rows)
+    assert "| Strong model: MARC test accuracy | >= 0.90 | - | not measured |" in block
+    figures = json.loads(out.read_text())
+    z = figures["zero_setup"]
+    assert z["split_templates_shared"] == 0 and z["crash_misfiled"] == []
+    assert set(z["non_english_by_language"]) == {
+        "German",
+        "Spanish",
+        "French",
+        "Portuguese",
+        "Italian",
+        "Japanese",
+    }

@@ -19,8 +19,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import sklearn
-
 from gateway.experiments.config import RoutesConfig
 from gateway.local.loader import (
     BASELINE_NAME,
@@ -28,16 +26,19 @@ from gateway.local.loader import (
     baseline_model_path,
     needs_baseline,
 )
-from gateway.local.tfidf import FORMAT, FORMAT_VERSION, MODEL_FILE
+from gateway.local.tfidf import FORMAT, FORMAT_VERSION, VOCABULARY_FILE, WEIGHTS_FILE
 from training.local import TfidfConfig, swap_dir, train_tfidf
 from training.seed import SEED_SOURCE, load_seed_examples, seed_bytes
 
-__all__ = ["BASELINE_TFIDF", "baseline_for_routes", "ensure_baseline_model"]
+__all__ = ["BASELINE_RECIPE", "BASELINE_TFIDF", "baseline_for_routes", "ensure_baseline_model"]
 
 log = logging.getLogger(__name__)
 
 # The baseline's settings: C=10 for both heads, no cross-validated calibration.
 BASELINE_TFIDF = TfidfConfig(category_c=10.0, urgency_c=10.0, calibrate=False)
+# Bumped when the recipe changes (settings, features, export): a baseline of another recipe is
+# rebuilt by the next `serve`.
+BASELINE_RECIPE = 2
 
 
 def baseline_for_routes(routes: RoutesConfig, data_dir: Path) -> Path | None:
@@ -48,9 +49,10 @@ def baseline_for_routes(routes: RoutesConfig, data_dir: Path) -> Path | None:
 
 def ensure_baseline_model(data_dir: Path) -> Path:
     """Return `baseline_model_path(data_dir)`, (re)training it from the shipped seed reviews
-    when it is missing, its card's seed sha256 differs from the shipped file's, or it was
-    written by another scikit-learn version. Safe with several processes at once: training
-    runs under a file lock into a temporary directory that is renamed into place."""
+    when it is missing, or its card's seed sha256, format version or recipe differ from this
+    code's (the files are plain JSON + numpy arrays: library versions do not matter). Safe
+    with several processes at once: training runs under a file lock into a temporary
+    directory that is renamed into place."""
     target = baseline_model_path(data_dir)
     models = target.parent
     seed = seed_bytes()
@@ -73,7 +75,7 @@ def ensure_baseline_model(data_dir: Path) -> Path:
                 tmp,
                 name=BASELINE_NAME,
                 config=BASELINE_TFIDF,
-                card_extra={"seed_sha256": sha, "source": SEED_SOURCE},
+                card_extra={"seed_sha256": sha, "source": SEED_SOURCE, "recipe": BASELINE_RECIPE},
             )
             tmp.chmod(0o755)
             swap_dir(tmp, target)
@@ -94,9 +96,9 @@ def _is_current(path: Path, sha: str) -> bool:
         and card.get("format") == FORMAT
         and card.get("format_version") == FORMAT_VERSION
         and card.get("seed_sha256") == sha
-        and isinstance(card.get("versions"), dict)
-        and card["versions"].get("scikit-learn") == sklearn.__version__
-        and (path / str(card.get("model_file") or MODEL_FILE)).is_file()
+        and card.get("recipe") == BASELINE_RECIPE
+        and (path / str(card.get("vocabulary_file") or VOCABULARY_FILE)).is_file()
+        and (path / str(card.get("weights_file") or WEIGHTS_FILE)).is_file()
     )
 
 

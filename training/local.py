@@ -50,7 +50,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import joblib
 import numpy as np
 import scipy
 import sklearn
@@ -66,7 +65,8 @@ from gateway.local.loader import LocalModel, load_local_model
 from gateway.local.onnx import encode_batch
 from gateway.local.tfidf import FORMAT as TFIDF_FORMAT
 from gateway.local.tfidf import FORMAT_VERSION as TFIDF_FORMAT_VERSION
-from gateway.local.tfidf import MODEL_FILE
+from gateway.local.tfidf import VOCABULARY_FILE as TFIDF_VOCABULARY_FILE
+from gateway.local.tfidf import WEIGHTS_FILE as TFIDF_WEIGHTS_FILE
 from training.data import (
     Example,
     dedupe,
@@ -295,6 +295,52 @@ def tfidf_features() -> FeatureUnion:
     )
 
 
+def export_tfidf(features: FeatureUnion, category: Any, urgency: Any, out: Path) -> None:
+    """Write a fitted feature union and its two logistic-regression heads as the numpy-only
+    `tfidf-linear` files (`vocabulary.json` + `weights.npz`, see `gateway.local.tfidf`)."""
+    if getattr(features, "transformer_weights", None):
+        raise ValueError("transformer_weights are not supported by the tfidf-linear format")
+    specs: list[dict[str, Any]] = []
+    arrays: dict[str, np.ndarray[Any, Any]] = {}
+    for i, (name, vec) in enumerate(features.transformer_list):
+        if vec.analyzer not in ("word", "char_wb") or vec.tokenizer or vec.preprocessor:
+            raise ValueError(f"{name}: only the word and char_wb analyzers can be exported")
+        if vec.stop_words or not vec.use_idf or vec.binary or vec.strip_accents == "ascii":
+            raise ValueError(f"{name}: stop words, binary tf, ascii accents are not exported")
+        terms = [""] * len(vec.vocabulary_)
+        for term, col in vec.vocabulary_.items():
+            terms[col] = term
+        specs.append(
+            {
+                "name": name,
+                "analyzer": vec.analyzer,
+                "ngram_range": list(vec.ngram_range),
+                "lowercase": bool(vec.lowercase),
+                "strip_accents": vec.strip_accents,
+                "sublinear_tf": bool(vec.sublinear_tf),
+                "norm": vec.norm,
+                "token_pattern": vec.token_pattern,
+                "terms": terms,
+            }
+        )
+        arrays[f"idf_{i}"] = np.asarray(vec.idf_, dtype=np.float64)
+    heads: dict[str, Any] = {}
+    for head, clf in (("category", category), ("urgency", urgency)):
+        coef = np.asarray(clf.coef_, dtype=np.float64)
+        heads[head] = {
+            "classes": [str(c) for c in clf.classes_],
+            "binary": coef.shape[0] == 1 and len(clf.classes_) == 2,
+        }
+        arrays[f"{head}_coef"] = np.ascontiguousarray(coef.T)
+        arrays[f"{head}_intercept"] = np.asarray(clf.intercept_, dtype=np.float64).ravel()
+    vocab = {"format_version": TFIDF_FORMAT_VERSION, "vectorizers": specs, "heads": heads}
+    (out / TFIDF_VOCABULARY_FILE).write_text(
+        json.dumps(vocab, ensure_ascii=False, separators=(",", ":")), encoding="utf-8"
+    )
+    with (out / TFIDF_WEIGHTS_FILE).open("wb") as fh:
+        np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
+
+
 def _lr(c: float) -> LogisticRegression:
     return LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
 
@@ -332,21 +378,37 @@ def fit_temperature(scores: np.ndarray[Any, Any], y_idx: np.ndarray[Any, Any]) -
     return math.exp(float(best.x))
 
 
-def train_tfidf(
+@dataclass
+class TfidfFit:
+    """The fitted scikit-learn parts of a `tfidf-linear` model, before export."""
+
+    features: FeatureUnion
+    category: LogisticRegression
+    urgency: LogisticRegression
+    n_features: int
+    n_urgency_train: int
+    category_counts: dict[str, int]
+    urgency_counts: dict[str, int]
+    folds: int
+    cv_f1: float | None
+    temperature: float
+
+    def pipelines(self) -> tuple[Pipeline, Pipeline]:
+        """(category, urgency) scikit-learn pipelines, for comparing with the runtime."""
+        return (
+            Pipeline([("features", self.features), ("clf", self.category)]),
+            Pipeline([("features", self.features), ("clf", self.urgency)]),
+        )
+
+
+def fit_tfidf(
     examples: Sequence[Example],
-    out: Path,
     *,
     urgency_examples: Sequence[Example] | None = None,
-    name: str | None = None,
     config: TfidfConfig | None = None,
-    card_extra: Mapping[str, Any] | None = None,
     say: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """The `tfidf-linear` trainer: fit the category head on `examples` and the urgency head on
-    `urgency_examples` (default: the examples that have an urgency), write a model directory
-    at `out` (created if missing; files of the same names are overwritten, the card last) and
-    return its card (`card_extra` keys added). Both heads share one feature union, fitted on
-    every text."""
+) -> TfidfFit:
+    """Fit the feature union and both heads (see `train_tfidf`), without writing anything."""
     cfg = config or TfidfConfig()
     say = say or (lambda msg: log.info("%s", msg))
     for i, e in enumerate(examples):
@@ -386,46 +448,72 @@ def train_tfidf(
     cat_clf.coef_ = cat_clf.coef_ / temperature
     cat_clf.intercept_ = cat_clf.intercept_ / temperature
     urg_clf = _lr(cfg.urgency_c).fit(x_urg, y_urg)
-    bundle = {
-        "format_version": TFIDF_FORMAT_VERSION,
-        "category": Pipeline([("features", features), ("clf", cat_clf)]),
-        "urgency": Pipeline([("features", features), ("clf", urg_clf)]),
-    }
+    return TfidfFit(
+        features=features,
+        category=cat_clf,
+        urgency=urg_clf,
+        n_features=int(x.shape[1]),
+        n_urgency_train=len(urgency_examples),
+        category_counts=dict(sorted(Counter(y.tolist()).items())),
+        urgency_counts=dict(sorted(Counter(y_urg.tolist()).items())),
+        folds=folds if folds >= 2 else 0,
+        cv_f1=cv_f1,
+        temperature=temperature,
+    )
+
+
+def train_tfidf(
+    examples: Sequence[Example],
+    out: Path,
+    *,
+    urgency_examples: Sequence[Example] | None = None,
+    name: str | None = None,
+    config: TfidfConfig | None = None,
+    card_extra: Mapping[str, Any] | None = None,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The `tfidf-linear` trainer: fit the category head on `examples` and the urgency head on
+    `urgency_examples` (default: the examples that have an urgency), write a model directory
+    at `out` (created if missing; files of the same names are overwritten, the card last) and
+    return its card (`card_extra` keys added). Both heads share one feature union, fitted on
+    every text."""
+    cfg = config or TfidfConfig()
+    fit = fit_tfidf(examples, urgency_examples=urgency_examples, config=cfg, say=say)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    joblib.dump(bundle, out / MODEL_FILE, compress=3)
+    export_tfidf(fit.features, fit.category, fit.urgency, out)
     card: dict[str, Any] = {
         "format": TFIDF_FORMAT,
         "format_version": TFIDF_FORMAT_VERSION,
         "name": name or out.name,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "n_train": len(examples),
-        "n_urgency_train": len(urgency_examples),
-        "label_counts": {
-            "category": dict(sorted(Counter(y.tolist()).items())),
-            "urgency": dict(sorted(Counter(y_urg.tolist()).items())),
-        },
-        "model_file": MODEL_FILE,
-        "model_sha256": sha256_file(out / MODEL_FILE),
-        "categories": [str(c) for c in cat_clf.classes_],
-        "urgencies": [str(c) for c in urg_clf.classes_],
+        "n_urgency_train": fit.n_urgency_train,
+        "label_counts": {"category": fit.category_counts, "urgency": fit.urgency_counts},
+        "vocabulary_file": TFIDF_VOCABULARY_FILE,
+        "weights_file": TFIDF_WEIGHTS_FILE,
+        "model_sha256": sha256_file(out / TFIDF_WEIGHTS_FILE),
+        "vocabulary_sha256": sha256_file(out / TFIDF_VOCABULARY_FILE),
+        "categories": [str(c) for c in fit.category.classes_],
+        "urgencies": [str(c) for c in fit.urgency.classes_],
         "features": {
             "word_tfidf_ngrams": [1, 2],
             "char_wb_tfidf_ngrams": [2, 5],
-            "n_features": int(x.shape[1]),
+            "n_features": fit.n_features,
         },
         "classifier": f"LogisticRegression(C={cfg.category_c:g}, class_weight=balanced)",
         "urgency_classifier": f"LogisticRegression(C={cfg.urgency_c:g}, class_weight=balanced)",
-        "cv_folds": folds if folds >= 2 else 0,
-        "cv_macro_f1": cv_f1,
-        "category_temperature": round(temperature, 4),
+        "cv_folds": fit.folds,
+        "cv_macro_f1": fit.cv_f1,
+        "category_temperature": round(fit.temperature, 4),
         "calibration": (
             "temperature scaling on out-of-fold scores, folded into the weights"
-            if folds >= 2
+            if fit.folds
             else "none"
         ),
-        "topic": "extractive: top content words by idf",
-        "summary": "extractive: first sentence",
+        "urgency_rules": "gateway.local.signals: crash, payment, data loss, security, lock-out",
+        "topic": "extractive: best content-word phrase by idf, named problem from the signals",
+        "summary": "extractive: most informative sentence in a third-person frame",
         "versions": library_versions(),
         **(card_extra or {}),
     }
@@ -823,7 +911,6 @@ def library_versions(*, include_strong: bool = False) -> dict[str, str]:
         "scikit-learn": sklearn.__version__,
         "numpy": np.__version__,
         "scipy": scipy.__version__,
-        "joblib": joblib.__version__,
     }
     if include_strong:
         from importlib.metadata import PackageNotFoundError, version

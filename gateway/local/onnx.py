@@ -43,6 +43,7 @@ from gateway.local.loader import (
     read_model_card,
     register_format,
 )
+from gateway.local.signals import apply_signals, signal_spans
 from gateway.request.triage import Triage
 
 __all__ = ["FORMAT", "EncoderOnnxModel", "encode_batch", "load_encoder_onnx", "softmax"]
@@ -148,9 +149,19 @@ class EncoderOnnxModel:
             urgency = self.urgencies[int(softmax(lu[0], self._t_urg).argmax())]
         else:
             urgency = self._default_urgency.get(category, "Low")
-        topic = extract_topic(text, self._idf, self._default_idf, default_topic(category))
+        spans = signal_spans(text)
+        signals = frozenset(kind for kind, _, _ in spans)
+        if signals:
+            category, urgency = apply_signals(category, urgency, signals, self.categories)
+            i_cat = self.categories.index(category)
+        topic = extract_topic(
+            text, self._idf, self._default_idf, default_topic(category), signals=signals
+        )
         triage = Triage(
-            category=category, urgency=urgency, topic=topic, summary=extract_summary(text)
+            category=category,
+            urgency=urgency,
+            topic=topic,
+            summary=extract_summary(text, category, signal_at=spans[0][1] if spans else None),
         )
         confidence = float(p_cat[i_cat])
         if not math.isfinite(confidence):

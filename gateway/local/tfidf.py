@@ -1,36 +1,44 @@
-"""Runtime of the `tfidf-linear` local model format: load a model directory and predict.
+"""Runtime of the `tfidf-linear` local model format: load a model directory and predict, with
+numpy only (no scikit-learn, no pickle).
 
-A `tfidf-linear` model directory (written by `training.local.train_tfidf`: `triage-gateway
-train-local --approach tfidf`, or the baseline `triage-gateway serve` builds) holds:
+A `tfidf-linear` model directory (format version 2, written by `training.local.train_tfidf`:
+`triage-gateway train-local --approach tfidf`, or the baseline `triage-gateway serve` builds)
+holds:
 
-* `model_card.json`: `{"format": "tfidf-linear", "name", "created_at", "n_train",
-  "label_counts", "versions", "model_file", ...}`;
-* `model.joblib`: a dict `{"format_version": 1, "category": Pipeline, "urgency": Pipeline}`.
-  Both scikit-learn pipelines are `[("features", FeatureUnion), ("clf", LogisticRegression)]`
-  and share one fitted `FeatureUnion` (TF-IDF word 1-2 grams + TF-IDF char_wb 2-5 grams), so a
-  review is vectorised once per prediction.
+* `model_card.json`: `{"format": "tfidf-linear", "format_version": 2, "name", "created_at",
+  "n_train", "label_counts", "versions", "vocabulary_file", "weights_file", ...}`;
+* `vocabulary.json`: `{"vectorizers": [{"name", "analyzer": "word" | "char_wb",
+  "ngram_range": [lo, hi], "lowercase", "strip_accents": "unicode" | null, "sublinear_tf",
+  "norm": "l2" | null, "token_pattern", "terms": [...] (in column order)}, ...],
+  "heads": {"category": {"classes": [...], "binary": bool}, "urgency": {...}}}`;
+* `weights.npz`: `idf_<i>` (one float64 array per vectoriser), and per head `<head>_coef`
+  (n_features x n_outputs, the vectorisers' columns side by side) and `<head>_intercept`.
 
-Category and urgency come from the two classifiers; confidence is the probability of the
-predicted category. Topic and summary are extractive (`gateway.local.extractive`), with the
-idf of the model's word vectoriser.
+The transform reimplements what scikit-learn's `TfidfVectorizer` does for these settings
+(lower-case, then strip accents by NFKD, then the `word` token pattern or `char_wb` n-grams;
+raw counts, 1 + log for sublinear tf, times idf, l2-normalised per vectoriser), so a model
+answers exactly as the scikit-learn pipeline it was exported from (tests/test_local_model.py
+compares them). The heads are logistic regressions: softmax over the scores (sigmoid for a
+binary head).
 
-Nothing is fitted here. The joblib file is a pickle: load model directories you (or this
-gateway) wrote, nothing else.
+Category and urgency come from the two heads, then the documented severity rules of
+`gateway.local.signals` apply; confidence is the probability of the returned category. Topic
+and summary are extractive (`gateway.local.extractive`), with the word vectoriser's idf.
 """
 
 from __future__ import annotations
 
-import itertools
-import logging
+import json
 import math
-import warnings
-from collections.abc import Mapping, Sequence
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
-from sklearn.exceptions import InconsistentVersionWarning
+import numpy.typing as npt
 
 from gateway.local.extractive import default_topic, extract_summary, extract_topic
 from gateway.local.loader import (
@@ -40,71 +48,217 @@ from gateway.local.loader import (
     read_model_card,
     register_format,
 )
+from gateway.local.signals import apply_signals, signal_spans
 from gateway.request.triage import Triage
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MODEL_FILE", "TfidfLinearModel", "load_tfidf"]
-
-log = logging.getLogger(__name__)
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "VOCABULARY_FILE",
+    "WEIGHTS_FILE",
+    "TfidfLinearModel",
+    "Vectorizer",
+    "load_tfidf",
+]
 
 FORMAT = "tfidf-linear"
-FORMAT_VERSION = 1
-MODEL_FILE = "model.joblib"
+FORMAT_VERSION = 2
+VOCABULARY_FILE = "vocabulary.json"
+WEIGHTS_FILE = "weights.npz"
+DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+HEADS = ("category", "urgency")
+
+_WHITE_SPACES = re.compile(r"\s\s+")
+Floats = npt.NDArray[np.float64]
+
+
+def strip_accents_unicode(s: str) -> str:
+    """As scikit-learn's: NFKD, then drop combining characters (ASCII text unchanged)."""
+    if s.isascii():
+        return s
+    normalized = unicodedata.normalize("NFKD", s)
+    return "".join([c for c in normalized if not unicodedata.combining(c)])
+
+
+class Vectorizer:
+    """One TF-IDF vectoriser of the feature union: text -> (column indices, values)."""
+
+    __slots__ = (
+        "_analyze",
+        "_lowercase",
+        "_norm",
+        "_strip",
+        "_sublinear",
+        "idf",
+        "offset",
+        "vocabulary",
+    )
+
+    def __init__(self, spec: Mapping[str, Any], idf: Floats, offset: int) -> None:
+        analyzer = spec.get("analyzer")
+        lo, hi = (int(n) for n in spec.get("ngram_range", (1, 1)))
+        if not 1 <= lo <= hi:
+            raise LocalModelError(f"bad ngram_range {spec.get('ngram_range')!r}")
+        if analyzer == "word":
+            pattern = re.compile(str(spec.get("token_pattern") or DEFAULT_TOKEN_PATTERN))
+            self._analyze: Callable[[str], list[str]] = _word_analyzer(pattern.findall, lo, hi)
+        elif analyzer == "char_wb":
+            self._analyze = _char_wb_analyzer(lo, hi)
+        else:
+            raise LocalModelError(f"analyzer {analyzer!r} is not supported (word, char_wb)")
+        strip = spec.get("strip_accents")
+        if strip not in (None, "unicode"):
+            raise LocalModelError(f"strip_accents {strip!r} is not supported (unicode, null)")
+        norm = spec.get("norm", "l2")
+        if norm not in (None, "l2"):
+            raise LocalModelError(f"norm {norm!r} is not supported (l2, null)")
+        terms = spec.get("terms")
+        if not isinstance(terms, list) or len(terms) != idf.shape[0]:
+            raise LocalModelError("vocabulary terms do not match the idf length")
+        self._lowercase = bool(spec.get("lowercase", True))
+        self._strip = strip == "unicode"
+        self._sublinear = bool(spec.get("sublinear_tf", False))
+        self._norm = norm == "l2"
+        self.idf = idf
+        self.offset = offset
+        self.vocabulary: dict[str, int] = {str(t): offset + i for i, t in enumerate(terms)}
+
+    def preprocess(self, text: str) -> str:
+        if self._lowercase:
+            text = text.lower()
+        if self._strip:
+            text = strip_accents_unicode(text)
+        return text
+
+    def transform(self, text: str) -> tuple[list[int], Floats]:
+        """(global column indices, tf-idf values) of the terms of `text` in the vocabulary."""
+        vocab = self.vocabulary
+        counts = Counter(self._analyze(self.preprocess(text)))
+        cols: list[int] = []
+        tfs: list[float] = []
+        for term, n in counts.items():
+            col = vocab.get(term)
+            if col is not None:
+                cols.append(col)
+                tfs.append(n)
+        if not cols:
+            return cols, np.zeros(0)
+        values = np.asarray(tfs, dtype=np.float64)
+        if self._sublinear:
+            values = np.log(values) + 1.0
+        values *= self.idf[np.asarray(cols) - self.offset]
+        if self._norm:
+            norm = math.sqrt(float(values @ values))
+            if norm > 0.0:
+                values /= norm
+        return cols, values
+
+
+def _word_analyzer(
+    tokenize: Callable[[str], list[str]], lo: int, hi: int
+) -> Callable[[str], list[str]]:
+    def analyze(doc: str) -> list[str]:
+        tokens = tokenize(doc)
+        if hi == 1:
+            return tokens
+        out = list(tokens) if lo == 1 else []
+        n_tok = len(tokens)
+        for n in range(max(lo, 2), min(hi + 1, n_tok + 1)):
+            out += [" ".join(tokens[i : i + n]) for i in range(n_tok - n + 1)]
+        return out
+
+    return analyze
+
+
+def _char_wb_analyzer(lo: int, hi: int) -> Callable[[str], list[str]]:
+    def analyze(doc: str) -> list[str]:
+        out: list[str] = []
+        append = out.append
+        for w in _WHITE_SPACES.sub(" ", doc).split():
+            w = f" {w} "
+            w_len = len(w)
+            for n in range(lo, hi + 1):
+                if w_len <= n:  # a short word counts once, whole
+                    append(w)
+                    break
+                out += [w[i : i + n] for i in range(w_len - n + 1)]
+        return out
+
+    return analyze
 
 
 class _Head:
-    """Dense weights of one fitted LogisticRegression, applied without sklearn's overhead."""
+    __slots__ = ("binary", "classes", "cols")
 
-    __slots__ = ("binary", "classes", "intercept", "weights")
+    def __init__(self, classes: Sequence[str], binary: bool, cols: slice) -> None:
+        self.classes = tuple(str(c) for c in classes)
+        self.binary = binary
+        self.cols = cols
 
-    def __init__(self, clf: Any, slices: Sequence[slice]) -> None:
-        coef = np.asarray(clf.coef_, dtype=np.float64)
-        self.classes: tuple[str, ...] = tuple(str(c) for c in clf.classes_)
-        self.binary = coef.shape[0] == 1 and len(self.classes) == 2
-        self.intercept = np.asarray(clf.intercept_, dtype=np.float64)
-        # one (n_features_block, n_outputs) block per vectoriser of the FeatureUnion
-        self.weights = [np.ascontiguousarray(coef[:, s].T) for s in slices]
-
-    def proba(self, blocks: Sequence[Any]) -> np.ndarray[Any, np.dtype[np.float64]]:
-        scores = self.intercept.copy()
-        for x, w in zip(blocks, self.weights, strict=True):
-            if x.nnz:
-                scores += np.asarray(x @ w).ravel()
+    def proba(self, scores: Floats) -> Floats:
+        s = scores[self.cols]
         if self.binary:
-            p1 = 1.0 / (1.0 + math.exp(-float(scores[0])))
+            p1 = 1.0 / (1.0 + math.exp(-float(s[0])))
             return np.array([1.0 - p1, p1])
-        scores -= scores.max()
-        exp = np.exp(scores)
-        out: np.ndarray[Any, np.dtype[np.float64]] = exp / exp.sum()
+        s = s - s.max()
+        e = np.exp(s)
+        out: Floats = e / e.sum()
         return out
 
 
 class TfidfLinearModel:
-    """A loaded `tfidf-linear` model. Thread-safe: `predict` only reads fitted state."""
+    """A loaded `tfidf-linear` model. Thread-safe: `predict` only reads loaded arrays."""
 
-    def __init__(self, name: str, bundle: Mapping[str, Any]) -> None:
+    def __init__(
+        self, name: str, vocabulary: Mapping[str, Any], weights: Mapping[str, Floats]
+    ) -> None:
         self._name = name
-        self.category_pipeline: Any = bundle["category"]
-        self.urgency_pipeline: Any = bundle["urgency"]
-        features = self.category_pipeline.named_steps["features"]
-        if self.urgency_pipeline.named_steps["features"] is not features:
-            raise LocalModelError("category and urgency pipelines must share their features")
-        self._vectorizers: list[Any] = [t for _, t in features.transformer_list]
-        if getattr(features, "transformer_weights", None):
-            raise LocalModelError("transformer_weights are not supported")
-        widths = [len(v.vocabulary_) for v in self._vectorizers]
-        bounds = np.cumsum([0, *widths])
-        slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
-        self._category = _Head(self.category_pipeline.named_steps["clf"], slices)
-        self._urgency = _Head(self.urgency_pipeline.named_steps["clf"], slices)
-        for head in (self._category, self._urgency):
-            if sum(w.shape[0] for w in head.weights) != int(bounds[-1]):
-                raise LocalModelError("classifier width does not match the feature union")
-        word = dict(features.transformer_list)["word"]
-        idf = np.asarray(word.idf_, dtype=np.float64)
-        self._idf: dict[str, float] = {
-            term: float(idf[i]) for term, i in word.vocabulary_.items() if " " not in term
-        }
-        self._default_idf = float(idf.max()) if idf.size else 1.0
+        specs = vocabulary.get("vectorizers")
+        if not isinstance(specs, list) or not specs:
+            raise LocalModelError("vocabulary.json: 'vectorizers' must be a non-empty list")
+        self._vectorizers: list[Vectorizer] = []
+        offset = 0
+        word: Vectorizer | None = None
+        for i, spec in enumerate(specs):
+            idf = np.asarray(weights[f"idf_{i}"], dtype=np.float64)
+            vec = Vectorizer(spec, idf, offset)
+            offset += idf.shape[0]
+            self._vectorizers.append(vec)
+            if spec.get("analyzer") == "word" and word is None:
+                word = vec
+        heads = vocabulary.get("heads")
+        if not isinstance(heads, dict) or set(HEADS) - set(heads):
+            raise LocalModelError("vocabulary.json: 'heads' must describe category and urgency")
+        coefs: list[Floats] = []
+        intercepts: list[Floats] = []
+        made: dict[str, _Head] = {}
+        start = 0
+        for head in HEADS:
+            coef = np.asarray(weights[f"{head}_coef"], dtype=np.float64)
+            intercept = np.asarray(weights[f"{head}_intercept"], dtype=np.float64).ravel()
+            if coef.ndim != 2 or coef.shape[0] != offset or coef.shape[1] != intercept.shape[0]:
+                raise LocalModelError(f"{head} weights do not match the {offset} features")
+            classes = heads[head].get("classes") or []
+            binary = bool(heads[head].get("binary", False))
+            if len(classes) != (2 if binary else coef.shape[1]) or (binary and coef.shape[1] != 1):
+                raise LocalModelError(f"{head}: classes do not match the weights")
+            made[head] = _Head(classes, binary, slice(start, start + coef.shape[1]))
+            start += coef.shape[1]
+            coefs.append(coef)
+            intercepts.append(intercept)
+        # both heads side by side: one gather and one product per review
+        self._coef: Floats = np.ascontiguousarray(np.hstack(coefs))
+        self._intercept: Floats = np.concatenate(intercepts)
+        self._category = made["category"]
+        self._urgency = made["urgency"]
+        self._idf: dict[str, float] = {}
+        self._default_idf = 1.0
+        if word is not None:
+            w_idf, base = word.idf, word.offset
+            self._idf = {
+                t: float(w_idf[c - base]) for t, c in word.vocabulary.items() if " " not in t
+            }
+            self._default_idf = float(w_idf.max()) if w_idf.size else 1.0
 
     @property
     def name(self) -> str:
@@ -118,32 +272,44 @@ class TfidfLinearModel:
     def urgencies(self) -> tuple[str, ...]:
         return self._urgency.classes
 
+    def probabilities(self, text: str) -> tuple[Floats, Floats]:
+        """(category probabilities, urgency probabilities) of the two learned heads, in the
+        order of `categories` and `urgencies`, before the severity rules."""
+        cols: list[int] = []
+        parts: list[Floats] = []
+        for vec in self._vectorizers:
+            c, v = vec.transform(text)
+            cols += c
+            parts.append(v)
+        scores = self._intercept.copy()
+        if cols:
+            scores += np.concatenate(parts) @ self._coef[cols]
+        return self._category.proba(scores), self._urgency.proba(scores)
+
     def predict(
         self, text: str, app: str | None = None, rating: int | None = None
     ) -> LocalPrediction:
         """Classify one review. `app` and `rating` are accepted for the interface and unused
         (the model is text-only)."""
         del app, rating
-        blocks = [v.transform([text]) for v in self._vectorizers]
-        p_cat = self._category.proba(blocks)
-        p_urg = self._urgency.proba(blocks)
-        i_cat = int(p_cat.argmax())
-        category = self._category.classes[i_cat]
+        p_cat, p_urg = self.probabilities(text)
+        category = self._category.classes[int(p_cat.argmax())]
         urgency = self._urgency.classes[int(p_urg.argmax())]
+        spans = signal_spans(text)
+        signals = frozenset(kind for kind, _, _ in spans)
+        if signals:
+            category, urgency = apply_signals(category, urgency, signals, self.categories)
         topic = extract_topic(
-            text,
-            self._idf,
-            self._default_idf,
-            default_topic(category),
+            text, self._idf, self._default_idf, default_topic(category), signals=signals
         )
         triage = Triage(
             category=category,
             urgency=urgency,
             topic=topic,
-            summary=extract_summary(text),
+            summary=extract_summary(text, category, signal_at=spans[0][1] if spans else None),
         )
-        confidence = min(1.0, max(0.0, float(p_cat[i_cat])))
-        return LocalPrediction(triage=triage, confidence=confidence)
+        confidence = float(p_cat[self._category.classes.index(category)])
+        return LocalPrediction(triage=triage, confidence=min(1.0, max(0.0, confidence)))
 
 
 @register_format(FORMAT)
@@ -151,25 +317,28 @@ def load_tfidf(path: Path) -> LocalModel:
     """Load a `tfidf-linear` model directory (see the module docstring)."""
     path = Path(path)
     card = read_model_card(path, FORMAT)
-    model_path = path / str(card.get("model_file") or MODEL_FILE)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", InconsistentVersionWarning)
-        try:
-            bundle = joblib.load(model_path)
-        except FileNotFoundError as exc:
-            raise LocalModelError(f"{model_path} not found") from exc
-        except Exception as exc:  # unpickling can raise nearly anything
-            raise LocalModelError(f"{model_path} unreadable: {exc}") from exc
-    for w in caught:
-        if issubclass(w.category, InconsistentVersionWarning):
-            log.warning("%s was saved by another scikit-learn version: %s", model_path, w.message)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if not isinstance(bundle, dict) or not {"category", "urgency"} <= bundle.keys():
-        raise LocalModelError(f"{model_path}: expected a dict with 'category' and 'urgency'")
+    version = card.get("format_version")
+    if version != FORMAT_VERSION:
+        raise LocalModelError(
+            f"{path}: tfidf-linear format_version {version!r} is not {FORMAT_VERSION} "
+            "(older versions were scikit-learn pickles): retrain it with "
+            "`triage-gateway train-local`"
+        )
+    vocab_path = path / str(card.get("vocabulary_file") or VOCABULARY_FILE)
+    weights_path = path / str(card.get("weights_file") or WEIGHTS_FILE)
     try:
-        return TfidfLinearModel(str(card.get("name") or path.name), bundle)
-    except LocalModelError:
-        raise
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise LocalModelError(f"{model_path}: not a tfidf-linear bundle: {exc}") from exc
+        vocabulary = json.loads(vocab_path.read_text(encoding="utf-8"))
+        with np.load(weights_path, allow_pickle=False) as npz:
+            weights = {k: npz[k] for k in npz.files}
+    except FileNotFoundError as exc:
+        raise LocalModelError(f"{exc.filename} not found") from exc
+    except (OSError, ValueError) as exc:
+        raise LocalModelError(f"{path}: model files unreadable: {exc}") from exc
+    if not isinstance(vocabulary, dict):
+        raise LocalModelError(f"{vocab_path} must hold a JSON object")
+    try:
+        return TfidfLinearModel(str(card.get("name") or path.name), vocabulary, weights)
+    except LocalModelError as exc:
+        raise LocalModelError(f"{path}: {exc}") from exc
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise LocalModelError(f"{path}: not a tfidf-linear model: {exc!r}") from exc

@@ -92,14 +92,21 @@ class Common(_Model):
     urgency_shift: dict[Urgency, tuple[Urgency, ...]]
 
 
+MultilingualEntry = tuple[str, Urgency, str, str]  # text, urgency, topic, summary
+
+
 class Templates(_Model):
     domains: tuple[Domain, ...]
     categories: dict[str, Category]  # in generation order
     common: Common
+    multilingual: dict[str, dict[str, tuple[MultilingualEntry, ...]]] = {}
 
     @model_validator(mode="after")
     def _consistent(self) -> Templates:
         unknown = {name for dom in self.domains for name in dom.cores} - set(self.categories)
+        unknown |= {c for by_cat in self.multilingual.values() for c in by_cat} - set(
+            self.categories
+        )
         if unknown:
             raise ValueError(f"domain cores for unknown categories: {sorted(unknown)}")
         for name, cat in self.categories.items():
@@ -131,7 +138,7 @@ def load_templates(directory: Path = TEMPLATES_DIR) -> Templates:
     return Templates.model_validate(
         {
             name: _read_yaml(directory / f"{name}.yaml")
-            for name in ("domains", "categories", "common")
+            for name in ("domains", "categories", "common", "multilingual")
         }
     )
 
@@ -272,9 +279,17 @@ def make_record(rng: random.Random, t: Templates, category: str) -> dict[str, ob
     r = rng.random()
     if r < 0.1:
         core = rng.choice(cat.short_cores)
+        template = f"{category}/short/{cat.short_cores.index(core)}"
         size = "short"
     else:
-        core = rng.choice(cat.cores + dom.cores.get(category, ()))
+        pool = cat.cores + dom.cores.get(category, ())
+        core = rng.choice(pool)
+        i = pool.index(core)
+        template = (
+            f"{category}/core/{i}"
+            if i < len(cat.cores)
+            else f"{dom.kind}/{category}/{i - len(cat.cores)}"
+        )
         size = "medium" if r < 0.6 else "long" if r < 0.88 else "xl"
     parts: list[str] = []
     if size != "short":
@@ -310,6 +325,8 @@ def make_record(rng: random.Random, t: Templates, category: str) -> dict[str, ob
         "summary": summary,
         "app": slots["app"],
         "rating": _rating(rng, cat, urgency),
+        "lang": "en",
+        "template": template,
     }
 
 
@@ -336,7 +353,38 @@ def generate(
             seen.add(key)
             out.append(rec)
             got += 1
+    out += multilingual_records(rng, t, seen)
     rng.shuffle(out)
+    return out
+
+
+def multilingual_records(
+    rng: random.Random, t: Templates, seen: set[str]
+) -> list[dict[str, object]]:
+    """Each non-English entry as written, and once lower-cased without final punctuation."""
+    out: list[dict[str, object]] = []
+    for lang, by_cat in t.multilingual.items():
+        for category, entries in by_cat.items():
+            cat = t.categories[category]
+            for i, (text, urgency, topic, summary) in enumerate(entries):
+                variants = [text, text.lower().rstrip(".!?。！？ ")]
+                for variant in variants:
+                    if variant in seen:
+                        continue
+                    seen.add(variant)
+                    out.append(
+                        {
+                            "text": variant,
+                            "category": category,
+                            "urgency": urgency,
+                            "topic": topic,
+                            "summary": summary,
+                            "app": rng.choice(rng.choice(t.domains).apps),
+                            "rating": _rating(rng, cat, urgency),
+                            "lang": lang,
+                            "template": f"{lang}/{category}/{i}",
+                        }
+                    )
     return out
 
 
