@@ -44,10 +44,11 @@ from collections import deque
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 
 from gateway.infra import redis_keys
 from gateway.infra.metrics import GatewayMetrics
+from gateway.infra.redis_client import client_for
 from gateway.infra.settings import Settings
 from gateway.pairs.pairstore import server_run_id, trim_older_than, write_pairs
 from gateway.pairs.record import PairRecord
@@ -119,6 +120,7 @@ class PairLog:
         self._batch = settings.pair_batch_size
         self._retention_s = settings.pair_retention_days * 86_400
         self._redact = settings.redact
+        self._archive = (settings.archive_url, settings.pair_hot_hours, settings.archive_every_s)
         self._metrics = metrics
         self.spool = Spool(settings.data_dir / "spool")
         self._pending: deque[PairRecord] = deque()
@@ -134,7 +136,12 @@ class PairLog:
 
     @classmethod
     def from_url(cls, url: str, settings: Settings, metrics: GatewayMetrics) -> PairLog:
-        """A pair log with its own client (closed by `close`)."""
+        """A pair log with its own client (closed by `close`); on Redis Cluster the cluster
+        client, with two quick retries so that a failover's MOVED/refresh is absorbed."""
+        if settings.redis_cluster:
+            retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), 2)
+            client = client_for(url, settings, timeout_s=2.0, connect_timeout_s=1.0, retry=retry)
+            return cls(client, settings, metrics, owns_client=True)
         return cls(pair_client(url), settings, metrics, owns_client=True)
 
     def submit(self, record: PairRecord) -> None:
@@ -157,6 +164,14 @@ class PairLog:
         self._tasks.append(asyncio.create_task(self._run(), name="pair-log-writer"))
         if self._retention_s > 0:
             self._tasks.append(asyncio.create_task(self._trim_loop(), name="pair-log-trim"))
+        url, hot_hours, every_s = self._archive
+        if url:  # corrections written through, state snapshots, pairs past the hot window
+            from gateway.pairs import archive
+
+            job = archive.run_forever(
+                self._redis, self._stream, url, hot_hours=hot_hours, archive_every_s=every_s
+            )
+            self._tasks.append(asyncio.create_task(job, name="pair-archive"))
 
     async def close(self, timeout_s: float = 10.0) -> None:
         """Write everything queued (spool first) to Redis within about `timeout_s`, or else
@@ -229,7 +244,7 @@ class PairLog:
             self._inflight = []
             return True
         if self._recent and time.monotonic() - self._seen_at >= PROBE_EVERY_S:
-            self._observe(await server_run_id(self._redis))
+            self._observe(await server_run_id(self._redis, self._stream))
         return False
 
     async def _send(self, records: list[PairRecord]) -> None:

@@ -101,8 +101,7 @@ def _s(value: bytes | str) -> str:
 async def _xrevrange(
     redis: aioredis.Redis, stream: str, high: str, count: int
 ) -> list[StreamEntry]:
-    entries: list[StreamEntry] | None = await redis.xrevrange(stream, high, "-", count=count)
-    return list(entries or [])
+    return await pairstore.revrange(redis, stream, high, count)  # every shard, merged
 
 
 def _recency(ts: float) -> float:
@@ -268,8 +267,8 @@ async def _canonical(
     pairs = [p for p in decoded if p.request_id and _matches(p, *filters)]
     if not pairs:
         return []
-    index = await redis.hmget(redis_keys.pair_index(), [p.request_id for p in pairs])
-    return [p for p, i in zip(pairs, index, strict=True) if i is None or _s(i) == p.stream_id]
+    index = await pairstore.index_entries(redis, [p.request_id for p in pairs])
+    return [p for p, i in zip(pairs, index, strict=True) if i is None or i == p.stream_id]
 
 
 async def _stream_page(
