@@ -1,22 +1,28 @@
 """`make bench`: what the gateway costs on the request path, next to the upstream called
 directly and to the LiteLLM proxy in front of the same upstream.
 
-    python -m loadtest.bench [--quick] [--soak] [--targets direct,gateway,litellm]
+    python -m loadtest.bench [--quick] [--soak] [--doc docs/benchmarks.md]
+                             [--targets direct,passthrough,gateway,litellm]
                              [--concurrency 1,16,64,256] [--sections points,local,workers,soak]
 
 Closed-loop load (aiohttp, bounded in count and time per point) at each concurrency against:
 
 * direct: the upstream simulator (fixed 50 ms latency), the floor;
-* gateway: `triage-gateway serve` with loadtest/routes.bench.yaml (two weighted deployments of
-  the simulator, 0.9/0.1), metrics on, embedded Redis, access log on: the real configuration;
+* passthrough: loadtest/passthrough.py, a minimal FastAPI + aiohttp passthrough (no logging,
+  no metrics), the yardstick the gateway must beat;
+* gateway: `triage-gateway serve` with examples/ab-simulator.yaml (two weighted deployments of
+  the simulator, 0.9/0.1, and a `local` fallback variant), pair log, metrics, embedded Redis
+  and access log on: the real configuration;
 * litellm: the LiteLLM proxy with the same two deployments (loadtest/litellm-proxy.yaml), when
   `.venv-litellm` exists (`make bench-litellm-env`).
 
 On a machine with two cores the server under test runs alone on core 1 (`taskset -c 1`); the
 load generator and the simulator share core 0. Per point: req/s, p50/p90/p99, overhead over
 direct, server CPU ms per request, peak RSS, and each server's time to ready. Then the local
-model path (HTTP and in process), 1 vs 2 gateway workers, and a soak. Results go to
-reports/bench.json and a markdown summary to stdout. Loopback only.
+model path (HTTP and in process), 1 vs 2 gateway workers, and a soak; the gateway's time to
+ready on a first and on a warm start, and whether importing it loads scikit-learn, torch or
+litellm. Results go to reports/bench.json, a markdown summary to stdout, and with `--doc` the
+same summary with its method to that file (docs/benchmarks.md). Loopback only.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import orjson
 from gateway.request.triage import DEFAULT_TAXONOMY, system_prompt, user_prompt
 from loadtest import procs
 from loadtest.bench_load import ServerMeter, closed_loop, measure_point
-from loadtest.bench_report import add_overheads, evaluate_targets, markdown, ratios
+from loadtest.bench_report import add_overheads, document, evaluate_targets, markdown, ratios
 from loadtest.procs import (
     LOOPBACK,
     Server,
@@ -59,6 +65,8 @@ ROOT = HERE.parent
 SIM_KEY = "sk-simulator"
 LITELLM_KEY = "sk-bench-master"
 SOAK_FULL = 100_000
+GATEWAY_ROUTES = ROOT / "examples" / "ab-simulator.yaml"
+HEAVY_MODULES = ("sklearn", "torch", "litellm")
 T = TypeVar("T")
 
 
@@ -75,6 +83,7 @@ class Plan:
     local_calls: int
     latency_ms: float
     out: Path
+    doc: Path | None
     litellm_venv: Path
     pin: bool
     quick: bool
@@ -89,13 +98,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smoke run: a few hundred requests/point")
     p.add_argument("--soak", action="store_true", help=f"full soak of {SOAK_FULL:,} requests")
     p.add_argument("--soak-requests", type=int, help="soak size (overrides the default)")
-    p.add_argument("--targets", default="direct,gateway,litellm")
+    p.add_argument("--targets", default="direct,passthrough,gateway,litellm")
     p.add_argument("--concurrency", default="1,16,64,256")
     p.add_argument("--sections", default="points,local,workers,soak")
     p.add_argument("--duration", type=float, help="seconds per point (default 8, quick 2)")
     p.add_argument("--max-requests", type=int, help="requests per point at most")
     p.add_argument("--latency-ms", type=float, default=50.0)
     p.add_argument("--out", type=Path, default=Path("reports/bench.json"))
+    p.add_argument("--doc", type=Path, help="also write the summary there (docs/benchmarks.md)")
     p.add_argument("--litellm-venv", type=Path, default=ROOT / ".venv-litellm")
     p.add_argument("--no-pin", action="store_true", help="do not pin servers to cores")
     return p
@@ -117,6 +127,7 @@ def make_plan(argv: Sequence[str] | None = None) -> Plan:
         local_calls=300 if a.quick else 2_000,
         latency_ms=a.latency_ms,
         out=a.out,
+        doc=a.doc,
         litellm_venv=a.litellm_venv,
         pin=not a.no_pin and two_cores(),
         quick=a.quick,
@@ -216,7 +227,13 @@ class Bench:
         return f"{self.sim.url}/v1"
 
     def start_gateway(
-        self, name: str, routes: Path | None, *, workers: int = 1, cpus: str | None = None
+        self,
+        name: str,
+        routes: Path | None,
+        *,
+        workers: int = 1,
+        cpus: str | None = None,
+        data: str | None = None,
     ) -> Server:
         args: list[str] = []
         if routes is not None:
@@ -227,10 +244,24 @@ class Bench:
         return procs.start_gateway(
             args=args,
             log=self.logs / f"{name}.log",
-            env=gateway_env(self.tmp / f"data-{name}"),
+            env=gateway_env(self.tmp / f"data-{data or name}"),
             cpus=cpus,
             timeout_s=120,
             name=name,
+        )
+
+    def start_passthrough(self) -> Server:
+        port = free_port()
+        cmd = [sys.executable, "-m", "loadtest.passthrough", "--port", str(port)]
+        cmd += ["--upstream", self.sim_base, "--key", SIM_KEY]
+        return start_server(
+            "passthrough",
+            cmd,
+            port=port,
+            health_path="/healthz",
+            log=self.logs / "passthrough.log",
+            cpus=self.cpus("sut"),
+            timeout_s=60,
         )
 
     def start_litellm(self) -> Server:
@@ -305,8 +336,13 @@ class Bench:
                 url = f"{self.sim_base}/chat/completions"
                 bodies = [upstream_body(r, "openai/gpt-4o") for r in self.reviews]
                 headers = {"Authorization": f"Bearer {SIM_KEY}"}
+            elif target == "passthrough":
+                server = started = self.start_passthrough()
+                url = f"{server.url}/v1/chat/completions"
+                bodies = [upstream_body(r, "openai/gpt-4o") for r in self.reviews]
+                headers = {}
             elif target == "gateway":
-                server = started = self.start_gateway("gateway", HERE / "routes.bench.yaml",
+                server = started = self.start_gateway("gateway", GATEWAY_ROUTES,
                                                       cpus=self.cpus("sut"))  # fmt: skip
                 url = f"{server.url}/v1/chat/completions"
                 bodies = [gateway_chat_body(r) for r in self.reviews]
@@ -333,11 +369,42 @@ class Bench:
                 target, server, url, bodies, headers, self.plan.concurrency
             )
             info["pid_vmhwm_mb"] = round(memory_kb(server.pid, "VmHWM") / 1024, 1)
+            if target == "gateway":
+                info["heavy_mapped"] = heavy_mapped(server.pid)
+                server.stop()
+                info["ready_warm_s"] = self.warm_ready()
         except StartError as exc:
             self.servers[target] = {"skipped": f"did not start: {str(exc)[:500]}"}
         finally:
             if started is not None:
                 started.stop()
+
+    def warm_ready(self) -> float | None:
+        """Time to ready of a second start on the first one's data dir (model built)."""
+        try:
+            gw = self.start_gateway("gateway-warm", GATEWAY_ROUTES, cpus=self.cpus("sut"),
+                                    data="gateway")  # fmt: skip
+        except StartError:
+            return None
+        gw.stop()
+        return round(gw.ready_s, 3)
+
+    def section_imports(self) -> None:
+        """What importing the server loads (a fresh interpreter): time, heavy modules."""
+        import subprocess
+
+        code = (
+            "import sys, time, json; t = time.perf_counter(); import gateway.api.asgi; "
+            "from gateway.api.app import create_app; "
+            "d = time.perf_counter() - t; "
+            f"print(json.dumps([d, [m for m in {HEAVY_MODULES!r} if m in sys.modules]]))"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+        if out.returncode != 0:
+            self.results["imports"] = {"error": out.stderr.decode()[-500:], "heavy": ["?"]}
+            return
+        seconds, heavy = json.loads(out.stdout)
+        self.results["imports"] = {"import_s": round(seconds, 3), "heavy": heavy}
 
     # -- sections ----------------------------------------------------------------------------
 
@@ -398,7 +465,7 @@ class Bench:
             name = f"gateway-w{workers}"
             try:
                 gw = self.start_gateway(
-                    name, HERE / "routes.bench.yaml", workers=workers, cpus=self.cpus("all")
+                    name, GATEWAY_ROUTES, workers=workers, cpus=self.cpus("all")
                 )
             except StartError as exc:
                 rows.append({"workers": workers, "skipped": str(exc)[:500]})
@@ -414,7 +481,7 @@ class Bench:
     def section_soak(self) -> None:
         n = self.plan.soak_requests
         print(f"soak: {n:,} requests ({self.plan.soak_kind})", file=sys.stderr, flush=True)
-        gw = self.start_gateway("soak", HERE / "routes.bench.yaml", cpus=self.cpus("sut"))
+        gw = self.start_gateway("soak", GATEWAY_ROUTES, cpus=self.cpus("sut"))
         try:
             self.results["soak"] = run_async(self._soak(gw, n))
         finally:
@@ -467,6 +534,7 @@ class Bench:
     def run(self) -> dict[str, Any]:
         plan = self.plan
         started = time.time()
+        self.section_imports()
         self.sim = self.start_sim()
         try:
             if "points" in plan.sections:
@@ -485,9 +553,9 @@ class Bench:
             meta=self._meta(started),
             servers=self.servers,
             points=self.points,
-            ratios=ratios(self.points, self.servers) if "litellm" in self.servers else [],
-            targets=evaluate_targets(self.points, self.servers),
+            ratios=ratios(self.points, self.servers),
         )
+        self.results["targets"] = evaluate_targets(self.results)
         return self.results
 
     def _meta(self, started: float) -> dict[str, Any]:
@@ -499,6 +567,7 @@ class Bench:
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
             "wall_s": round(time.time() - started, 1),
             "cpus": os.cpu_count(),
+            "machine": machine(),
             "python": platform.python_version(),
             "upstream_latency_ms": plan.latency_ms,
             "duration_s_per_point": plan.duration_s,
@@ -507,6 +576,29 @@ class Bench:
             "soak_requests": plan.soak_requests,
             "loadavg_at_end": os.getloadavg(),
         }
+
+
+def machine() -> str:
+    """The CPU model and memory, from /proc (the platform string elsewhere)."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        return f"{model}, {kb / 1024**2:.0f} GiB memory"
+    except (OSError, ValueError, IndexError):
+        return model
+
+
+def heavy_mapped(pid: int) -> list[str]:
+    """Heavy libraries a running server has loaded (their shared objects in its maps)."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return []
+    return [m for m in HEAVY_MODULES if f"/{m}/" in maps]
 
 
 def point_routes_litellm(source: Path, target: Path, bench: Bench) -> Path:
@@ -529,6 +621,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = Bench(plan, Path(tmp)).run()
     plan.out.write_text(json.dumps(results, indent=2) + "\n")
     print(markdown(results))
+    if plan.doc is not None:
+        args = sys.argv[1:] if argv is None else list(argv)
+        command = " ".join(["python -m loadtest.bench", *args])
+        plan.doc.write_text(document(results, command))
+        print(f"written: {plan.doc}", file=sys.stderr)
     print(f"results: {plan.out}", file=sys.stderr)
     errors = sum(p["errors"] for p in results["points"])
     return 1 if errors else 0
