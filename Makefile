@@ -65,17 +65,41 @@ experiments-aa: install
 	$(BIN)/python -m tools.experiments_aa --write docs/experiments.md
 
 clean:
-	rm -rf .triage-data reports .pytest_cache .mypy_cache .ruff_cache
+	rm -rf reports .pytest_cache .mypy_cache .ruff_cache  # the data dir (GATEWAY_DATA_DIR) is kept
+
+# The README's data loop end to end on loopback (free ports, a temporary data directory):
+# simulator, gateway, classify, corrections, export, fine-tune, deploy, eval, promote, rollback.
+.PHONY: data-loop
+data-loop: install
+	bash examples/data-loop.sh
 
 # Simulator (50 ms) + gateway in the background, locust headless against them; fails on any
 # failed request or a variant share off by more than 2 points. Reports in reports/loadtest*.
 loadtest: install
 	$(BIN)/python -m loadtest.run_loadtest --users 50 --spawn-rate 25 --run-time 30s --reports reports
 
-# Direct vs gateway vs LiteLLM proxy (when .venv-litellm exists), local model, workers, soak:
-# reports/bench.json and a markdown table. BENCH_ARGS=--quick for a smoke run, --soak for 100k.
+# Direct vs passthrough vs gateway vs LiteLLM proxy (when .venv-litellm exists), local model,
+# workers, soak: reports/bench.json, a markdown table, and docs/benchmarks.md rewritten.
+# BENCH_ARGS=--quick for a smoke run, --soak for the 100,000-request soak.
 bench: install bench-litellm-env
-	$(BIN)/python -m loadtest.bench --out reports/bench.json $(BENCH_ARGS)
+	$(BIN)/python -m loadtest.bench --out reports/bench.json --doc docs/benchmarks.md $(BENCH_ARGS)
+
+# Pair-store capacity: pairs/s into one Redis and a three-master cluster (started on loopback),
+# Redis memory and archive bytes per million pairs, time to export a million archived pairs;
+# reports/bench-redis.json and the measured block of docs/scaling.md rewritten.
+.PHONY: bench-redis
+bench-redis: install
+	$(BIN)/python -m tools.bench.redis --out reports/bench-redis.json --doc docs/scaling.md $(BENCH_ARGS)
+
+# Every figure of the local model (the zero-setup baseline on the template-disjoint seed split
+# and the hand-labelled sets of tests/data/local_eval/; MARC/Huang per approach where shared/data
+# sits beside the repository, the encoder too when the local-strong extra is installed: minutes
+# of CPU): reports/local_model.json and the measured block of docs/local-model.md rewritten.
+# BENCH_LOCAL_ARGS="--skip-minilm" (or --skip-shared) leaves the slow parts out.
+BENCH_LOCAL_ARGS ?=
+.PHONY: bench-local-model
+bench-local-model: install
+	$(BIN)/python -m tools.bench.local_model --out reports/local_model.json --doc docs/local-model.md $(BENCH_LOCAL_ARGS)
 
 # The LiteLLM proxy for `make bench`, in its own venv (its pins clash with the gateway's).
 LITELLM_VENV := .venv-litellm

@@ -56,6 +56,59 @@ def get_settings(**overrides: Any) -> Settings:
     return built
 
 
+_STORE_KEY = "triage_gateway.store_settings"
+
+
+def store_settings(**overrides: Any) -> Settings:
+    """`get_settings`, pointed at the store every command shares with the running gateway:
+    GATEWAY_REDIS_URL, else the embedded Redis a gateway runs for the data directory, else one
+    started for this command and stopped when it ends (`redis_client.open_store`). Says on
+    stderr which store it is. Without --routes / GATEWAY_ROUTES, the routes are those the
+    gateway recorded at its start (`served_routes`), so the CLI sees its experiments."""
+    from pydantic import SecretStr
+
+    from gateway.infra.redis_client import open_store
+
+    ctx = click.get_current_context(silent=True)
+    cached = ctx.meta.get(_STORE_KEY) if ctx is not None else None
+    if cached is not None:
+        if overrides and any(v is not None for v in overrides.values()):
+            raise RuntimeError("the settings of this invocation are already built")
+        return cached  # type: ignore[no-any-return]
+    config = get_settings(**overrides)
+    try:
+        store = open_store(config)
+    except (OSError, RuntimeError) as exc:
+        raise fail(f"cannot start the embedded redis ({exc})") from None
+    if ctx is not None:
+        ctx.call_on_close(store.close)
+    else:
+        import atexit
+
+        atexit.register(store.close)
+    typer.echo(f"store: {store.description}", err=True)
+    config = config.model_copy(update={"redis_url": SecretStr(store.url)})
+    if config.routes is None:
+        config = _served_routes(config)
+    if ctx is not None:
+        ctx.meta[_STORE_KEY] = config
+        ctx.meta[_SETTINGS_KEY] = config
+    return config
+
+
+def _served_routes(config: Settings) -> Settings:
+    from gateway.experiments import served_routes
+
+    served = with_redis(config, served_routes.read)
+    if served is None:
+        typer.echo("routes: none recorded in this store: the packaged default", err=True)
+        return config
+    path, copied = served_routes.routes_path(served, config.data_dir)
+    note = f"copy of {served.path}, changed or missing here" if copied else "the gateway's"
+    typer.echo(f"routes: {path} ({note}, recorded at the gateway's start)", err=True)
+    return config.model_copy(update={"routes": path})
+
+
 def with_redis(config: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run `work(redis)` against the gateway's Redis (the configured URL, or the embedded one
     under the data directory); gateway errors and Redis failures end the command."""

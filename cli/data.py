@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.app import fail, get_settings
+from cli.app import fail, store_settings
 
 
 def export(
@@ -22,13 +22,31 @@ def export(
     include_confirmed: Annotated[
         bool, typer.Option(help="Keep corrections that confirm the model's answer.")
     ] = True,
+    allow_unreviewed_fields: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unreviewed-fields",
+            help="Also export corrections whose topic or summary no reviewer checked.",
+        ),
+    ] = False,
+    include_eval: Annotated[
+        bool,
+        typer.Option("--include-eval", help="Also export pairs of eval calls (X-Triage-Variant)."),
+    ] = False,
 ) -> None:
-    """Export corrected pairs as chat fine-tuning JSONL (OpenAI / Together format)."""
-    from training.export import run_export
+    """Export corrected pairs as chat fine-tuning JSONL (OpenAI / Together format). Only
+    corrections whose four answer fields a reviewer confirmed or changed are written."""
+    from training.export import NothingToExport, run_export
 
     options = {"since": since, "experiment": experiment, "split": split, "balance": balance}
+    options["allow_unreviewed_fields"] = allow_unreviewed_fields
+    options["include_eval"] = include_eval
+    config = store_settings()
     try:
-        run_export(get_settings(), out, seed=seed, include_confirmed=include_confirmed, **options)
+        run_export(config, out, seed=seed, include_confirmed=include_confirmed, **options)
+    except NothingToExport as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     except ValueError as exc:
         raise fail(str(exc)) from None
 
@@ -41,7 +59,7 @@ def import_(
     from training.export import run_import
 
     try:
-        count = run_import(get_settings(), file, corrected_by)
+        count = run_import(store_settings(), file, corrected_by)
     except ValueError as exc:
         raise fail(str(exc)) from None
     typer.echo(f"imported {count} labelled reviews from {file}")

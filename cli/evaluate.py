@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.app import fail, get_settings, parse_names
+from cli.app import fail, get_settings, parse_names, store_settings
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -28,6 +28,10 @@ def eval_(
         str | None, typer.Option(help="Evaluate a running gateway at this URL instead.")
     ] = None,
     api_key: Annotated[str | None, typer.Option(help="API key for --gateway.")] = None,
+    admin_key: Annotated[
+        str | None,
+        typer.Option(help="--gateway with --variants: admin key [first of GATEWAY_ADMIN_KEYS]."),
+    ] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Calls in flight.")] = 8,
     limit: Annotated[int | None, typer.Option(min=1, help="Seeded sample of N rows.")] = None,
     gate_margin: Annotated[
@@ -56,11 +60,15 @@ def eval_(
 
     try:
         config = get_settings()
+        if gateway is None and _needs_store(config, routes, experiment, variants, sweep_cascade):
+            config = store_settings()
+        if admin_key is None and config.admin_keys:
+            admin_key = config.admin_keys[0].get_secret_value()
         opts = EvalOptions(
             data=data, out=out, variants=parse_names(variants), control=control, routes=routes,
-            experiment=experiment, gateway_url=gateway, api_key=api_key, concurrency=concurrency,
-            limit=limit, sweep=_cascade_pair(sweep_cascade), target_accuracy=target_accuracy,
-            progress=progress,
+            experiment=experiment, gateway_url=gateway, api_key=api_key, admin_key=admin_key,
+            concurrency=concurrency, limit=limit, sweep=_cascade_pair(sweep_cascade),
+            target_accuracy=target_accuracy, progress=progress,
         )  # fmt: skip
         gates = merge_gates(
             configured_gates(opts, config),
@@ -75,6 +83,26 @@ def eval_(
     print_summary(run.summary, Console(width=120))
     Console().print(f"wrote {out / 'summary.json'} and {out / 'report.html'}", highlight=False)
     raise typer.Exit(0 if run.summary["gates"]["passed"] else 1)
+
+
+def _needs_store(
+    config: Any, routes: Path | None, experiment: str | None, variants: str, sweep: str | None
+) -> bool:
+    """An in-process eval reads the store unless a routes file is given (--routes,
+    GATEWAY_ROUTES) that has every variant: the gateway's routes, runtime variants and the
+    model registry live there."""
+    from eval.offline import pick_experiment
+    from gateway.experiments.config import RoutesFileError, load_routes
+
+    path = routes or config.routes
+    if path is None:
+        return True
+    names = [*parse_names(variants), *parse_names(sweep or "")]
+    try:
+        pick_experiment(load_routes(path), experiment, names)
+    except (RoutesFileError, ValueError):
+        return True
+    return False
 
 
 def _cascade_pair(text: str | None) -> tuple[str, str] | None:
@@ -140,9 +168,12 @@ def report(
     from eval.online import read_online_report
 
     try:
-        data = read_online_report(get_settings(), experiment, control=control, mde=mde)
+        data = read_online_report(store_settings(), experiment, control=control, mde=mde)
     except ValueError as exc:
         raise fail(str(exc)) from None
+    if not any(row["traffic"] for row in data["variants"].values()):
+        typer.echo(f"error: no served pairs of experiment {experiment!r} in this store", err=True)
+        raise typer.Exit(1)
     console = Console(width=160)
     if json_out:
         console.print_json(data=data)

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli import data, evaluate, models, promote, train
+from cli import archive, data, evaluate, models, promote, train
 from cli.app import app, get_settings, log
 from cli.app import fail as _fail
 
@@ -202,7 +202,7 @@ def _check_port(host: str, port: int) -> None:
         raise _fail(_listen_error(host, port, exc)) from None
 
 
-for group in (data, evaluate, promote, models, train):
+for group in (data, evaluate, promote, models, train, archive):
     group.register(app)
 
 

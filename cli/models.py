@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.app import fail, get_settings, with_redis
+from cli.app import fail, store_settings, with_redis
 
 
 def finetune(
@@ -46,7 +46,7 @@ def finetune(
 
     if provider not in PROVIDERS:
         raise fail(f"--provider must be one of {sorted(PROVIDERS)}")
-    config = get_settings()
+    config = store_settings()
     env_key, secret = {
         "openai": ("OPENAI_API_KEY", config.openai_api_key),
         "together": ("TOGETHER_API_KEY", config.together_api_key),
@@ -109,7 +109,7 @@ def models_list() -> None:
     from gateway.infra.metrics import GatewayMetrics
     from training.finetune import registry_table
 
-    config = get_settings()
+    config = store_settings()
     try:
         routes = load_routes(config.routes)
     except RoutesFileError as exc:
@@ -136,7 +136,7 @@ def models_show(name: Annotated[str, typer.Argument(help="Registry name.")]) -> 
     from gateway.experiments import model_registry
     from training.finetune import record_table
 
-    record = with_redis(get_settings(), lambda r: model_registry.get_model(r, name))
+    record = with_redis(store_settings(), lambda r: model_registry.get_model(r, name))
     Console().print(record_table(record))
 
 
@@ -205,7 +205,7 @@ def models_add(
         raise fail("; ".join(e["msg"] for e in exc.errors())) from None
     except OSError as exc:
         raise fail(f"cannot read training data ({exc})") from None
-    with_redis(get_settings(), lambda r: model_registry.register(r, record, replace=replace))
+    with_redis(store_settings(), lambda r: model_registry.register(r, record, replace=replace))
     typer.echo(f"registered {name!r} ({kind}, status candidate)")
 
 
@@ -215,7 +215,7 @@ def models_retire(name: Annotated[str, typer.Argument(help="Registry name.")]) -
     from it keep serving until their weight is set to 0."""
     from gateway.experiments import model_registry
 
-    with_redis(get_settings(), lambda r: model_registry.retire(r, name))
+    with_redis(store_settings(), lambda r: model_registry.retire(r, name))
     typer.echo(f"retired {name!r}")
 
 
@@ -245,7 +245,7 @@ def models_deploy(
     from gateway.experiments.config import RoutesFileError, load_routes
     from gateway.experiments.deploy import deploy_model
 
-    config = get_settings()
+    config = store_settings()
     try:
         routes = load_routes(config.routes)
     except RoutesFileError as exc:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.app import fail, get_settings, parse_duration, parse_names
+from cli.app import fail, parse_duration, parse_names, store_settings
 
 
 def parse_steps(text: str) -> list[float]:
@@ -95,7 +95,7 @@ def promote(
             alpha=alpha,
         )
         result = run_promotion(
-            get_settings(routes=routes),
+            store_settings(routes=routes),
             experiment=experiment,
             candidate=candidate,
             steps=parse_steps(steps),
@@ -128,7 +128,7 @@ def rollback(
     from eval.promotion import rollback as rollback_latest
 
     try:
-        entry = rollback_latest(get_settings(routes=routes), experiment, reason, to_version)
+        entry = rollback_latest(store_settings(routes=routes), experiment, reason, to_version)
     except ValueError as exc:
         raise fail(str(exc)) from None
     if not entry.get("changed", True):
@@ -160,7 +160,7 @@ def history(
     from gateway.experiments.table import RouteTable, shares_of
     from gateway.infra.metrics import GatewayMetrics
 
-    config = get_settings(routes=routes)
+    config = store_settings(routes=routes)
     try:
         table = RouteTable(load_routes(config.routes))
     except RoutesFileError as exc:

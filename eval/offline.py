@@ -4,9 +4,15 @@ Two ways to run:
 
 * in process (default): the same `VariantPool` the gateway builds from the routes file, so the
   same prompt, upstream client, validation and re-ask; each variant answers every review
-  (`pool.run`, no fallback), and a failure or an invalid answer counts as a wrong answer;
-* through a running gateway (`gateway_url`): `POST /v1/classify` for the experiment as
-  served; figures are grouped by the variant that answered, and comparisons are unpaired.
+  (`pool.run`, no fallback), and a failure or an invalid answer counts as a wrong answer.
+  A variant the routes file lacks is taken from the store: a runtime variant (added with
+  `models deploy` or the admin API, built as a replica builds it), else a model-registry
+  entry, deployed or not (`model_registry.to_variant`: its endpoint, model id and price);
+* through a running gateway (`gateway_url`): `POST /v1/classify` for the experiment. With
+  `variants`, each named variant answers every review, forced with `X-Triage-Variant` (an
+  admin key; weight-0 and runtime variants included; the gateway logs those pairs as eval
+  pairs) and comparisons are paired; without, the experiment answers as served, figures are
+  grouped by the variant that answered, and comparisons are unpaired.
 
 Either way calls run concurrently under one semaphore, with a progress bar on stderr.
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -26,6 +33,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from redis.exceptions import RedisError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -41,15 +49,29 @@ from eval.data import LabelledReview, load_labelled, sample, to_review
 from eval.gates import check_gates
 from eval.report import write_report
 from eval.summary import FAILED, Outcome, summarise
-from gateway.errors import UpstreamError
-from gateway.experiments.config import Experiment, Gates, RoutesConfig, RoutesFileError, load_routes
+from gateway.errors import InvalidRequestError, NotFoundError, UpstreamError
+from gateway.experiments import model_registry
+from gateway.experiments.config import (
+    Experiment,
+    Gates,
+    RoutesConfig,
+    RoutesFileError,
+    load_routes,
+)
+from gateway.experiments.store import RouteStore
+from gateway.experiments.table import RouteTable, RuntimeVariant
 from gateway.infra.metrics import GatewayMetrics
+from gateway.infra.redis_client import async_connect
 from gateway.infra.settings import Settings
+from gateway.infra.state import runtime_variant_builder
 from gateway.local.loader import LocalModelError
 from gateway.request.pricing import ProviderFacts
 from gateway.request.upstream import UpstreamClient
 from gateway.request.variants import VariantPool
 from training.baseline import baseline_for_routes
+
+VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A variant name (`gateway.experiments.config.Name`)."""
 
 
 class EvalError(ValueError):
@@ -66,6 +88,8 @@ class EvalOptions:
     experiment: str | None = None
     gateway_url: str | None = None
     api_key: str | None = None
+    admin_key: str | None = None
+    """Gateway mode with `variants`: the bearer of the forced calls (X-Triage-Variant)."""
     concurrency: int = 8
     limit: int | None = None
     gates: Gates = field(default_factory=Gates)
@@ -116,25 +140,109 @@ async def run_eval(opts: EvalOptions, settings: Settings) -> EvalRun:
     return run
 
 
+def _in_routes(routes: RoutesConfig, experiment: str | None, names: Sequence[str]) -> bool:
+    try:
+        pick_experiment(routes, experiment, names)
+    except EvalError:
+        return False
+    return True
+
+
+async def _from_store(
+    settings: Settings,
+    routes: RoutesConfig,
+    pool: VariantPool,
+    baseline: Path | None,
+    experiment: str | None,
+    names: Sequence[str],
+) -> Experiment:
+    """The experiment with `names`, from the routes file plus the store: the runtime variants
+    in force (built into `pool` as a replica builds them), then registry entries for names
+    still missing (built the same way, weight 0, never stored)."""
+    facts, keys = ProviderFacts.from_litellm(), settings.provider_key_values()
+    table = RouteTable(routes)
+    build = runtime_variant_builder(pool, routes, facts, keys, baseline)
+    try:
+        async with async_connect(settings) as redis:
+            await RouteStore(redis, table, GatewayMetrics(), build_variant=build).refresh()
+            if experiment is not None:
+                try:
+                    candidates = [table.experiment(experiment)]
+                except NotFoundError:
+                    raise EvalError(f"unknown experiment {experiment!r}") from None
+            else:
+                default = table.experiment(None)
+                candidates = [default, *(e for e in table.experiments() if e is not default)]
+            # The experiment that has most of the names (the first such, default first).
+            have = [len(set(names) & {v.name for v in e.variants}) for e in candidates]
+            exp = candidates[have.index(max(have))]
+            missing = [n for n in names if n not in {v.name for v in exp.variants}]
+            records = [await _registry_record(redis, n, exp.name) for n in missing]
+    except (RedisError, OSError) as exc:
+        raise EvalError(f"redis unavailable ({type(exc).__name__}: {exc})") from None
+    if not records:
+        return exp
+    runtime = dict(table.runtime_variants(exp.name))
+    for record in records:
+        try:
+            variant = model_registry.to_variant(record, record.name)
+        except InvalidRequestError as exc:
+            raise EvalError(exc.detail) from None
+        runtime[record.name] = RuntimeVariant(
+            variant=variant, registry_name=record.name, actor="eval", ts=time.time()
+        )
+    try:
+        exp, _ = table.with_runtime(exp.name, runtime)
+        for record in records:
+            build(exp, exp.variant(record.name))
+    except InvalidRequestError as exc:
+        raise EvalError(exc.detail) from None
+    except ValueError as exc:
+        raise EvalError(f"registry model cannot be evaluated: {exc}") from None
+    return exp
+
+
+async def _registry_record(redis: Any, name: str, experiment: str) -> model_registry.ModelRecord:
+    try:
+        record = await model_registry.get_model(redis, name)
+    except NotFoundError:
+        raise EvalError(
+            f"{name!r} is neither a variant of {experiment!r} (routes file or deployed) nor a "
+            "registered model (see `triage-gateway models list`)"
+        ) from None
+    except InvalidRequestError as exc:
+        raise EvalError(exc.detail) from None
+    if not VARIANT_NAME.fullmatch(name):
+        raise EvalError(
+            f"registry name {name!r} is not a valid variant name: deploy it under one with "
+            f"`triage-gateway models deploy {name} --experiment {experiment} --as-variant NAME`"
+        )
+    return record
+
+
 async def _run_in_process(opts: EvalOptions, settings: Settings) -> EvalRun:
     routes = load_routes(opts.routes or settings.routes)
     names = list(dict.fromkeys([*opts.variants, *(opts.sweep or ())]))
     if not names:
         raise EvalError("name at least one variant (--variants)")
-    exp = pick_experiment(routes, opts.experiment, names)
     shown = opts.variants or names
     control = _control(opts.control, shown)
-    rows = sample(load_labelled(opts.data, exp.taxonomy), opts.limit)
     client = UpstreamClient()
     try:
+        baseline = baseline_for_routes(routes, settings.data_dir)
         pool = VariantPool.build(
             routes,
             ProviderFacts.from_litellm(),
             client,
             GatewayMetrics(),
             provider_keys=settings.provider_key_values(),
-            baseline_model=baseline_for_routes(routes, settings.data_dir),
+            baseline_model=baseline,
         )
+        if _in_routes(routes, opts.experiment, names):
+            exp = pick_experiment(routes, opts.experiment, names)
+        else:
+            exp = await _from_store(settings, routes, pool, baseline, opts.experiment, names)
+        rows = sample(load_labelled(opts.data, exp.taxonomy), opts.limit)
         batches = {
             name: [partial(_pool_call, pool, exp, name, i, row) for i, row in enumerate(rows)]
             for name in names
@@ -166,6 +274,8 @@ async def _run_in_process(opts: EvalOptions, settings: Settings) -> EvalRun:
 
 async def _run_gateway(opts: EvalOptions) -> EvalRun:
     assert opts.gateway_url is not None
+    if opts.variants:
+        return await _run_gateway_forced(opts)
     rows = sample(load_labelled(opts.data), opts.limit)
     url = opts.gateway_url.rstrip("/")
     headers = {"Authorization": f"Bearer {opts.api_key}"} if opts.api_key else {}
@@ -188,6 +298,64 @@ async def _run_gateway(opts: EvalOptions) -> EvalRun:
     if failed:
         outcomes[FAILED] = failed
     return EvalRun(summary, outcomes, rows)
+
+
+async def _run_gateway_forced(opts: EvalOptions) -> EvalRun:
+    """Each named variant answers every review through the gateway (`X-Triage-Variant`)."""
+    assert opts.gateway_url is not None
+    if not opts.admin_key:
+        raise EvalError(
+            "--variants with --gateway forces each variant (X-Triage-Variant), which needs an "
+            "admin key: --admin-key or GATEWAY_ADMIN_KEYS (drop --variants to evaluate the "
+            "experiment as served)"
+        )
+    control = _control(opts.control, opts.variants)
+    rows = sample(load_labelled(opts.data), opts.limit)
+    url = opts.gateway_url.rstrip("/")
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {opts.admin_key}"}) as s:
+        for name in opts.variants:  # one call each first: a refusal ends the eval, named
+            await _probe(s, url, opts.experiment, rows[0], name)
+        batches = {
+            name: [
+                partial(_http_call, s, url, opts.experiment, i, row, name)
+                for i, row in enumerate(rows)
+            ]
+            for name in opts.variants
+        }
+        results = await _gather(batches, opts.concurrency, opts.progress)
+    outcomes: dict[str, list[Outcome]] = {name: [] for name in opts.variants}
+    for outcome in results:
+        outcomes[outcome.variant].append(outcome)
+    summary = summarise(rows, outcomes, control, paired=True)
+    summary["meta"] |= _meta(opts, opts.experiment, "gateway_forced")
+    summary["gates"] = check_gates(summary, opts.gates)
+    return EvalRun(summary, outcomes, rows)
+
+
+async def _probe(
+    session: aiohttp.ClientSession,
+    url: str,
+    experiment: str | None,
+    row: LabelledReview,
+    name: str,
+) -> None:
+    body: dict[str, Any] = {"text": row.text, "review_id": _review_id(0, row)}
+    if experiment:
+        body["experiment"] = experiment
+    try:
+        async with session.post(
+            f"{url}/v1/classify",
+            json=body,
+            headers={"X-Triage-Variant": name},
+            timeout=aiohttp.ClientTimeout(total=120),
+        ) as resp:
+            data = await resp.json(content_type=None)
+            status = resp.status
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        raise EvalError(f"gateway {url} unreachable ({type(exc).__name__}: {exc})") from None
+    if status in (400, 401, 403, 404, 422):
+        detail = data.get("detail", "") if isinstance(data, dict) else ""
+        raise EvalError(f"the gateway refused variant {name!r} ({status}): {detail}")
 
 
 def _control(requested: str | None, names: Sequence[str]) -> str:
@@ -264,25 +432,32 @@ async def _http_call(
     experiment: str | None,
     index: int,
     row: LabelledReview,
+    force: str | None = None,
 ) -> Outcome:
+    """One classify call; with `force`, that variant (X-Triage-Variant), and a failure is
+    that variant's wrong answer (as in process) rather than a gateway failure."""
     body: dict[str, Any] = {"text": row.text, "review_id": _review_id(index, row)}
     body |= {k: v for k, v in (("app", row.app), ("rating", row.rating)) if v is not None}
     if experiment:
         body["experiment"] = experiment
+    headers = {"X-Triage-Variant": force} if force is not None else {}
     start = time.perf_counter()
     try:
         async with session.post(
-            f"{url}/v1/classify", json=body, timeout=aiohttp.ClientTimeout(total=120)
+            f"{url}/v1/classify",
+            json=body,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=120),
         ) as resp:
             data = await resp.json(content_type=None)
             status = resp.status
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         ms = (time.perf_counter() - start) * 1000
-        return Outcome(FAILED, index, None, None, ms, 0.0, 0, error=type(exc).__name__)
+        return Outcome(force or FAILED, index, None, None, ms, 0.0, 0, error=type(exc).__name__)
     ms = (time.perf_counter() - start) * 1000
     if status != 200 or not isinstance(data, dict):
         error = data.get("error") if isinstance(data, dict) else None
-        return Outcome(FAILED, index, None, None, ms, 0.0, 0, error=str(error or status))
+        return Outcome(force or FAILED, index, None, None, ms, 0.0, 0, error=str(error or status))
     t = data["triage"]
     return Outcome(
         str(data["variant"]),

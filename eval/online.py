@@ -36,6 +36,7 @@ async def load_online_report(
             variant_names(settings, experiment),
             control=control,
             mde=mde,
+            with_archive=True,
         )
 
 

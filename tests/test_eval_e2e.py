@@ -337,3 +337,139 @@ def test_eval_of_simulated_profiles_shows_a_significant_difference(
         f"b={better['mcnemar']['b']} c={better['mcnemar']['c']} "
         f"p={better['mcnemar']['p_value']:.2e}"
     )
+
+
+def cli_env(redis_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    return env | {
+        "GATEWAY_REDIS_URL": redis_url,
+        "GATEWAY_DATA_DIR": str(data_dir),
+        "GATEWAY_PROVIDER_KEYS": '{"openrouter": "sk-or-test-secret-0123456789"}',
+        "COLUMNS": "200",
+        **extra,
+    }
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, env=env, timeout=110
+    )
+
+
+def two_variant_routes(base_url: str) -> dict[str, Any]:
+    variant = {"model": "openrouter/openai/gpt-4o", "api_base": base_url, "timeout_s": 5}
+    return {
+        "experiments": [
+            {
+                "name": "triage",
+                "salt": "eval-salt",
+                "variants": [
+                    {"name": "control", "weight": 1.0, **variant},
+                    {"name": "candidate", "weight": 0.0, **variant},
+                ],
+                "fallback": ["control"],
+                "gates": {"accuracy_margin": 1.0},
+            }
+        ]
+    }
+
+
+def test_eval_of_a_registered_model_not_deployed(
+    tmp: Path, sim: Simulator, redis_url: str, data_dir: Path
+) -> None:
+    """`eval --variants control,cand2`: cand2 is only a registry entry (endpoint, model id,
+    price); the eval builds its variant from the record, and its cost follows that price."""
+    routes = tmp / "routes.yaml"
+    routes.write_text(yaml.safe_dump(two_variant_routes(sim.base_url)))
+    env = cli_env(redis_url, data_dir, GATEWAY_ROUTES=str(routes))
+    added = cli(
+        *("models", "add", "cand2", "--kind", "hosted", "--endpoint", sim.base_url),
+        *("--model", "acme/llama-3-8b-triage-ft", "--provider", "openrouter"),
+        *("--price-in", "0.2", "--price-out", "0.2"),
+        env=env,
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    out = tmp / "out"
+    proc = cli(
+        *("eval", "--data", str(SEED_SET), "--variants", "control,cand2", "--limit", "12"),
+        *("--out", str(out), "--no-progress", "--gate-margin", "1"),
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"store: {redis_url}" in proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["variants"]["cand2"]["n"] == summary["variants"]["control"]["n"] == 12
+    assert summary["variants"]["cand2"]["validity_rate"] == 1.0
+    cost = summary["variants"]["cand2"]["cost_per_review_usd"]
+    assert 0 < cost < summary["variants"]["control"]["cost_per_review_usd"]
+    missing = cli(
+        *("eval", "--data", str(SEED_SET), "--variants", "control,nobody", "--limit", "2"),
+        *("--out", str(tmp / "o2"), "--no-progress"),
+        env=env,
+    )
+    assert missing.returncode == 2 and "nor a registered model" in missing.stderr, missing.stderr
+
+
+def test_gateway_eval_forces_a_weight_0_variant_and_logs_eval_pairs(
+    tmp: Path, sim: Simulator, redis_url: str, data_dir: Path
+) -> None:
+    """In gateway mode each named variant answers every review (X-Triage-Variant with an admin
+    key), the weight-0 candidate included; those pairs are eval pairs: out of the online
+    report and of exports unless --include-eval."""
+    routes = two_variant_routes(sim.base_url)
+    admin = {"GATEWAY_ADMIN_KEYS": "admin-key-0123456789"}
+    with run_gateway(tmp / "gw", routes=routes, redis_url=redis_url, env=admin) as gw:
+        with gw.client() as client:  # an API key cannot force a variant
+            r = client.post(
+                "/v1/classify", json={"text": "It crashes."}, headers={"X-Triage-Variant": "x"}
+            )
+            assert r.status_code == 401, r.text
+        env = cli_env(redis_url, data_dir)  # no GATEWAY_ROUTES: the gateway recorded them
+        out = tmp / "out"
+        proc = cli(
+            *("eval", "--gateway", gw.url, "--admin-key", "admin-key-0123456789"),
+            *("--data", str(SEED_SET), "--variants", "control,candidate", "--limit", "18"),
+            *("--out", str(out), "--no-progress"),
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["meta"]["mode"] == "gateway_forced"
+        assert summary["variants"]["candidate"]["n"] == summary["variants"]["control"]["n"] == 18
+        assert summary["comparisons"]["candidate"]["mcnemar"] is not None  # paired
+        unknown = cli(
+            *("eval", "--gateway", gw.url, "--admin-key", "admin-key-0123456789"),
+            *("--data", str(SEED_SET), "--variants", "control,ghost", "--limit", "2"),
+            *("--out", str(tmp / "o2"), "--no-progress"),
+            env=env,
+        )
+        assert unknown.returncode == 2 and "ghost" in unknown.stderr, unknown.stderr
+        with gw.client() as client:
+            deadline = time.monotonic() + 10
+            while True:
+                pairs = client.get("/v1/pairs", params={"limit": 100}).json()
+                items = pairs["items"] if isinstance(pairs, dict) else pairs
+                if len(items) >= 39 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            # 2 x 18, one probe call per variant, and the refused run's probe of control
+            assert len(items) == 39, len(items)
+            assert {p["purpose"] for p in items} == {"eval"}
+            assert {p["variant"] for p in items} == {"control", "candidate"}
+            target = next(p for p in items if p["variant"] == "candidate")
+            fix = {
+                "request_id": target["request_id"],
+                "category": "Bug Report",
+                "urgency": "High",
+                "topic": "crash",
+                "summary": "The app crashes.",
+                "corrected_by": "tester",
+            }
+            assert client.post("/v1/corrections", json=fix).status_code == 201
+    report = cli("report", "--experiment", "triage", "--json", env=env)
+    assert report.returncode == 1 and "no served pairs" in report.stderr, report.stderr
+    skipped = cli("export", "--out", str(tmp / "x1"), env=env)
+    assert skipped.returncode == 1 and "skipped_eval 39" in skipped.stderr, skipped.stderr
+    kept = cli("export", "--out", str(tmp / "x2"), "--include-eval", "--split", "1", env=env)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert json.loads((tmp / "x2" / "stats.json").read_text())["train"] == 1

@@ -3,6 +3,7 @@ Redis, a stratified leak-free split, balancing, the chat format checked line by 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import os
@@ -24,6 +25,7 @@ from openai.types.chat import (
 from pydantic import TypeAdapter
 from rich.console import Console
 
+from gateway.infra import redis_keys
 from gateway.pairs.corrections import add_correction, taxonomy_lookup
 from gateway.pairs.record import PairRecord
 from gateway.request.triage import DEFAULT_TAXONOMY, system_prompt, user_prompt
@@ -158,7 +160,13 @@ async def test_export_1000_corrected_pairs(aredis: aioredis.Redis, tmp: Path) ->
     seeded = [PairRecord.from_dict(r) for r in (*live, confirmed, shadow)]
     await write_records(aredis, STREAM, seeded)
     lookup = taxonomy_lookup(None)
-    body = {"request_id": "live-9", "category": "bug report", "urgency": "low"}
+    everything_checked = ["category", "urgency", "topic", "summary"]
+    body = {
+        "request_id": "live-9",
+        "category": "bug report",
+        "urgency": "low",
+        "reviewed_fields": everything_checked,
+    }
     stored = await add_correction(aredis, STREAM, lookup, {**body, "corrected_by": "r"})
     assert stored["changed"] is False
     # a re-corrected imported pair: the last correction wins
@@ -314,3 +322,83 @@ def test_cli_import_and_export(tmp: Path, redis_url: str) -> None:
         [*cmd, "import", str(bad)], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2 and "bad.jsonl:1" in done.stderr
+
+
+async def test_export_leaves_out_unreviewed_fields(
+    aredis: aioredis.Redis, tmp: Path, redis_url: str
+) -> None:
+    """Only corrections whose four answer fields a reviewer confirmed or changed are written;
+    the rest are counted in stats.json, and `--allow-unreviewed-fields` keeps them."""
+    texts = {
+        "all": "The app crashes when I rotate the screen in the editor",
+        "two": "Please add a dark mode to the reading view of the app",
+        "topic": "How do I move my saved recipes to a new phone?",
+        "legacy": "Love the new widgets, they make mornings easier",
+        "legacy-import": "Sync to the tablet loses notes written offline",
+    }
+    pairs = [
+        PairRecord.from_dict(served_pair(i, text, "Other", request_id=name))
+        for i, (name, text) in enumerate(texts.items())
+    ]
+    await write_records(aredis, STREAM, pairs)
+    lookup = taxonomy_lookup(None)
+
+    async def correct(request_id: str, **extra: Any) -> dict[str, Any]:
+        body = {"request_id": request_id, "corrected_by": "r", **extra}
+        return dict(await add_correction(aredis, STREAM, lookup, body))
+
+    # all four given: all reviewed (the default for a client that sends them)
+    full = await correct(
+        "all", category="Bug Report", urgency="High", topic="Editor crash", summary="Crashes."
+    )
+    assert full["fields"] == {
+        "category": "changed",
+        "urgency": "changed",
+        "topic": "changed",
+        "summary": "changed",
+    }
+    # category and urgency only: the model's topic and summary stay unreviewed
+    two = await correct("two", category="Feature Request", urgency="Low")
+    assert two["fields"]["topic"] == two["fields"]["summary"] == "unreviewed"
+    assert two["fields"]["urgency"] == "confirmed"
+    # the client says it checked the topic but not the summary
+    topic = await correct(
+        "topic",
+        category="Question",
+        urgency="Low",
+        reviewed_fields=["category", "urgency", "topic"],
+    )
+    assert topic["fields"]["topic"] == "confirmed" and topic["fields"]["summary"] == "unreviewed"
+    # stored before `fields` existed: category/urgency reviewed, topic/summary not (imports:
+    # the labelled file's answer, all four)
+    for rid, source in (("legacy", "review"), ("legacy-import", "import")):
+        old = {**two, "id": f"old-{rid}", "request_id": rid, "source": source}
+        del old["fields"]
+        await aredis.rpush(redis_keys.corrections(rid), json.dumps(old))
+
+    await export_dataset(aredis, STREAM, tmp / "strict", console=Console(file=None))
+    lines = read_jsonl(tmp / "strict" / "train.jsonl") + read_jsonl(tmp / "strict" / "val.jsonl")
+    written = {review_text(ln["messages"][1]["content"]) for ln in lines}
+    assert written == {texts["all"], texts["legacy-import"]}
+    counts = json.loads((tmp / "strict" / "stats.json").read_text())["counts"]
+    assert counts["skipped_unreviewed_fields"] == 3
+    assert counts["unreviewed_topic"] == 2 and counts["unreviewed_summary"] == 3
+    assert "skipped_uncorrected" not in counts  # every pair here has a correction
+    print(json.dumps({k: v for k, v in counts.items() if "unreviewed" in k}))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(GATEWAY_REDIS_URL=redis_url, GATEWAY_DATA_DIR=str(tmp / "data"))
+    cmd = [sys.executable, "-m", "cli", "export", "--out", str(tmp / "loose")]
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [*cmd, "--allow-unreviewed-fields"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    loose = json.loads((tmp / "loose" / "stats.json").read_text())
+    assert loose["train"] + loose["val"] == 5
+    assert loose["filters"]["allow_unreviewed_fields"] is True
+    assert "skipped_unreviewed_fields" not in loose["counts"]

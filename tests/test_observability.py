@@ -461,8 +461,10 @@ def test_access_log_carries_the_callers_request_id(observed: Observed) -> None:
             if '"abc-123"' in raw and '"triage_gateway.access"' in raw:
                 line = json.loads(raw)
         time.sleep(0.05)
-    assert line is not None, "no access-log line with request_id abc-123"
-    assert line["request_id"] == "abc-123"
+    assert line is not None, "no access-log line with the caller's id abc-123"
+    # The gateway's own id names the request (and its pair); the caller's is kept beside it.
+    assert line["caller_request_id"] == "abc-123"
+    assert line["request_id"] != "abc-123" and len(line["request_id"]) == 32
     assert line["path"] == "/v1/classify" and line["status"] == r.status_code
     assert line["variant"] in {"control", "candidate"} or r.status_code != 200
     assert isinstance(line["latency_ms"], float | int) and line["latency_ms"] > 0

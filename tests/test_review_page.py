@@ -1,6 +1,8 @@
 """The review page in a real headless Chromium (Debian's `chromium`, driven by Playwright's
-Python API; no browser download): sign in, see the queue, correct an item, find the
-correction in the export. Fails, never skips, when chromium is missing."""
+Python API; no browser download): sign in, see the queue, correct an item (changing the
+category makes the page ask for topic and summary first), find the correction in the export,
+and see the export leave out a correction whose topic and summary nobody checked. Fails, never
+skips, when chromium is missing."""
 
 from __future__ import annotations
 
@@ -79,6 +81,7 @@ def test_review_page_in_chromium(gw: Gateway, redis_url: str, tmp: Path) -> None
     served = seed_queue(gw)
     target = served["ui-1"]
     new_category = next(c for c in DEFAULT_TAXONOMY.categories if c != target["triage"]["category"])
+    new_urgency = "Critical" if target["triage"]["urgency"] != "Critical" else "Low"
     dialogs: list[str] = []
 
     def on_dialog(dialog: Dialog) -> None:
@@ -125,10 +128,22 @@ def test_review_page_in_chromium(gw: Gateway, redis_url: str, tmp: Path) -> None
             page.keyboard.press("k")
             expect(items.nth(0)).to_have_class("item current")
 
-            # correct the target through the form: change the category, save
+            # correct the target through the form: change the category; the page asks for
+            # topic and summary to be edited or ticked before it saves anything
+            recheck = card.locator(".recheck")
+            expect(recheck).to_be_hidden()
             card.locator("select[name=category]").select_option(new_category)
-            card.locator("select[name=urgency]").select_option("Critical")
+            card.locator("select[name=urgency]").select_option(new_urgency)
+            expect(recheck).to_be_visible()
             card.locator("input[name=note]").fill("crash, not what the model said")
+            card.get_by_role("button", name="Save correction").click()
+            expect(recheck.get_by_role("alert")).to_contain_text("edit the topic and summary")
+            expect(card.locator("input[name=topic]")).to_be_focused()
+            expect(page.locator("#flash")).to_have_count(0)  # nothing was posted
+            card.locator("input[name=topic]").fill("Photo editor crash")
+            card.get_by_role("button", name="Save correction").click()
+            expect(recheck.get_by_role("alert")).to_contain_text("edit the summary")
+            card.get_by_label("Summary is still right").check()
             card.get_by_role("button", name="Save correction").click()
             expect(page.locator("#flash")).to_contain_text("Saved")
             expect(page.locator("#flash")).to_contain_text(new_category)
@@ -145,6 +160,33 @@ def test_review_page_in_chromium(gw: Gateway, redis_url: str, tmp: Path) -> None
             page.keyboard.press("a")
             expect(page.locator("#flash")).to_contain_text("answer confirmed")
             expect(page.locator(f"article[data-request-id='{first_id}']")).to_have_count(0)
+            # two reviews still waiting: one for a refused post, one for an API correction
+            waiting = [r for r in ("ui-2", "ui-3", "ui-xss") if served[r]["request_id"] != first_id]
+            refused_one, api_one = served[waiting[0]], served[waiting[1]]
+            api_text = next(b["text"] for b in REVIEWS if b["review_id"] == waiting[1])
+
+            # the server asks too: a relabelling post with topic and summary unchecked is
+            # refused and stores nothing
+            csrf = page.locator("input[name=csrf]").first.get_attribute("value") or ""
+            unchecked = page.request.post(
+                f"{gw.url}/review/correct",
+                form={
+                    "request_id": refused_one["request_id"],
+                    "csrf": csrf,
+                    "category": next(
+                        c
+                        for c in DEFAULT_TAXONOMY.categories
+                        if c != refused_one["triage"]["category"]
+                    ),
+                    "urgency": refused_one["triage"]["urgency"],
+                    "topic": refused_one["triage"]["topic"],
+                    "summary": refused_one["triage"]["summary"],
+                },
+                max_redirects=0,
+            )
+            assert unchecked.status == 303 and "error=recheck" in unchecked.headers["location"]
+            page.goto(gw.url + unchecked.headers["location"])
+            expect(page.locator("#flash")).to_contain_text("tick them as still right")
 
             # CSRF: a form post with the session cookie but a wrong token is refused
             refused = page.request.post(
@@ -168,26 +210,62 @@ def test_review_page_in_chromium(gw: Gateway, redis_url: str, tmp: Path) -> None
     with gw.client() as client:
         detail = client.get(f"/v1/pairs/{target['request_id']}").json()
     correction = detail["corrections"][-1]
-    assert correction["category"] == new_category and correction["urgency"] == "Critical"
+    assert len(detail["corrections"]) == 1
+    assert correction["category"] == new_category and correction["urgency"] == new_urgency
     assert correction["changed"] is True and correction["note"] == "crash, not what the model said"
+    assert correction["topic"] == "Photo editor crash"
+    assert correction["summary"] == target["triage"]["summary"]
+    assert correction["fields"] == {
+        "category": "changed",
+        "urgency": "changed",
+        "topic": "changed",
+        "summary": "confirmed",
+    }
     assert (
         correction["corrected_by"].startswith("reviewer:") and len(correction["corrected_by"]) == 17
     )
     assert REVIEWER_KEY not in json.dumps(detail)
+    with gw.client() as client:
+        untouched = client.get(f"/v1/pairs/{refused_one['request_id']}").json()
+        assert untouched["corrections"] == []  # the refused post stored nothing
+        # an API client that sends category and urgency only: topic and summary unreviewed
+        body = {
+            "request_id": api_one["request_id"],
+            "category": "Question",
+            "urgency": "Low",
+            "corrected_by": "api-client",
+        }
+        r = client.post("/v1/corrections", json=body)
+        assert r.status_code == 201, r.text
+        assert r.json()["fields"]["topic"] == "unreviewed"
+        assert r.json()["fields"]["summary"] == "unreviewed"
 
     stats, lines = asyncio.run(export(redis_url, tmp / "export"))
     assert stats["train"] + stats["val"] == 2  # the correction and the confirmation
+    assert stats["counts"]["skipped_unreviewed_fields"] == 1
+    assert stats["counts"]["unreviewed_topic"] == 1 == stats["counts"]["unreviewed_summary"]
+    on_disk = json.loads((tmp / "export" / "stats.json").read_text())
+    assert on_disk["counts"]["skipped_unreviewed_fields"] == 1
+    assert not any(api_text in ln["messages"][1]["content"] for ln in lines)
+    loose, loose_lines = asyncio.run(export(redis_url, tmp / "loose", allow_unreviewed=True))
+    assert loose["train"] + loose["val"] == 3 and "skipped_unreviewed_fields" not in loose["counts"]
+    assert any(api_text in ln["messages"][1]["content"] for ln in loose_lines)
     found = [ln for ln in lines if REVIEWS[0]["text"] in ln["messages"][1]["content"]]
     assert len(found) == 1
     answer = json.loads(found[0]["messages"][2]["content"])
-    assert answer["category"] == new_category and answer["urgency"] == "Critical"
+    assert answer["category"] == new_category and answer["urgency"] == new_urgency
+    assert answer["topic"] == "Photo editor crash"
     assert SCREENSHOT.stat().st_size > 10_000
 
 
-async def export(redis_url: str, out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+async def export(
+    redis_url: str, out: Path, *, allow_unreviewed: bool = False
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     client = aioredis.Redis.from_url(redis_url)
     try:
-        stats = await export_dataset(client, "triage:pairs", out)
+        stats = await export_dataset(
+            client, "triage:pairs", out, allow_unreviewed_fields=allow_unreviewed
+        )
     finally:
         await client.aclose()
     lines = []

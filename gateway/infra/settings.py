@@ -11,6 +11,7 @@ Secrets are `SecretStr` and have no defaults.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +20,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 KeyList = Annotated[list[SecretStr], NoDecode]
 HostList = Annotated[list[str], NoDecode]
+
+
+def default_data_dir() -> Path:
+    """`$XDG_DATA_HOME/triage-gateway`, else `~/.local/share/triage-gateway`: the same folder
+    whatever the current directory, so every command finds the gateway's embedded Redis."""
+    xdg = os.environ.get("XDG_DATA_HOME", "").strip()
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "triage-gateway"
 
 
 def _split_keys(value: Any) -> Any:
@@ -35,8 +44,9 @@ class Settings(BaseSettings):
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     routes: Path | None = None
     """Routes file (YAML); the packaged default (one in-process local variant) when unset."""
-    data_dir: Path = Path(".triage-data")
-    """Embedded Redis, the pair spool and cached models live here."""
+    data_dir: Path = Field(default_factory=default_data_dir)
+    """Embedded Redis, the pair spool and cached models live here (`default_data_dir`); a
+    relative GATEWAY_DATA_DIR is made absolute against the current directory once, here."""
     redis_url: SecretStr | None = None
     """redis:// or unix:// URL; when unset an embedded Redis is started under data_dir."""
 
@@ -75,6 +85,16 @@ class Settings(BaseSettings):
     pair_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 256
     pair_retention_days: Annotated[float, Field(ge=0)] = 0.0
     """Trim pairs older than this many days (0 keeps everything)."""
+    redis_cluster: bool = False
+    """GATEWAY_REDIS_URL names any node of a Redis Cluster (hash-tagged key layout)."""
+    pair_shards: Annotated[int, Field(ge=1, le=1024)] = 1
+    """Pair streams, by a hash of the request id (fixed for the life of the stored data)."""
+    pair_hot_hours: Annotated[float, Field(ge=0)] = 0.0
+    """Pairs older than this move to the archive (`triage-gateway archive`; 0: never)."""
+    archive_url: str | None = None
+    """Directory or fsspec URL (s3://, gs://) of the Parquet archive of pairs and corrections."""
+    archive_every_s: Annotated[float, Field(ge=0)] = 0.0
+    """The gateway archives pairs this often (0: only on demand or from a CronJob)."""
     redact: bool = True
     """Mask emails, phone numbers and URLs with tokens before pairs are stored."""
     weights_poll_s: Annotated[float, Field(gt=0, le=60)] = 1.0
@@ -85,6 +105,11 @@ class Settings(BaseSettings):
     @classmethod
     def _split(cls, value: Any) -> Any:
         return _split_keys(value)
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
 
     def provider_key_values(self) -> dict[str, str]:
         keys = {name: secret.get_secret_value() for name, secret in self.provider_keys.items()}

@@ -16,12 +16,19 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway import __version__
-from gateway.experiments.config import Experiment, RoutesConfig, Variant, load_routes
+from gateway.experiments import served_routes
+from gateway.experiments.config import (
+    DEFAULT_ROUTES_PATH,
+    Experiment,
+    RoutesConfig,
+    Variant,
+    load_routes,
+)
 from gateway.experiments.store import RouteStore, VariantBuilder
 from gateway.experiments.table import RouteTable
 from gateway.infra.embedded_redis import EmbeddedRedis
 from gateway.infra.metrics import GatewayMetrics
-from gateway.infra.redis_client import redis_url
+from gateway.infra.redis_client import client_for, redis_url
 from gateway.infra.settings import Settings
 from gateway.local.loader import LocalModelError, baseline_model_path, needs_baseline
 from gateway.pairs.pairlog import PairLog
@@ -114,6 +121,14 @@ def runtime_variant_builder(
     return build
 
 
+async def _record_routes(client: aioredis.Redis, path: Path) -> None:
+    """Record the routes file served (`served_routes`), for CLI commands run elsewhere."""
+    try:
+        await served_routes.record(client, *served_routes.read_file(path))
+    except (RedisError, OSError) as exc:
+        log.warning("served routes not recorded", extra={"fields": {"error": type(exc).__name__}})
+
+
 async def build_state(settings: Settings) -> GatewayState:
     routes = load_routes(settings.routes)
     metrics = GatewayMetrics()
@@ -131,10 +146,13 @@ async def build_state(settings: Settings) -> GatewayState:
     url, embedded = redis_url(settings)
     try:
         # A blocking pool: a burst of admin/review calls waits for a connection instead of failing.
-        connections = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=64, timeout=5.0, socket_timeout=2.0, socket_connect_timeout=2.0
-        )
-        client = aioredis.Redis(connection_pool=connections)
+        if settings.redis_cluster:
+            client = client_for(url, settings, timeout_s=2.0, max_connections=64)
+        else:
+            connections = aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=64, timeout=5.0, socket_timeout=2.0, socket_connect_timeout=2.0
+            )
+            client = aioredis.Redis(connection_pool=connections)
         pairs = PairLog.from_url(url, settings, metrics)
         classifier = Classifier(table=table, pool=pool, metrics=metrics, pairs=pairs)
         await pairs.start()
@@ -147,6 +165,7 @@ async def build_state(settings: Settings) -> GatewayState:
                 "weights not loaded from Redis", extra={"fields": {"error": type(exc).__name__}}
             )
         route_store.start(settings.weights_poll_s)
+        await _record_routes(client, settings.routes or DEFAULT_ROUTES_PATH)
     except BaseException:
         if embedded is not None:
             embedded.stop()  # a failed start leaves no redis-server behind

@@ -8,16 +8,24 @@ pair is kept and the last correction wins for export. Storing one also records t
 `redis_keys.corrected_set()` (scored by time) and takes it off `redis_keys.review_queue()`.
 Confirming that the model was right is a correction equal to the model's answer
 (`changed: false`).
+
+Each correction records, in `fields`, what the reviewer did with each of the four answer fields:
+`"changed"` (the stored value differs from the model's), `"confirmed"` (the reviewer checked the
+model's value and kept it) or `"unreviewed"` (the model's value was kept without being checked).
+A client names what it checked in `reviewed_fields`; by default category and urgency (always
+sent) and whichever of topic and summary it sent. Corrections stored before `fields` existed
+read as category and urgency reviewed, topic and summary unreviewed (`field_status`; imported
+labels excepted).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, TypedDict, cast
+from typing import Annotated, Literal, NotRequired, TypedDict, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -33,6 +41,12 @@ from gateway.request.triage import DEFAULT_TAXONOMY, SUMMARY_MAX_CHARS, TOPIC_MA
 from gateway.request.validate import canonical_label
 
 NOTE_MAX_CHARS = 2000
+
+FIELDS = ("category", "urgency", "topic", "summary")
+"""The four answer fields a reviewer judges."""
+FieldName = Literal["category", "urgency", "topic", "summary"]
+FieldStatus = Literal["changed", "confirmed", "unreviewed"]
+TEXT_FIELDS = ("topic", "summary")
 
 TaxonomyFor = Callable[[str], Taxonomy]
 """Experiment name -> its taxonomy (the routes file's, the default for unknown names)."""
@@ -67,6 +81,8 @@ class Correction(TypedDict):
     changed: bool
     source: str
     created_at: str
+    fields: NotRequired[dict[str, FieldStatus]]
+    """Per answer field: changed, confirmed or unreviewed (absent from older records)."""
 
 
 class Erasure(TypedDict):
@@ -97,6 +113,36 @@ class PairDetail:
         return out
 
 
+class TextNotReviewedError(InvalidRequestError):
+    """Category or urgency changed but topic or summary was neither edited nor confirmed."""
+
+
+def field_status(correction: Mapping[str, object]) -> dict[str, FieldStatus]:
+    """What the reviewer did with each answer field. A record stored before `fields` existed
+    reads as category and urgency reviewed (changed or confirmed, from the model's original
+    labels) and topic and summary unreviewed, except an imported label (`source: "import"`),
+    which is the labelled file's answer in all four fields."""
+    stored = correction.get("fields")
+    if isinstance(stored, Mapping):
+        out: dict[str, FieldStatus] = {}
+        for name in FIELDS:
+            value = stored.get(name)
+            out[name] = value if value in ("changed", "confirmed") else "unreviewed"
+        return out
+    text: FieldStatus = "confirmed" if correction.get("source") == "import" else "unreviewed"
+    legacy: dict[str, FieldStatus] = {"topic": text, "summary": text}
+    for name in ("category", "urgency"):
+        original = correction.get(f"original_{name}")
+        same = original is None or correction.get(name) == original
+        legacy[name] = "confirmed" if same else "changed"
+    return legacy
+
+
+def unreviewed_fields(correction: Mapping[str, object]) -> list[str]:
+    """The answer fields of a correction nobody checked (empty: all four human-confirmed)."""
+    return [name for name, status in field_status(correction).items() if status == "unreviewed"]
+
+
 def _load_correction(raw: bytes | str) -> Correction:
     return cast(Correction, orjson.loads(raw))
 
@@ -120,6 +166,10 @@ class CorrectionIn(BaseModel):
     corrected_by: Annotated[str, Field(min_length=1, max_length=200)]
     note: str | None = None
     """At most `NOTE_MAX_CHARS`; checked in `add_correction` (a longer note is a 413)."""
+    reviewed_fields: Annotated[list[FieldName], Field(max_length=4)] | None = None
+    """The answer fields the reviewer checked; by default category, urgency and whichever of
+    topic and summary the body gives. A field whose value differs from the model's counts as
+    changed either way."""
 
     @model_validator(mode="after")
     def _one_target(self) -> CorrectionIn:
@@ -151,10 +201,8 @@ async def latest_served_pair(
     redis: aioredis.Redis, stream: str, review_id: str
 ) -> PairRecord | None:
     """The most recent served (non-shadow) pair logged for `review_id`."""
-    members = await redis.smembers(redis_keys.review_pairs(review_id))
     best: PairRecord | None = None
-    for raw in members:
-        rid = raw.decode() if isinstance(raw, bytes) else str(raw)
+    for rid in await pairstore.review_request_ids(redis, review_id):  # every shard
         pair = await pairstore.get_pair(redis, stream, rid)
         if pair is None or pair.shadow:
             continue
@@ -190,9 +238,17 @@ def make_correction(
     summary: str | None = None,
     note: str | None = None,
     source: str = "api",
+    reviewed_fields: Collection[str] | None = None,
+    review_page: bool = False,
 ) -> Correction:
     """The correction record of `pair` (the plan's ReviewCorrection); labels are checked
-    against `taxonomy` (case-insensitive) and written in its spelling."""
+    against `taxonomy` (case-insensitive) and written in its spelling.
+
+    `reviewed_fields` names the fields the reviewer checked (default: category, urgency and
+    each of topic and summary that is given). `review_page`: the reviewer saw all four fields
+    on the review page. A topic or summary kept there counts as confirmed when category and
+    urgency stay; when either changes, both must be edited or named in `reviewed_fields`
+    (the page asks), else `TextNotReviewedError` and nothing is stored."""
     if note is not None and len(note) > NOTE_MAX_CHARS:
         raise PayloadTooLargeError(f"note is {len(note)} characters; the limit is {NOTE_MAX_CHARS}")
     model = pair.triage
@@ -200,14 +256,39 @@ def make_correction(
     urgency = _canonical(urgency, taxonomy.urgencies, "urgency")
     original_category = model.category
     original_urgency = model.urgency
+    if reviewed_fields is None:
+        given = {"topic": topic, "summary": summary}
+        reviewed_fields = ["category", "urgency", *(n for n, v in given.items() if v)]
+    final = {
+        "category": category,
+        "urgency": urgency,
+        "topic": topic or model.topic,
+        "summary": summary or model.summary,
+    }
+    fields: dict[str, FieldStatus] = {}
+    for name in FIELDS:
+        if final[name] != getattr(model, name):
+            fields[name] = "changed"
+        else:
+            fields[name] = "confirmed" if name in reviewed_fields else "unreviewed"
+    relabelled = fields["category"] == "changed" or fields["urgency"] == "changed"
+    unchecked = [n for n in TEXT_FIELDS if fields[n] == "unreviewed"]
+    if review_page and not relabelled:
+        fields.update(dict.fromkeys(unchecked, "confirmed"))
+    elif review_page and unchecked:
+        raise TextNotReviewedError(
+            "category or urgency changed: confirm or edit "
+            + " and ".join(unchecked)
+            + " too; nothing was saved"
+        )
     return {
         "id": uuid.uuid4().hex,
         "request_id": pair.request_id,
         "review_id": pair.review_id,
         "category": category,
         "urgency": urgency,
-        "topic": topic or model.topic,
-        "summary": summary or model.summary,
+        "topic": final["topic"],
+        "summary": final["summary"],
         "corrected_by": corrected_by,
         "note": note,
         "original_category": original_category,
@@ -216,6 +297,7 @@ def make_correction(
         "changed": category != original_category or urgency != original_urgency,
         "source": source,
         "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "fields": fields,
     }
 
 
@@ -234,6 +316,8 @@ async def store_corrections(
             pipe.rpush(redis_keys.corrections(rid), orjson.dumps(record))
             pipe.zadd(redis_keys.corrected_set(), {rid: now})
             pipe.zrem(redis_keys.review_queue(), rid)
+            if redis_keys.archive_url() is not None:  # written through to the archive
+                pipe.xadd(redis_keys.corrections_outbox(), {"c": orjson.dumps(record)})
         await pipe.execute()
     if metrics is not None:
         for record in records:
@@ -249,12 +333,15 @@ async def add_correction(
     *,
     metrics: GatewayMetrics | None = None,
     source: str = "api",
+    review_page: bool = False,
 ) -> Correction:
-    """Validate and store one correction; returns the stored record.
+    """Validate and store one correction; returns the stored record (`review_page`: see
+    `make_correction`).
 
-    Raises `InvalidRequestError` (422: bad body, or a label outside the pair's experiment
-    taxonomy; the detail names the allowed values), `PayloadTooLargeError` (413: note over
-    `NOTE_MAX_CHARS`) and `NotFoundError` (404: unknown request_id / review_id)."""
+    Raises `InvalidRequestError` (422: bad body, a label outside the pair's experiment
+    taxonomy, or `TextNotReviewedError`; the detail names the problem), `PayloadTooLargeError`
+    (413: note over `NOTE_MAX_CHARS`) and `NotFoundError` (404: unknown request_id /
+    review_id)."""
     parsed = _parse(body)
     if parsed.note is not None and len(parsed.note) > NOTE_MAX_CHARS:
         raise PayloadTooLargeError(
@@ -262,7 +349,13 @@ async def add_correction(
         )
     pair = await _target_pair(redis, stream, parsed)
     answer = parsed.model_dump(exclude={"request_id", "review_id"})  # the body but its target
-    record = make_correction(pair, taxonomy_for(pair.experiment), **answer, source=source)
+    record = make_correction(
+        pair,
+        taxonomy_for(pair.experiment),
+        **answer,
+        source=source,
+        review_page=review_page,
+    )
     await store_corrections(redis, [record], metrics)
     return record
 
@@ -286,6 +379,7 @@ async def confirm_answer(
         category=pair.triage.category or "",
         urgency=pair.triage.urgency or "",
         corrected_by=corrected_by,
+        reviewed_fields=list(FIELDS),
     )
     return await add_correction(redis, stream, taxonomy_for, body, metrics=metrics, source=source)
 
@@ -326,8 +420,7 @@ async def erase_review(redis: aioredis.Redis, stream: str, review_id: str) -> Er
     """Erase everything stored about one review: its pairs, their index entries, their
     corrections and their places in the corrected set and the review queue
     (`pairstore.delete_review`); returns what was removed."""
-    members = await redis.smembers(redis_keys.review_pairs(review_id))
-    request_ids = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+    request_ids = await pairstore.review_request_ids(redis, review_id)  # every shard
     corrections_deleted = 0
     if request_ids:
         async with redis.pipeline(transaction=False) as pipe:
@@ -335,6 +428,12 @@ async def erase_review(redis: aioredis.Redis, stream: str, review_id: str) -> Er
                 pipe.llen(redis_keys.corrections(rid))
             corrections_deleted = sum(int(n) for n in await pipe.execute())
     pairs_deleted = await pairstore.delete_review(redis, stream, review_id)
+    archive_url = redis_keys.archive_url()
+    if archive_url is not None:  # the archived partitions holding it are rewritten too
+        from gateway.pairs import archive
+
+        archived, _ = await archive.erase_review(redis, archive_url, review_id)
+        pairs_deleted += archived
     return {
         "review_id": review_id,
         "request_ids": request_ids,

@@ -237,16 +237,25 @@ def _json_object(raw: bytes) -> Correction | None:
 
 
 def _served(pair: PairRecord, experiment: str) -> bool:
-    return pair.experiment == experiment and not pair.shadow
+    """A production pair of `experiment`: not a shadow answer, not an eval's forced call."""
+    return pair.experiment == experiment and not pair.shadow and pair.purpose != "eval"
 
 
 async def read_pairs(
-    redis: aioredis.Redis, stream: str, *, experiment: str, since: float | None = None
+    redis: aioredis.Redis,
+    stream: str,
+    *,
+    experiment: str,
+    since: float | None = None,
+    with_archive: bool = False,
 ) -> list[PairRecord]:
-    """Served (non-shadow) pairs of `experiment`, oldest first, logged at or after `since`."""
+    """Served (non-shadow, non-eval) pairs of `experiment`, oldest first, logged at or after
+    `since`."""
     start = "-" if since is None else f"{int(since * 1000)}-0"
     out: list[PairRecord] = []
-    async for pair in pairstore.iter_pairs(redis, stream, start, count=_PAGE):
+    async for pair in pairstore.iter_pairs(
+        redis, stream, start, count=_PAGE, with_archive=with_archive
+    ):
         if not _served(pair, experiment):
             continue
         if since is not None and (pair.ts or since) < since:
@@ -282,9 +291,13 @@ async def experiment_report(
     control: str | None = None,
     mde: float = 0.02,
     since: float | None = None,
+    with_archive: bool = False,
 ) -> dict[str, Any]:
-    """`build_report` over what Redis holds now (pairs at or after `since` when given)."""
-    pairs = await read_pairs(redis, stream, experiment=experiment, since=since)
+    """`build_report` over what Redis holds now (pairs at or after `since` when given), and
+    the archive too with `with_archive`."""
+    pairs = await read_pairs(
+        redis, stream, experiment=experiment, since=since, with_archive=with_archive
+    )
     fixes = await read_corrections(redis, (p.request_id for p in pairs))
     report = build_report(
         pairs, fixes, experiment=experiment, variants=variants, control=control, mde=mde
@@ -306,13 +319,13 @@ async def corrections_since(
     pipe = redis.pipeline(transaction=False)
     for rid in ids:
         pipe.lindex(redis_keys.corrections(rid), -1)
-        pipe.hget(redis_keys.pair_index(), rid)
-    replies = await pipe.execute()
-    fixes, entry_ids = replies[0::2], replies[1::2]
+    fixes = await pipe.execute()
+    entry_ids = await pairstore.index_entries(redis, ids)  # each shard's index
     pipe = redis.pipeline(transaction=False)
-    for eid in entry_ids:
+    for rid, eid in zip(ids, entry_ids, strict=True):
         if eid is not None:
-            pipe.xrange(stream, min=eid, max=eid, count=1)
+            shard = redis_keys.pair_shard(rid)
+            pipe.xrange(redis_keys.shard_stream(stream, shard), min=eid, max=eid, count=1)
     found = iter(await pipe.execute() if any(e is not None for e in entry_ids) else [])
     tally: dict[str, tuple[int, int]] = {}
     for raw, eid in zip(fixes, entry_ids, strict=True):

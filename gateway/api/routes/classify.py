@@ -1,15 +1,19 @@
-"""POST /v1/classify and /v1/classify/batch."""
+"""POST /v1/classify and /v1/classify/batch.
+
+`X-Triage-Variant: NAME` (an eval's call: `triage-gateway eval --gateway URL --variants ...`)
+forces that variant of the experiment, weight 0 or runtime-added included; it needs an admin
+key as the bearer (instead of an API key), and its pairs are logged as eval pairs."""
 
 from __future__ import annotations
 
 import asyncio
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import JsonValue, ValidationError
 
 from gateway.api.body import json_body, parse_body
-from gateway.api.deps import ApiKey, State
+from gateway.api.deps import State, require_admin_key, require_api_key
 from gateway.api.disconnect import cancel_on_disconnect
 from gateway.api.schemas import (
     BatchBody,
@@ -19,11 +23,33 @@ from gateway.api.schemas import (
     ClassifyRequest,
     ClassifyResponse,
 )
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, InvalidRequestError
 from gateway.infra.state import GatewayState
 from gateway.request.triage import ReviewIn
 
-router = APIRouter(prefix="/v1", tags=["classify"], dependencies=[ApiKey])
+VARIANT_HEADER = "x-triage-variant"
+
+
+async def require_caller(request: Request) -> None:
+    """An API key; with `X-Triage-Variant`, an admin key (forcing a variant is an eval's)."""
+    if VARIANT_HEADER in request.headers:
+        await require_admin_key(request)
+    else:
+        await require_api_key(request)
+
+
+def forced_variant(request: Request) -> str | None:
+    """The variant `X-Triage-Variant` forces (checked by `require_caller`), or None."""
+    value = request.headers.get(VARIANT_HEADER)
+    if value is None:
+        return None
+    if not value.strip():
+        raise InvalidRequestError("X-Triage-Variant: empty; name a variant of the experiment")
+    return value.strip()
+
+
+Caller = Depends(require_caller)
+router = APIRouter(prefix="/v1", tags=["classify"], dependencies=[Caller])
 
 
 @router.post(
@@ -50,6 +76,7 @@ async def classify(request: Request) -> Response:
             body.experiment,
             scope_state["request_id"],
             caller_request_id=scope_state.get("caller_request_id"),
+            force_variant=forced_variant(request),
         ),
     )
     scope_state["experiment"], scope_state["variant"] = result.experiment, result.variant
@@ -77,6 +104,7 @@ async def classify_batch(request: Request, state: State) -> BatchResponse:
     body = await parse_body(request, BatchBody)
     base = request.scope["state"]["request_id"]
     caller = request.scope["state"].get("caller_request_id")
+    force = forced_variant(request)
     state.table.experiment(body.experiment)  # unknown experiment: one 404, not 100
 
     async def one(index: int, item: JsonValue) -> BatchItem:
@@ -86,7 +114,11 @@ async def classify_batch(request: Request, state: State) -> BatchResponse:
             return _item_error(index, exc)
         try:
             r = await state.classifier.classify(
-                review, body.experiment, f"{base}-{index}", caller_request_id=caller
+                review,
+                body.experiment,
+                f"{base}-{index}",
+                caller_request_id=caller,
+                force_variant=force,
             )
         except GatewayError as exc:
             return BatchItem(index=index, ok=False, error=exc.code, detail=exc.detail)

@@ -20,7 +20,10 @@ async def report(
     name: str,
     state: State,
     control: Annotated[str | None, Query(max_length=64)] = None,
-    mde: Annotated[float, Query(gt=0, lt=1)] = 0.02,
+    mde: Annotated[
+        float,
+        Query(ge=0.001, lt=1, description="Smallest accuracy difference worth detecting (0.001-1)"),
+    ] = 0.02,
 ) -> dict[str, Any]:
     """Per variant: traffic, corrected n, online accuracy (Wilson 95%), difference to the
     control (Newcombe 95%), mean cost, p95 latency and the corrections still needed; per

@@ -2,7 +2,8 @@
 
 `model` names an experiment (`triage`); the last user message is the review. The answer is
 the triage JSON as the assistant message, and the variant that answered is in the
-`x-triage-variant` header. A review id for sticky assignment may be passed as `review_id`
+`x-triage-variant` header; an admin key may force one with the same request header (see
+`gateway.api.routes.classify`). A review id for sticky assignment may be passed as `review_id`
 in the body (the SDK's `extra_body`) or in `metadata.review_id`.
 """
 
@@ -19,14 +20,14 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.api.body import json_body, parse_body
-from gateway.api.deps import ApiKey
 from gateway.api.disconnect import cancel_on_disconnect
+from gateway.api.routes.classify import Caller, forced_variant
 from gateway.errors import InvalidRequestError
 from gateway.infra.state import GatewayState
 from gateway.request.classify import ClassifyResult
 from gateway.request.triage import ReviewIn
 
-router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[ApiKey])
+router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Caller])
 
 
 class TextPart(BaseModel):
@@ -158,6 +159,7 @@ async def chat_completions(request: Request) -> Response:
             body.model,
             scope_state["request_id"],
             caller_request_id=scope_state.get("caller_request_id"),
+            force_variant=forced_variant(request),
         ),
     )
     scope_state["experiment"], scope_state["variant"] = result.experiment, result.variant

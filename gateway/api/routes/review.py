@@ -1,13 +1,17 @@
 """The review page: reviewers sign in with a reviewer key, work through the review queue and
 correct (or confirm) the model's answers. Server-rendered Jinja2 (autoescape on), one small
-static script for keyboard shortcuts, no build step.
+static script for keyboard shortcuts and the topic/summary check, no build step. When a
+reviewer changes category or urgency, topic and summary must be edited or ticked as still
+right before the correction is stored (the script asks first; the server refuses otherwise).
 
-Sessions: signing in with a key from GATEWAY_REVIEWER_KEYS sets an HttpOnly, SameSite=Strict
-cookie holding `sid.fingerprint.expiry.signature`: a random session id, the first 8 hex chars
+Sessions: signing in with a key from GATEWAY_REVIEWER_KEYS (role `reviewer`) or
+GATEWAY_ADMIN_KEYS (role `admin`: the experiments page's rollback too) sets an HttpOnly,
+SameSite=Strict cookie (path `/`: the review queue and `/experiments`) holding
+`sid.role.fingerprint.expiry.signature`: a random session id, the role, the first 8 hex chars
 of sha256(key) (the reviewer's name in corrections; never the key), an expiry and an HMAC of
 those under a server secret. The secret is random, made on first use and shared by all workers
 through Redis (`redis_keys.review_session_secret()`), so a session works on every worker.
-Removing a key from GATEWAY_REVIEWER_KEYS ends its sessions. Each session id is also stored in
+Removing a key from its list ends its sessions. Each session id is also stored in
 Redis with the session's TTL (`redis_keys.review_session`); logout deletes it, so a copied
 cookie stops working at once on every worker. The cookie is `Secure` when the request came
 over TLS: directly, or through a proxy in GATEWAY_TRUSTED_PROXIES that says so in
@@ -44,6 +48,8 @@ from gateway.errors import ForbiddenError, GatewayError, UnavailableError
 from gateway.infra import redis_keys
 from gateway.infra.state import GatewayState
 from gateway.pairs.corrections import (
+    FIELDS,
+    TextNotReviewedError,
     add_correction,
     confirm_answer,
     last_corrections,
@@ -72,7 +78,13 @@ ERRORS = {
     "invalid_request": "That label is not in this experiment's taxonomy; nothing was saved.",
     "not_found": "That pair no longer exists (erased or trimmed); nothing was saved.",
     "payload_too_large": "The note is over 2000 characters; nothing was saved.",
+    "recheck": (
+        "Category or urgency changed: edit the topic and summary, or tick them as still right; "
+        "nothing was saved."
+    ),
 }
+NEXT_PAGES = ("/review", "/experiments")
+"""Where the sign-in form may send a reviewer afterwards (nowhere else: no open redirect)."""
 _templates = Environment(
     loader=PackageLoader("gateway", "templates"),
     autoescape=True,
@@ -85,7 +97,13 @@ _templates = Environment(
 class Session:
     sid: str
     reviewer: str
+    """`reviewer:<fingerprint>` or `admin:<fingerprint>`: the name stored in corrections."""
     csrf: str
+    role: str = "reviewer"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 def fingerprint(key: str) -> str:
@@ -110,45 +128,69 @@ def _sign(secret: bytes, message: str) -> str:
     return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()
 
 
-async def _new_token(state: GatewayState, secret: bytes, reviewer: str) -> str:
+def _role_keys(request: Request, role: str) -> list[bytes]:
+    keys: list[bytes] = getattr(
+        request.app.state, "admin_keys" if role == "admin" else "reviewer_keys"
+    )
+    return keys
+
+
+async def _new_token(state: GatewayState, secret: bytes, role: str, reviewer: str) -> str:
     sid = secrets.token_hex(16)
     expires = str(int(time.time()) + SESSION_TTL_S)
     await state.redis.set(redis_keys.review_session(sid), reviewer, ex=SESSION_TTL_S)
-    return ".".join((sid, reviewer, expires, _sign(secret, f"session|{sid}|{reviewer}|{expires}")))
+    signature = _sign(secret, f"session|{sid}|{role}|{reviewer}|{expires}")
+    return ".".join((sid, role, reviewer, expires, signature))
 
 
-async def _session(request: Request, state: GatewayState) -> Session | None:
+async def current_session(request: Request, state: GatewayState) -> Session | None:
+    """The signed-in reviewer or admin of this request (None: sign in first)."""
     token = request.cookies.get(COOKIE)
     parts = token.split(".") if token else []
-    if len(parts) != 4 or not parts[2].isdigit() or int(parts[2]) < time.time():
+    if len(parts) != 5 or not parts[3].isdigit() or int(parts[3]) < time.time():
         return None
-    sid, reviewer, expires, signature = parts
+    sid, role, reviewer, expires, signature = parts
+    if role not in ("reviewer", "admin"):
+        return None
     secret = await _secret(request, state)
-    expected = _sign(secret, f"session|{sid}|{reviewer}|{expires}")
+    expected = _sign(secret, f"session|{sid}|{role}|{reviewer}|{expires}")
     if not hmac.compare_digest(signature, expected):
         return None
-    keys: list[bytes] = request.app.state.reviewer_keys
-    if reviewer not in {fingerprint(k.decode()) for k in keys}:
-        return None  # the key was removed from GATEWAY_REVIEWER_KEYS
+    if reviewer not in {fingerprint(k.decode()) for k in _role_keys(request, role)}:
+        return None  # the key was removed from GATEWAY_REVIEWER_KEYS / GATEWAY_ADMIN_KEYS
     if not await state.redis.exists(redis_keys.review_session(sid)):
         return None  # signed out (or expired) on the server
-    return Session(sid, f"reviewer:{reviewer}", _sign(secret, f"csrf|{sid}"))
+    return Session(sid, f"{role}:{reviewer}", _sign(secret, f"csrf|{sid}"), role)
 
 
-def _html(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+_session = current_session
+
+
+def render_page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """A template of `gateway/templates` (autoescaped), sent with the pages' security headers."""
     body = _templates.get_template(name).render(**context)
     return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
 
 
-def _redirect(url: str) -> RedirectResponse:
+def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
 
 
-def _login_page(request: Request, status: int = 200, **context: Any) -> HTMLResponse:
+_html, _redirect = render_page, see_other
+
+
+def _next_page(value: str | None) -> str:
+    return value if value in NEXT_PAGES else "/review"
+
+
+def _login_page(
+    request: Request, status: int = 200, next_page: str | None = None, **context: Any
+) -> HTMLResponse:
     """The sign-in form with a fresh CSRF token, also set in its own cookie (double submit)."""
     token = secrets.token_urlsafe(24)
-    enabled = bool(request.app.state.reviewer_keys)
-    response = _html("login.html", status, enabled=enabled, csrf=token, **context)
+    enabled = bool(request.app.state.reviewer_keys or request.app.state.admin_keys)
+    page = _next_page(next_page)
+    response = _html("login.html", status, enabled=enabled, csrf=token, next=page, **context)
     response.set_cookie(
         LOGIN_COOKIE,
         token,
@@ -167,8 +209,10 @@ def _client(request: Request) -> str:
 
 
 @router.get("/login", response_model=None)
-async def login_form(request: Request, error: str | None = None) -> HTMLResponse:
-    return _login_page(request, failed=error is not None)
+async def login_form(
+    request: Request, error: str | None = None, next: str | None = None
+) -> HTMLResponse:
+    return _login_page(request, next_page=next, failed=error is not None)
 
 
 @router.post("/login", response_model=None)
@@ -177,33 +221,35 @@ async def login(
     state: State,
     key: Annotated[str, Form(max_length=500)],
     csrf: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=200)] = "/review",
 ) -> Response:
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not hmac.compare_digest(csrf.encode(), expected.encode()):
-        return _login_page(request, 403, expired=True)
-    keys: list[bytes] = request.app.state.reviewer_keys
+        return _login_page(request, 403, next, expired=True)
     failures = redis_keys.review_login_failures(_client(request))
     count = await state.redis.get(failures)
     if count is not None and int(count) >= MAX_LOGIN_FAILURES:
         wait = max(1, int(await state.redis.ttl(failures)))
-        throttled = _login_page(request, 429, retry_after=wait)
+        throttled = _login_page(request, 429, next, retry_after=wait)
         throttled.headers["Retry-After"] = str(wait)
         return throttled
-    if not keys or not key_matches(key, keys):
+    roles = [r for r in ("admin", "reviewer") if key_matches(key, _role_keys(request, r))]
+    role = roles[0] if roles else None
+    if role is None:
         async with state.redis.pipeline(transaction=True) as pipe:
             pipe.set(failures, 0, ex=LOGIN_WINDOW_S, nx=True)  # the window opens at the first
             pipe.incr(failures)
             await pipe.execute()
-        return _login_page(request, 401, failed=True)
+        return _login_page(request, 401, next, failed=True)
     await state.redis.delete(failures)
-    token = await _new_token(state, await _secret(request, state), fingerprint(key))
-    response = _redirect("/review")
+    token = await _new_token(state, await _secret(request, state), role, fingerprint(key))
+    response = _redirect(_next_page(next))
     secure = request.url.scheme == "https"
     response.set_cookie(
         COOKIE,
         token,
         max_age=SESSION_TTL_S,
-        path="/review",
+        path="/",
         secure=secure,
         httponly=True,
         samesite="strict",
@@ -222,7 +268,7 @@ async def logout(
     if session is not None:
         await state.redis.delete(redis_keys.review_session(session.sid))
     response = _redirect("/review/login")
-    response.delete_cookie(COOKIE, path="/review", httponly=True, samesite="strict")
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
 
@@ -260,6 +306,8 @@ async def correct(
     topic: Annotated[str, Form(max_length=200)] = "",
     summary: Annotated[str, Form(max_length=1000)] = "",
     note: Annotated[str, Form(max_length=10_000)] = "",
+    topic_ok: Annotated[str, Form(max_length=10)] = "",
+    summary_ok: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     session = await _session(request, state)
     if session is None:
@@ -276,6 +324,13 @@ async def correct(
         "summary": summary.strip() or None,
         "note": note.strip() or None,
         "corrected_by": who,
+        # shown on the page, so category and urgency are reviewed; topic and summary when
+        # ticked as still right (or edited: a changed value counts as changed either way)
+        "reviewed_fields": [
+            *FIELDS[:2],
+            *(["topic"] if topic_ok else []),
+            *(["summary"] if summary_ok else []),
+        ],
     }
     try:
         if action == "confirm":
@@ -284,8 +339,16 @@ async def correct(
             )
         else:
             await add_correction(
-                state.redis, stream, lookup, form, metrics=state.metrics, source="review"
+                state.redis,
+                stream,
+                lookup,
+                form,
+                metrics=state.metrics,
+                source="review",
+                review_page=True,
             )
+    except TextNotReviewedError:
+        return _redirect("/review?" + urlencode({"error": "recheck"}))
     except GatewayError as exc:
         return _redirect("/review?" + urlencode({"error": exc.code}))
     return _redirect("/review?" + urlencode({"saved": request_id}))
