@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import click
 import typer
@@ -27,6 +28,11 @@ log = logging.getLogger("triage_gateway")
 T = TypeVar("T")
 
 _SETTINGS_KEY = "triage_gateway.settings"
+
+ExperimentOption = Annotated[str, typer.Option(help="Experiment name.")]
+"""`--experiment NAME` of the commands that act on one experiment."""
+RoutesOption = Annotated[Path | None, typer.Option(help="Routes file [GATEWAY_ROUTES].")]
+"""`--routes FILE` of the commands that read the routes (see `store_settings`)."""
 
 
 def fail(message: str) -> typer.Exit:

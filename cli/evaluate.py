@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.app import fail, get_settings, parse_names, store_settings
+from cli.app import ExperimentOption, RoutesOption, fail, get_settings, parse_names, store_settings
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -22,7 +22,7 @@ def eval_(
         str, typer.Option(help="Variants to evaluate, comma-separated (gateway mode: filter).")
     ] = "",
     control: Annotated[str | None, typer.Option(help="Control variant (default: control).")] = None,
-    routes: Annotated[Path | None, typer.Option(help="Routes file [GATEWAY_ROUTES].")] = None,
+    routes: RoutesOption = None,
     experiment: Annotated[str | None, typer.Option(help="Experiment of the variants.")] = None,
     gateway: Annotated[
         str | None, typer.Option(help="Evaluate a running gateway at this URL instead.")
@@ -157,7 +157,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
 
 
 def report(
-    experiment: Annotated[str, typer.Option(help="Experiment name.")],
+    experiment: ExperimentOption,
     mde: Annotated[float, typer.Option(help="Difference to detect (accuracy, 0..1).")] = 0.02,
     control: Annotated[str | None, typer.Option(help="Control variant.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,

@@ -3,12 +3,18 @@ manual undo of the latest weight change."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cli.app import fail, parse_duration, parse_names, store_settings
+from cli.app import (
+    ExperimentOption,
+    RoutesOption,
+    fail,
+    parse_duration,
+    parse_names,
+    store_settings,
+)
 
 
 def parse_steps(text: str) -> list[float]:
@@ -24,7 +30,7 @@ def parse_steps(text: str) -> list[float]:
 
 
 def promote(
-    experiment: Annotated[str, typer.Option(help="Experiment name.")],
+    experiment: ExperimentOption,
     candidate: Annotated[str, typer.Option(help="Variant to promote.")],
     steps: Annotated[
         str, typer.Option(help="Candidate shares in %, increasing.")
@@ -38,7 +44,7 @@ def promote(
     prometheus: Annotated[
         str | None, typer.Option(help="Metrics source: Prometheus URL (every replica).")
     ] = None,
-    routes: Annotated[Path | None, typer.Option(help="Routes file [GATEWAY_ROUTES].")] = None,
+    routes: RoutesOption = None,
     control: Annotated[str | None, typer.Option(help="Variant to compare with.")] = None,
     max_error_rate: Annotated[
         float, typer.Option(help="Guardrail: max candidate error rate.")
@@ -114,13 +120,13 @@ def promote(
 
 
 def rollback(
-    experiment: Annotated[str, typer.Option(help="Experiment name.")],
+    experiment: ExperimentOption,
     reason: Annotated[str, typer.Option(help="Why (kept in the history).")] = "manual rollback",
     to_version: Annotated[
         int | None,
         typer.Option(min=0, help="Restore this weights version (default: the last baseline)."),
     ] = None,
-    routes: Annotated[Path | None, typer.Option(help="Routes file [GATEWAY_ROUTES].")] = None,
+    routes: RoutesOption = None,
 ) -> None:
     """Restore the last known-good weights: the pre-ramp weights after a promotion (finished,
     stopped or rolled back), the version before a manual change, or --to-version N. Nothing
@@ -143,10 +149,10 @@ def rollback(
 
 
 def history(
-    experiment: Annotated[str, typer.Option(help="Experiment name.")],
+    experiment: ExperimentOption,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Newest entries to show.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines, newest first.")] = False,
-    routes: Annotated[Path | None, typer.Option(help="Routes file [GATEWAY_ROUTES].")] = None,
+    routes: RoutesOption = None,
 ) -> None:
     """An experiment's weight changes, newest first: version, kind (ramp_step,
     breach_rollback, manual_rollback, manual_change), baseline, actor, reason, shares."""

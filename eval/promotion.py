@@ -222,38 +222,38 @@ def compare_arms(
     line_s: float | None,
 ) -> dict[str, seq.Comparison]:
     """The anytime-valid comparisons of the candidate with the control over the ramp."""
-    n = plan.min_requests
-    out = {
-        "error rate": seq.compare(
-            seq.Kind.HARM,
+    slow_c = cand.slower_than(line_s) if line_s is not None else (0, 0)
+    slow_0 = ctrl.slower_than(line_s) if line_s is not None else (0, 0)
+    # (gate, candidate (bad, n), control (bad, n), harm margin, assumed base rate)
+    harms = (
+        (
+            "error rate",
             (cand.errors, cand.requests),
             (ctrl.errors, ctrl.requests),
             lim.error_margin,
-            alpha=lim.alpha,
-            planned_n=n,
-            base_rate=plan.base_error,
+            plan.base_error,
         ),
-        "invalid answers": seq.compare(
-            seq.Kind.HARM,
+        (
+            "invalid answers",
             (cand.validation_failures, cand.calls),
             (ctrl.validation_failures, ctrl.calls),
             lim.validity_margin,
-            alpha=lim.alpha,
-            planned_n=n,
-            base_rate=plan.base_invalid,
+            plan.base_invalid,
         ),
-    }
-    slow_c = cand.slower_than(line_s) if line_s is not None else (0, 0)
-    slow_0 = ctrl.slower_than(line_s) if line_s is not None else (0, 0)
-    out["p95 latency"] = seq.compare(
-        seq.Kind.HARM,
-        slow_c,
-        slow_0,
-        lim.latency_margin,
-        alpha=lim.alpha,
-        planned_n=n,
-        base_rate=SLOW_SHARE,
+        ("p95 latency", slow_c, slow_0, lim.latency_margin, SLOW_SHARE),
     )
+    out = {
+        name: seq.compare(
+            seq.Kind.HARM,
+            c,
+            k,
+            margin,
+            alpha=lim.alpha,
+            planned_n=plan.min_requests,
+            base_rate=base,
+        )
+        for name, c, k, margin, base in harms
+    }
     if plan.accuracy_gate:
         cand_name, ctrl_name = names
         out["accuracy"] = seq.compare(

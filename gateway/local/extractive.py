@@ -21,9 +21,10 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
-from gateway.request.triage import SUMMARY_MAX_CHARS, TOPIC_MAX_CHARS
+from gateway.local.signals import apply_signals, signal_spans
+from gateway.request.triage import SUMMARY_MAX_CHARS, TOPIC_MAX_CHARS, Triage
 
 __all__ = [
     "DEFAULT_TOPICS",
@@ -33,6 +34,7 @@ __all__ = [
     "detect_language",
     "extract_summary",
     "extract_topic",
+    "model_triage",
 ]
 
 SUMMARY_MAX_WORDS = 25
@@ -693,8 +695,6 @@ def extract_summary(
     if not sentences:
         return _NO_WORDS_SUMMARY
     if signal_at is True:
-        from gateway.local.signals import signal_spans
-
         spans = signal_spans(text)
         signal_at = spans[0][1] if spans else None
     chosen = _pick_sentence(text, sentences, None if signal_at is False else signal_at)
@@ -731,3 +731,25 @@ def extract_summary(
         "Question": "The user asks about",
     }.get(category or "", "The user says that")
     return _finish(frame, _lower_first(_third_person(clause)), ".")
+
+
+def model_triage(
+    text: str,
+    category: str,
+    urgency: str,
+    categories: Sequence[str],
+    idf: Mapping[str, float],
+    default_idf: float,
+) -> Triage:
+    """A local model's triage of `text` from its predicted `category` and `urgency`: the
+    severity signals in the text may raise both; the topic and summary are extracted."""
+    spans = signal_spans(text)
+    signals = frozenset(kind for kind, _, _ in spans)
+    if signals:
+        category, urgency = apply_signals(category, urgency, signals, categories)
+    return Triage(
+        category=category,
+        urgency=urgency,
+        topic=extract_topic(text, idf, default_idf, default_topic(category), signals=signals),
+        summary=extract_summary(text, category, signal_at=spans[0][1] if spans else None),
+    )

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.local.extractive import default_topic, extract_summary, extract_topic
+from gateway.local.extractive import model_triage
 from gateway.local.loader import (
     LocalModel,
     LocalModelError,
@@ -43,8 +43,6 @@ from gateway.local.loader import (
     read_model_card,
     register_format,
 )
-from gateway.local.signals import apply_signals, signal_spans
-from gateway.request.triage import Triage
 
 __all__ = ["FORMAT", "EncoderOnnxModel", "encode_batch", "load_encoder_onnx", "softmax"]
 
@@ -143,27 +141,15 @@ class EncoderOnnxModel:
         del app, rating
         lc, lu = self.logits([text])
         p_cat = softmax(lc[0], self._t_cat)
-        i_cat = int(p_cat.argmax())
-        category = self.categories[i_cat]
+        category = self.categories[int(p_cat.argmax())]
         if self.urgencies:
             urgency = self.urgencies[int(softmax(lu[0], self._t_urg).argmax())]
         else:
             urgency = self._default_urgency.get(category, "Low")
-        spans = signal_spans(text)
-        signals = frozenset(kind for kind, _, _ in spans)
-        if signals:
-            category, urgency = apply_signals(category, urgency, signals, self.categories)
-            i_cat = self.categories.index(category)
-        topic = extract_topic(
-            text, self._idf, self._default_idf, default_topic(category), signals=signals
+        triage = model_triage(
+            text, category, urgency, self.categories, self._idf, self._default_idf
         )
-        triage = Triage(
-            category=category,
-            urgency=urgency,
-            topic=topic,
-            summary=extract_summary(text, category, signal_at=spans[0][1] if spans else None),
-        )
-        confidence = float(p_cat[i_cat])
+        confidence = float(p_cat[self.categories.index(triage.category)])
         if not math.isfinite(confidence):
             confidence = 0.0
         return LocalPrediction(triage=triage, confidence=min(1.0, max(0.0, confidence)))

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gateway.local.extractive import default_topic, extract_summary, extract_topic
+from gateway.local.extractive import model_triage
 from gateway.local.loader import (
     LocalModel,
     LocalModelError,
@@ -48,8 +48,6 @@ from gateway.local.loader import (
     read_model_card,
     register_format,
 )
-from gateway.local.signals import apply_signals, signal_spans
-from gateway.request.triage import Triage
 
 __all__ = [
     "FORMAT",
@@ -295,20 +293,10 @@ class TfidfLinearModel:
         p_cat, p_urg = self.probabilities(text)
         category = self._category.classes[int(p_cat.argmax())]
         urgency = self._urgency.classes[int(p_urg.argmax())]
-        spans = signal_spans(text)
-        signals = frozenset(kind for kind, _, _ in spans)
-        if signals:
-            category, urgency = apply_signals(category, urgency, signals, self.categories)
-        topic = extract_topic(
-            text, self._idf, self._default_idf, default_topic(category), signals=signals
+        triage = model_triage(
+            text, category, urgency, self.categories, self._idf, self._default_idf
         )
-        triage = Triage(
-            category=category,
-            urgency=urgency,
-            topic=topic,
-            summary=extract_summary(text, category, signal_at=spans[0][1] if spans else None),
-        )
-        confidence = float(p_cat[self._category.classes.index(category)])
+        confidence = float(p_cat[self._category.classes.index(triage.category)])
         return LocalPrediction(triage=triage, confidence=min(1.0, max(0.0, confidence)))
 
 

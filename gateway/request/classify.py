@@ -125,22 +125,17 @@ class Classifier:
         if failures:
             self._count_fallbacks(exp, failures, served)
         total = self.clock() - start
-        result = ClassifyResult(
-            request_id=request_id,
-            review_id=review.review_id,
-            experiment=exp.name,
-            variant=served,
-            model=answer.model,
-            triage=answer.triage,
-            latency_ms=round(total * 1000, 3),
+        result = _result(
+            exp,
+            review,
+            answer,
+            request_id,
+            caller_request_id,
+            seconds=total,
             cost_usd=round(answer.cost_usd + sum(f.cost_usd for f in failures), 8),
             attempts=attempts,
             fallback_from=assigned if served != assigned else None,
-            confidence=answer.confidence,
-            prompt_tokens=answer.prompt_tokens,
-            completion_tokens=answer.completion_tokens,
             answered_by=answer.answered_by,
-            caller_request_id=caller_request_id,
         )
         self._count_success(exp, answer, total)
         self._log_pair(review, result, answer.raw_if_repaired, shadow=False)
@@ -164,22 +159,17 @@ class Classifier:
         except UpstreamError as exc:
             exc.variant = name
             raise AllVariantsFailed([exc]) from None
-        result = ClassifyResult(
-            request_id=request_id,
-            review_id=review.review_id,
-            experiment=exp.name,
-            variant=answer.variant,
-            model=answer.model,
-            triage=answer.triage,
-            latency_ms=round((self.clock() - start) * 1000, 3),
+        result = _result(
+            exp,
+            review,
+            answer,
+            request_id,
+            caller_request_id,
+            seconds=self.clock() - start,
             cost_usd=round(answer.cost_usd, 8),
             attempts=answer.attempts,
             fallback_from=None,
-            confidence=answer.confidence,
-            prompt_tokens=answer.prompt_tokens,
-            completion_tokens=answer.completion_tokens,
             answered_by=answer.answered_by,
-            caller_request_id=caller_request_id,
         )
         self._log_pair(review, result, answer.raw_if_repaired, shadow=False, purpose="eval")
         return result
@@ -295,21 +285,17 @@ class Classifier:
         labels = (exp.name, name, answer.model)
         self.metrics.requests.labels(*labels, "shadow").inc()
         self._spent(*labels, answer.cost_usd)
-        shadow_result = ClassifyResult(
-            request_id=served.request_id,
-            review_id=review.review_id,
-            experiment=exp.name,
-            variant=name,
-            model=answer.model,
-            triage=answer.triage,
-            latency_ms=round(answer.model_seconds * 1000, 3),
+        shadow_result = _result(
+            exp,
+            review,
+            answer,
+            served.request_id,
+            served.caller_request_id,
+            seconds=answer.model_seconds,
             cost_usd=answer.cost_usd,
             attempts=answer.attempts,
             fallback_from=None,
-            confidence=answer.confidence,
-            prompt_tokens=answer.prompt_tokens,
-            completion_tokens=answer.completion_tokens,
-            caller_request_id=served.caller_request_id,
+            answered_by=None,
         )
         self._log_pair(review, shadow_result, answer.raw_if_repaired, shadow=True)
 
@@ -317,6 +303,39 @@ class Classifier:
         """Wait for shadow calls still running (on shutdown)."""
         if self._background:
             await asyncio.wait(set(self._background), timeout=timeout_s)
+
+
+def _result(
+    exp: Experiment,
+    review: ReviewIn,
+    answer: VariantAnswer,
+    request_id: str,
+    caller_request_id: str | None,
+    *,
+    seconds: float,
+    cost_usd: float,
+    attempts: int,
+    fallback_from: str | None,
+    answered_by: str | None,
+) -> ClassifyResult:
+    """The result of `answer` (variant `answer.variant` of `exp`) taking `seconds`."""
+    return ClassifyResult(
+        request_id=request_id,
+        review_id=review.review_id,
+        experiment=exp.name,
+        variant=answer.variant,
+        model=answer.model,
+        triage=answer.triage,
+        latency_ms=round(seconds * 1000, 3),
+        cost_usd=cost_usd,
+        attempts=attempts,
+        fallback_from=fallback_from,
+        confidence=answer.confidence,
+        prompt_tokens=answer.prompt_tokens,
+        completion_tokens=answer.completion_tokens,
+        answered_by=answered_by,
+        caller_request_id=caller_request_id,
+    )
 
 
 __all__ = ["Classifier", "ClassifyAnswer", "ClassifyResult", "PairSink"]

@@ -25,6 +25,7 @@ from gateway.api.schemas import (
 )
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.infra.state import GatewayState
+from gateway.request.classify import ClassifyResult
 from gateway.request.triage import ReviewIn
 
 VARIANT_HEADER = "x-triage-variant"
@@ -48,6 +49,27 @@ def forced_variant(request: Request) -> str | None:
     return value.strip()
 
 
+async def classify_one(
+    request: Request, review: ReviewIn, experiment: str | None
+) -> ClassifyResult:
+    """Classify one review for this request (cancelled if the caller goes away), noting the
+    experiment and variant that served it on the request."""
+    state: GatewayState = request.app.state.gateway
+    scope_state = request.scope["state"]
+    result = await cancel_on_disconnect(
+        request,
+        state.classifier.classify(
+            review,
+            experiment,
+            scope_state["request_id"],
+            caller_request_id=scope_state.get("caller_request_id"),
+            force_variant=forced_variant(request),
+        ),
+    )
+    scope_state["experiment"], scope_state["variant"] = result.experiment, result.variant
+    return result
+
+
 Caller = Depends(require_caller)
 router = APIRouter(prefix="/v1", tags=["classify"], dependencies=[Caller])
 
@@ -60,7 +82,6 @@ router = APIRouter(prefix="/v1", tags=["classify"], dependencies=[Caller])
 async def classify(request: Request) -> Response:
     """Triage one review with the variant its experiment assigns."""
     body = await parse_body(request, ClassifyRequest)
-    state: GatewayState = request.app.state.gateway
     review = ReviewIn.model_construct(
         text=body.text,
         review_id=body.review_id,
@@ -68,18 +89,7 @@ async def classify(request: Request) -> Response:
         rating=body.rating,
         metadata=body.metadata,
     )
-    scope_state = request.scope["state"]
-    result = await cancel_on_disconnect(
-        request,
-        state.classifier.classify(
-            review,
-            body.experiment,
-            scope_state["request_id"],
-            caller_request_id=scope_state.get("caller_request_id"),
-            force_variant=forced_variant(request),
-        ),
-    )
-    scope_state["experiment"], scope_state["variant"] = result.experiment, result.variant
+    result = await classify_one(request, review, body.experiment)
     # Serialised here, once: the result is already validated, so FastAPI's response-model
     # pass would only repeat the work (the schema above still documents the body).
     return Response(orjson.dumps(result.public_dict()), media_type="application/json")

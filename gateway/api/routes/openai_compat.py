@@ -20,10 +20,8 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.api.body import json_body, parse_body
-from gateway.api.disconnect import cancel_on_disconnect
-from gateway.api.routes.classify import Caller, forced_variant
+from gateway.api.routes.classify import Caller, classify_one
 from gateway.errors import InvalidRequestError
-from gateway.infra.state import GatewayState
 from gateway.request.classify import ClassifyResult
 from gateway.request.triage import ReviewIn
 
@@ -149,20 +147,7 @@ async def _sse(r: ClassifyResult, created: int) -> AsyncIterator[bytes]:
 async def chat_completions(request: Request) -> Response:
     """A/B-routed triage behind the OpenAI chat-completions API."""
     body = await parse_body(request, ChatRequest)
-    state: GatewayState = request.app.state.gateway
-    review = _review(body)
-    scope_state = request.scope["state"]
-    result = await cancel_on_disconnect(
-        request,
-        state.classifier.classify(
-            review,
-            body.model,
-            scope_state["request_id"],
-            caller_request_id=scope_state.get("caller_request_id"),
-            force_variant=forced_variant(request),
-        ),
-    )
-    scope_state["experiment"], scope_state["variant"] = result.experiment, result.variant
+    result = await classify_one(request, _review(body), body.model)
     headers = {"x-triage-variant": result.variant, "x-triage-experiment": result.experiment}
     created = int(time.time())
     if body.stream:
