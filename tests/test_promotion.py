@@ -205,6 +205,72 @@ def test_a_worse_candidate_breaches_the_error_rate_comparison(
     print(f"worse candidate: breach after {took:.1f}s, {len(load.responses)} requests in all")
 
 
+class Reviewer:
+    """Corrects every served answer as it arrives (through POST /v1/corrections): the control's
+    answers are confirmed, the candidate's are changed, until stopped (bounded by the load)."""
+
+    def __init__(self, gw: Gateway, load: Load) -> None:
+        self.gw, self.load = gw, load
+        self.stop = threading.Event()
+        self.done = {"control": 0, "candidate": 0}
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        seen = 0
+        with self.gw.client(timeout=10) as client:
+            while not self.stop.is_set():
+                fresh = self.load.responses[seen:]
+                seen += len(fresh)
+                for status, body in fresh:
+                    if status != 200 or self.stop.is_set():
+                        continue
+                    correct(client, body, wrong=body["variant"] == "candidate")
+                    self.done[body["variant"]] += 1
+                if not fresh:
+                    time.sleep(0.05)
+
+    def __enter__(self) -> Reviewer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
+def test_a_candidate_reviewers_correct_more_often_is_rolled_back_on_the_accuracy_gate(
+    tmp: Path, sim: Simulator, redis_url: str
+) -> None:
+    """Same error rate, validity and latency as the control: only the online accuracy from
+    reviewer corrections tells the candidate is worse, and the non-inferiority gate stops it."""
+    routes = write_routes(tmp / "routes.yaml", ab_routes(sim.base_url, control=1.0, candidate=0.0))
+    env = {"GATEWAY_ADMIN_KEYS": "k"}
+    with run_gateway(tmp, routes=routes, redis_url=redis_url, env=env) as gw, Load(gw) as load:
+        with Reviewer(gw, load) as reviewer:
+            cmd = promote_cmd("--candidate", "candidate", "--steps", "50,100", "--hold", "2s")
+            cmd += ["--interval", f"{INTERVAL_S}s", "--gateway", gw.url, "--min-requests", "30"]
+            cmd += ["--min-corrected", "20", "--min-accuracy-delta", "-0.02"]
+            cmd += ["--error-margin", "0.1", "--validity-margin", "0.1", "--latency-margin", "0.5"]
+            cmd += ["--max-step-wait", "60s"]
+            started = time.monotonic()
+            proc = run_cli(cmd, redis_url, routes)
+            took = time.monotonic() - started
+        load.stop.set()
+        history = admin_history(gw)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert wait_live(gw, BASELINE) == BASELINE
+        again = run_cli(rollback_cmd(), redis_url, routes)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert len(admin_history(gw)) == len(history)
+    latest = history[0]
+    assert latest["kind"] == "breach_rollback", latest
+    gate = latest["reason"].split(": ", 1)[1]
+    assert gate.startswith("accuracy -") and "anytime-valid" in gate, gate
+    assert gate.endswith(": breach"), gate
+    assert reviewer.done["candidate"] >= 20 and reviewer.done["control"] >= 20, reviewer.done
+    print(f"less accurate candidate: breach after {took:.1f}s, corrections {reviewer.done}")
+
+
 def test_an_equal_candidate_reaches_100_percent_and_rollback_restores_the_pre_ramp_weights(
     tmp: Path, sim: Simulator, redis_url: str
 ) -> None:
