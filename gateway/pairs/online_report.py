@@ -15,6 +15,7 @@ them, and `eval.stats` re-uses the statistics below instead of repeating them.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -299,8 +300,16 @@ async def experiment_report(
         redis, stream, experiment=experiment, since=since, with_archive=with_archive
     )
     fixes = await read_corrections(redis, (p.request_id for p in pairs))
-    report = build_report(
-        pairs, fixes, experiment=experiment, variants=variants, control=control, mde=mde
+    # In a worker thread: the figures are O(pairs) in Python and the first report imports
+    # statsmodels (about a second); a reviewer opening a page must not stall the event loop.
+    report = await asyncio.to_thread(
+        build_report,
+        pairs,
+        fixes,
+        experiment=experiment,
+        variants=variants,
+        control=control,
+        mde=mde,
     )
     report["since"] = since
     return report
