@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from gateway.pairs.online_report import OnlineReport
+
 
 def eval_(
     data: Annotated[Path, typer.Option(help="Labelled set: JSONL, CSV, chat val.jsonl or .arff.")],
@@ -194,7 +196,7 @@ def _interval(pair: list[float] | None, signed: bool = False) -> str:
     return f"{fmt.format(pair[0] * 100)} .. {fmt.format(pair[1] * 100)}"
 
 
-def report_table(report: dict[str, Any]) -> Table:
+def report_table(report: OnlineReport) -> Table:
     """A rich table of `online_report.build_report`'s result."""
     from rich.table import Table
 
@@ -237,7 +239,7 @@ def report_table(report: dict[str, Any]) -> Table:
     return table
 
 
-def gate_lines(report: dict[str, Any]) -> list[str]:
+def gate_lines(report: OnlineReport) -> list[str]:
     """Per candidate and gate: the difference, its fixed-horizon and anytime-valid intervals,
     the decision the gate would take now and the evidence still needed."""
     out = []

@@ -244,6 +244,8 @@ def models_deploy(
 
     from gateway.experiments.config import RoutesFileError, load_routes
     from gateway.experiments.deploy import deploy_model
+    from gateway.experiments.model_registry import VariantOptions
+    from gateway.experiments.store import VariantPut
 
     config = store_settings()
     try:
@@ -251,7 +253,7 @@ def models_deploy(
     except RoutesFileError as exc:
         raise fail(str(exc)) from None
 
-    async def work(redis: Any) -> dict[str, Any]:
+    async def work(redis: Any) -> VariantPut:
         return await deploy_model(
             redis,
             config,
@@ -262,9 +264,7 @@ def models_deploy(
             actor=f"cli:{getpass.getuser()}",
             weight=weight,
             shadow=shadow,
-            api_base=api_base,
-            api_key=api_key,
-            timeout_s=timeout_s,
+            options=VariantOptions(api_base=api_base, api_key=api_key, timeout_s=timeout_s),
         )
 
     result = with_redis(config, work)

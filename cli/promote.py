@@ -162,7 +162,7 @@ def history(
 
     from cli.app import with_redis
     from gateway.experiments.config import RoutesFileError, load_routes
-    from gateway.experiments.store import RouteStore
+    from gateway.experiments.store import HistoryEntry, RouteStore, StoredStateError, entry_weights
     from gateway.experiments.table import RouteTable, shares_of
     from gateway.infra.metrics import GatewayMetrics
 
@@ -172,11 +172,8 @@ def history(
     except RoutesFileError as exc:
         raise fail(str(exc)) from None
 
-    async def work(redis: Any) -> list[dict[str, Any]]:
-        entries: list[dict[str, Any]] = await RouteStore(redis, table, GatewayMetrics()).history(
-            experiment, limit
-        )
-        return entries
+    async def work(redis: Any) -> list[HistoryEntry]:
+        return await RouteStore(redis, table, GatewayMetrics()).history(experiment, limit)
 
     entries = with_redis(config, work)
     if as_json:
@@ -188,7 +185,10 @@ def history(
         return
     for e in entries:
         when = datetime.fromtimestamp(float(e.get("ts", 0)), UTC).strftime("%Y-%m-%d %H:%M:%S")
-        split = ", ".join(f"{n} {s:.1%}" for n, s in shares_of(e.get("weights") or {}).items())
+        try:
+            split = ", ".join(f"{n} {s:.1%}" for n, s in shares_of(entry_weights(e)).items())
+        except StoredStateError:  # written by an old release that stored out-of-range weights
+            split = "weights that do not load"
         typer.echo(
             f"v{e['to_version']} <- v{e['from_version']}  {e['kind']:<15}  "
             f"baseline v{e['baseline_version']}  {when}Z  by {e.get('actor', '?')}  "

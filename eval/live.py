@@ -22,14 +22,14 @@ many of those failed validation, spend, and the end-to-end latency histogram (fr
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.experiments.overview import VariantCounters
 from gateway.infra.metrics import PREFIX
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
@@ -114,57 +114,25 @@ def histogram_quantile(q: float, buckets: Mapping[float, float]) -> float | None
     return prev_bound
 
 
-@dataclass
-class _Counts:
-    ok: float = 0.0
-    error: float = 0.0
-    fallbacks_out: float = 0.0
-    fallbacks_in: float = 0.0
-    calls: float = 0.0
-    invalid: float = 0.0
-    cost: float = 0.0
-    buckets: dict[float, float] = field(default_factory=lambda: defaultdict(float))
-
-    def add(self, name: str, labels: Mapping[str, str], value: float, variant: str) -> None:
-        if name == f"{PREFIX}_fallbacks_total":
-            self.fallbacks_out += value if labels.get("from_variant") == variant else 0.0
-            self.fallbacks_in += value if labels.get("to_variant") == variant else 0.0
-            return
-        if labels.get("variant") != variant:
-            return
-        if name == f"{PREFIX}_requests_total":
-            outcome = labels.get("outcome")
-            self.ok += value if outcome == "ok" else 0.0
-            self.error += value if outcome == "error" else 0.0
-        elif name == f"{PREFIX}_upstream_duration_seconds_count":
-            self.calls += value
-        elif name == f"{PREFIX}_validation_failures_total":
-            self.invalid += value
-        elif name == f"{PREFIX}_cost_usd_total":
-            self.cost += value
-        elif name == f"{PREFIX}_request_duration_seconds_bucket":
-            self.buckets[float(labels["le"])] += value
-
-
 def figures_of(series: Series, experiment: str, variant: str) -> LiveFigures:
     """Sum the series of `variant` in `experiment` into figures."""
-    c = _Counts()
+    c = VariantCounters()
     for (name, pairs), value in series.items():
         labels = dict(pairs)
         if labels.get("experiment") == experiment:
             c.add(name, labels, value, variant)
     p95 = histogram_quantile(0.95, c.buckets)
-    errors = c.error + c.fallbacks_out
+    errors = c.errors + c.fallbacks_out
     # a request another variant fell back to is counted ok under this one: not its own
     own_ok = max(0.0, c.ok - c.fallbacks_in)
     return LiveFigures(
         requests=round(own_ok + errors),
         errors=round(errors),
-        calls=round(c.calls),
+        calls=round(c.model_calls),
         validation_failures=round(c.invalid),
         latency_n=round(max(c.buckets.values(), default=0.0)),
         p95_ms=None if p95 is None else p95 * 1000,
-        cost_usd=c.cost,
+        cost_usd=c.cost_usd,
         buckets=tuple(sorted(c.buckets.items())),
     )
 

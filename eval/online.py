@@ -5,7 +5,6 @@ prints it."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -27,7 +26,7 @@ def variant_names(settings: Settings, experiment: str) -> list[str]:
 
 async def load_online_report(
     settings: Settings, experiment: str, *, control: str | None = None, mde: float = 0.02
-) -> dict[str, Any]:
+) -> online_report.OnlineReport:
     async with async_connect(settings) as client:
         return await online_report.experiment_report(
             client,
@@ -46,7 +45,7 @@ class ReportError(ValueError):
 
 def read_online_report(
     settings: Settings, experiment: str, *, control: str | None = None, mde: float = 0.02
-) -> dict[str, Any]:
+) -> online_report.OnlineReport:
     """`load_online_report` to completion, with its arguments checked: a ReportError when
     `mde` is not in (0, 1), `control` is not a variant, or Redis cannot be read."""
     if not 0 < mde < 1:

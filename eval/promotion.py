@@ -44,7 +44,7 @@ from eval.live import FigureSource, LiveFigures, MetricsScrape, PrometheusQuery,
 from gateway.errors import GatewayError
 from gateway.experiments import sequential as seq
 from gateway.experiments.config import RoutesConfig, RoutesFileError, load_routes
-from gateway.experiments.store import ChangeKind, RouteStore
+from gateway.experiments.store import ChangeKind, Rollback, RouteStore
 from gateway.experiments.table import RouteTable
 from gateway.infra import redis_keys
 from gateway.infra.metrics import GatewayMetrics
@@ -531,19 +531,18 @@ async def rollback_latest(
     experiment: str,
     reason: str,
     to_version: int | None = None,
-) -> dict[str, Any]:
+) -> Rollback:
     """Restore the last known-good baseline (`RouteStore.rollback`: the pre-ramp weights after
     a ramp, the version before a manual change), or `to_version`, as a new audited change;
     `{"changed": False, "version": N, ...}` when those weights are already in force."""
     store = RouteStore(redis, RouteTable(routes), GatewayMetrics())
     await store.refresh()
-    entry: dict[str, Any] = await store.rollback(
+    return await store.rollback(
         experiment,
         actor=f"rollback:{uuid.uuid4().hex[:8]}",
         reason=reason,
         to_version=to_version,
     )
-    return entry
 
 
 def _routes(settings: Settings) -> RoutesConfig:
@@ -610,7 +609,7 @@ def promote(
 
 def rollback(
     settings: Settings, experiment: str, reason: str, to_version: int | None = None
-) -> dict[str, Any]:
+) -> Rollback:
     """Roll an experiment back to its last known-good baseline, or to `to_version`
     (`rollback_latest`); the new history entry with `changed` True, or `changed` False and
     the `version` in force when there was nothing to roll back."""

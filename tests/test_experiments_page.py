@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from playwright.sync_api import Browser, Page, expect
 
 from gateway.experiments.config import load_routes
-from gateway.experiments.store import ChangeKind, RouteStore
+from gateway.experiments.store import ChangeKind, RouteStore, WeightChange
 from gateway.experiments.table import RouteTable
 from gateway.infra.metrics import GatewayMetrics
 from tests.servers import Gateway, Simulator, ab_routes, run_gateway, write_routes
@@ -45,7 +45,7 @@ def gw(tmp: Path, sim: Simulator, redis_url: str) -> Iterator[tuple[Gateway, Pat
         yield g, routes
 
 
-async def ramp(redis_url: str, routes: Path) -> list[dict[str, Any]]:
+async def ramp(redis_url: str, routes: Path) -> list[WeightChange]:
     """Two ramp steps from the routes file's weights (version 0), as `promote` writes them."""
     client = aioredis.Redis.from_url(redis_url)
     try:

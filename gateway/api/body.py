@@ -7,11 +7,13 @@ that carry classify traffic use this instead and declare their schema for OpenAP
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+
+from gateway.jsontypes import JsonObject
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -27,10 +29,10 @@ async def parse_body(request: Request, model: type[M]) -> M:
 
 
 # Nested models of hand-declared bodies, merged into the OpenAPI components by `add_schemas`.
-_COMPONENTS: dict[str, Any] = {}
+_COMPONENTS: JsonObject = {}
 
 
-def json_body(model: type[BaseModel]) -> dict[str, Any]:
+def json_body(model: type[BaseModel]) -> JsonObject:
     """The OpenAPI `requestBody` of a route that parses `model` with `parse_body`."""
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     _COMPONENTS.update(schema.pop("$defs", {}))
@@ -41,7 +43,7 @@ def add_schemas(app: FastAPI) -> None:
     """Make the app's OpenAPI document include the nested schemas of hand-declared bodies."""
     build = app.openapi
 
-    def openapi() -> dict[str, Any]:
+    def openapi() -> JsonObject:
         doc = build()
         doc.setdefault("components", {}).setdefault("schemas", {}).update(_COMPONENTS)
         return doc

@@ -10,6 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from gateway.request.classify import ClassifyAnswer, ClassifyResult
 from gateway.request.triage import ReviewIn
 
+AS_IS = dict[str, object]
+"""The response model of a route whose answer is a TypedDict sent as it is: not validated again
+(which would reorder its keys, turn an int where a float is typed into a float and drop keys it
+does not name, such as those of a history entry another release wrote)."""
+
 
 class ClassifyRequest(ReviewIn):
     experiment: str | None = None

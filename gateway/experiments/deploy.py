@@ -16,14 +16,14 @@ replica's builder with the same provider facts, keys and baseline model.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway.experiments import model_registry
 from gateway.experiments.config import RoutesConfig
-from gateway.experiments.store import RouteStore
+from gateway.experiments.model_registry import VariantOptions
+from gateway.experiments.store import RouteStore, VariantPut
 from gateway.experiments.table import RouteTable, RuntimeVariant
 from gateway.infra.metrics import GatewayMetrics
 from gateway.infra.settings import Settings
@@ -34,9 +34,7 @@ from gateway.request.upstream import UpstreamClient
 from gateway.request.variants import VariantPool
 
 
-async def deploy_variant(
-    store: RouteStore, experiment: str, runtime: RuntimeVariant
-) -> dict[str, Any]:
+async def deploy_variant(store: RouteStore, experiment: str, runtime: RuntimeVariant) -> VariantPut:
     """Build, check, store and install a runtime variant (add or replace); see the module
     docstring. A registry model deployed as the shadow gets the registry label `shadow` (when
     Redis fails at that step the variant stays deployed and `registry_status` says so); the
@@ -79,17 +77,13 @@ async def deploy_model(
     actor: str,
     weight: float = 0.0,
     shadow: float | None = None,
-    api_base: str | None = None,
-    api_key: str | None = None,
-    timeout_s: float | None = None,
-) -> dict[str, Any]:
+    options: VariantOptions = VariantOptions(),
+) -> VariantPut:
     """Deploy the registered model `name` as variant `as_variant` of `experiment` (at `weight`,
     or as the experiment's shadow at sample rate `shadow`) from outside the gateway: the
     `models deploy` command. Returns what `deploy_variant` returns."""
     record = await model_registry.get_model(redis, name)
-    variant = model_registry.to_variant(
-        record, as_variant, weight=weight, api_base=api_base, api_key=api_key, timeout_s=timeout_s
-    )
+    variant = model_registry.to_variant(record, as_variant, weight=weight, options=options)
     runtime = RuntimeVariant(
         variant=variant,
         shadow_sample_rate=shadow,

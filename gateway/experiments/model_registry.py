@@ -15,7 +15,8 @@ OpenAI-compatible endpoint; kind local: an in-process model directory), which
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -28,7 +29,7 @@ from gateway.experiments.table import shares_of
 from gateway.infra import redis_keys
 
 if TYPE_CHECKING:
-    from gateway.experiments.store import RouteStore
+    from gateway.experiments.store import HistoryEntry, RouteStore
 
 HISTORY_SCAN = 1000
 
@@ -124,31 +125,45 @@ async def retire(redis: aioredis.Redis, name: str) -> ModelRecord:
     return await set_status(redis, name, "retired")
 
 
+@dataclass(frozen=True)
+class VariantOptions:
+    """How a deployed variant calls its model, where the deploy says so (the admin API, `models
+    deploy`); None keeps the default: the registry record's endpoint, provider key and price,
+    the routes file's timeout."""
+
+    api_base: str | None = None
+    api_key: str | None = None
+    """Name of the provider key to send (a key of GATEWAY_PROVIDER_KEYS), never a key."""
+    price: Price | None = None
+    timeout_s: float | None = None
+
+    def fields(self) -> dict[str, object]:
+        """The options given, as routes-file variant fields."""
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
 def to_variant(
     record: ModelRecord,
     variant_name: str,
     *,
     weight: float = 0.0,
-    api_base: str | None = None,
-    api_key: str | None = None,
-    price: Price | None = None,
-    timeout_s: float | None = None,
+    options: VariantOptions = VariantOptions(),
 ) -> Variant:
     """The variant that routes to a registered model (`InvalidRequestError` if it cannot)."""
     if record.status == "retired":
         raise InvalidRequestError(f"model {record.name!r} is retired")
     fields: dict[str, object] = {"name": variant_name, "weight": weight}
-    if timeout_s is not None:
-        fields["timeout_s"] = timeout_s
+    if options.timeout_s is not None:
+        fields["timeout_s"] = options.timeout_s
     if record.kind == "local":
         fields.update(model="local", model_path=record.path)
     else:
         provider = record.provider or "openai"
         fields.update(
             model=f"{PROVIDER_PREFIX.get(provider, provider)}/{record.upstream_model}",
-            api_base=api_base or record.endpoint,
-            api_key=api_key or record.provider,
-            price=price or record.price,
+            api_base=options.api_base or record.endpoint,
+            api_key=options.api_key or record.provider,
+            price=options.price or record.price,
         )
     try:
         return Variant.model_validate(fields)
@@ -175,7 +190,7 @@ async def live_statuses(store: RouteStore, records: Iterable[ModelRecord]) -> di
         for variant, runtime in store.table.runtime_variants(exp.name).items():
             if runtime.registry_name is not None:
                 placed.setdefault(runtime.registry_name, []).append((exp.name, variant))
-    histories: dict[str, list[dict[str, Any]]] = {}
+    histories: dict[str, list[HistoryEntry]] = {}
     out: dict[str, str] = {}
     for record in records:
         parts, carrying = [], False
@@ -195,7 +210,7 @@ async def live_statuses(store: RouteStore, records: Iterable[ModelRecord]) -> di
 
 
 def _placement_status(
-    store: RouteStore, experiment: str, variant: str, history: list[dict[str, Any]]
+    store: RouteStore, experiment: str, variant: str, history: Sequence[HistoryEntry]
 ) -> tuple[str, float]:
     share = shares_of(store.table.weights(experiment)).get(variant, 0.0)
     if share >= SERVING_SHARE:
@@ -205,6 +220,6 @@ def _placement_status(
     shadow = store.table.experiment(experiment).shadow
     if shadow is not None and shadow.variant == variant:
         return "shadow", share
-    if any((e.get("weights") or {}).get(variant, 0) > 0 for e in history):
+    if any(((e.get("weights") or {}).get(variant) or 0) > 0 for e in history):
         return "rolled back", share
     return "candidate 0%", share

@@ -6,17 +6,19 @@ every worker's series under PROMETHEUS_MULTIPROC_DIR), so its figures cover the 
 gateway started: served requests (`requests_total`, outcome ok or error), errors, model calls
 (`upstream_duration_seconds_count`, re-asks and shadow calls included) and answers that failed
 validation (`validation_failures_total`); validity is the share of model calls whose answer
-passed validation.
+passed validation. `VariantCounters` sums those series; `eval.live` sums a scrape or a
+Prometheus query with it too.
 
-`ramp_in_progress` reads `RouteStore.history` (newest first): when the newest change is a
-`ramp_step`, the ramp is the run of `ramp_step` entries with the same `baseline_version`
-back from it, oldest step first.
+`history_rows` reads `RouteStore.history` (newest first) into `Change`s; `ramp_in_progress`
+takes them: when the newest change is a `ramp_step`, the ramp is the run of `ramp_step`
+changes with the same `baseline_version` back from it, oldest step first.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -27,17 +29,46 @@ from gateway.infra.metrics import PREFIX
 
 
 @dataclass
-class LiveCounts:
-    """One variant's served traffic since the gateway started."""
+class VariantCounters:
+    """One variant's gateway counters in one experiment, summed from metric samples (the
+    registry here, a scraped exposition or Prometheus for `eval.live`), so the page and the
+    promotion controller read the series the same way. Fallbacks count on both ends
+    (`from_variant`, `to_variant`); the latency buckets are cumulative counts keyed by `le`."""
 
-    ok: int = 0
-    errors: int = 0
-    model_calls: int = 0
-    invalid: int = 0
+    ok: float = 0.0
+    errors: float = 0.0
+    fallbacks_out: float = 0.0
+    fallbacks_in: float = 0.0
+    model_calls: float = 0.0
+    invalid: float = 0.0
+    cost_usd: float = 0.0
+    buckets: dict[float, float] = field(default_factory=lambda: defaultdict(float))
+
+    def add(self, name: str, labels: Mapping[str, str], value: float, variant: str) -> None:
+        """Count one sample of an experiment's series toward `variant` (others are ignored)."""
+        if name == f"{PREFIX}_fallbacks_total":
+            self.fallbacks_out += value if labels.get("from_variant") == variant else 0.0
+            self.fallbacks_in += value if labels.get("to_variant") == variant else 0.0
+            return
+        if labels.get("variant") != variant:
+            return
+        if name == f"{PREFIX}_requests_total":
+            outcome = labels.get("outcome")
+            self.ok += value if outcome == "ok" else 0.0
+            self.errors += value if outcome == "error" else 0.0
+        elif name == f"{PREFIX}_upstream_duration_seconds_count":
+            self.model_calls += value
+        elif name == f"{PREFIX}_validation_failures_total":
+            self.invalid += value
+        elif name == f"{PREFIX}_cost_usd_total":
+            self.cost_usd += value
+        elif name == f"{PREFIX}_request_duration_seconds_bucket":
+            self.buckets[float(labels["le"])] += value
 
     @property
     def requests(self) -> int:
-        return self.ok + self.errors
+        """Requests the variant answered or failed (fallbacks not netted out)."""
+        return round(self.ok + self.errors)
 
     @property
     def error_rate(self) -> float | None:
@@ -51,43 +82,71 @@ class LiveCounts:
         return max(0.0, 1.0 - self.invalid / self.model_calls)
 
 
+_PAGE_SERIES = frozenset(
+    f"{PREFIX}_{name}"
+    for name in ("requests_total", "upstream_duration_seconds_count", "validation_failures_total")
+)
+"""The series the page counts (a variant seen only elsewhere gets no row)."""
+
+
 def live_counts(
     registry: CollectorRegistry, experiment: str, variants: Sequence[str] = ()
-) -> dict[str, LiveCounts]:
+) -> dict[str, VariantCounters]:
     """Per variant of `experiment` (each of `variants` at least, zeros when unseen)."""
-    out = {name: LiveCounts() for name in variants}
-    requests = f"{PREFIX}_requests_total"
-    calls = f"{PREFIX}_upstream_duration_seconds_count"
-    invalid = f"{PREFIX}_validation_failures_total"
+    out = {name: VariantCounters() for name in variants}
     for family in registry.collect():
         for sample in family.samples:
-            if sample.name not in (requests, calls, invalid):
-                continue
             labels = sample.labels
-            if labels.get("experiment") != experiment or "variant" not in labels:
+            variant = labels.get("variant")
+            if sample.name not in _PAGE_SERIES or variant is None:
                 continue
-            row = out.setdefault(labels["variant"], LiveCounts())
-            value = int(sample.value)
-            if sample.name == requests:
-                outcome = labels.get("outcome")
-                if outcome == "ok":
-                    row.ok += value
-                elif outcome == "error":
-                    row.errors += value
-            elif sample.name == calls:
-                row.model_calls += value
-            else:
-                row.invalid += value
+            if labels.get("experiment") == experiment:
+                out.setdefault(variant, VariantCounters()).add(
+                    sample.name, labels, sample.value, variant
+                )
     return out
 
 
+def _shares(weights: object) -> dict[str, float]:
+    if not isinstance(weights, Mapping):
+        return {}
+    clean = {str(n): float(w) for n, w in weights.items() if isinstance(w, int | float)}
+    return shares_of(clean)
+
+
 @dataclass(frozen=True, slots=True)
-class RampStep:
+class Change:
+    """One weights change, read once from its `RouteStore.history` entry."""
+
     version: int
-    ts: float
+    kind: str
+    baseline_version: int
+    """The known-good version a rollback after this change restores."""
     actor: str
     reason: str
+    ts: float
     shares: dict[str, float]
+    """The shares the change put in force."""
+    previous_shares: dict[str, float]
+    """The shares in force before it."""
+
+    @classmethod
+    def of(cls, entry: Mapping[str, Any]) -> Change:
+        return cls(
+            version=int(entry.get("to_version", entry.get("version", 0))),
+            kind=str(entry.get("kind", "")),
+            baseline_version=int(entry.get("baseline_version", -1)),
+            actor=str(entry.get("actor", "")),
+            reason=str(entry.get("reason", "")),
+            ts=float(entry.get("ts", 0.0)),
+            shares=_shares(entry.get("weights")),
+            previous_shares=_shares(entry.get("previous")),
+        )
+
+
+def history_rows(history: Sequence[Mapping[str, Any]]) -> list[Change]:
+    """`RouteStore.history` entries (newest first) as changes, in the same order."""
+    return [Change.of(entry) for entry in history]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +155,7 @@ class Ramp:
 
     baseline_version: int
     baseline_shares: dict[str, float]
-    steps: list[RampStep]
+    steps: list[Change]
 
     @property
     def candidate(self) -> str | None:
@@ -107,51 +166,16 @@ class Ramp:
         return best if best is not None and gains[best] > 0 else None
 
 
-def _shares(weights: object) -> dict[str, float]:
-    if not isinstance(weights, Mapping):
-        return {}
-    clean = {str(n): float(w) for n, w in weights.items() if isinstance(w, int | float)}
-    return shares_of(clean)
-
-
-def ramp_in_progress(history: Sequence[Mapping[str, Any]]) -> Ramp | None:
+def ramp_in_progress(changes: Sequence[Change]) -> Ramp | None:
     """The ramp the newest change belongs to, or None when the newest change is not a ramp
-    step (a rollback, a manual change, no change at all)."""
-    if not history or history[0].get("kind") != ChangeKind.RAMP_STEP.value:
+    step (a rollback, a manual change, no change at all). `changes`: newest first."""
+    if not changes or changes[0].kind != ChangeKind.RAMP_STEP.value:
         return None
-    baseline = int(history[0].get("baseline_version", -1))
-    run: list[Mapping[str, Any]] = []
-    for entry in history:
-        if entry.get("kind") != ChangeKind.RAMP_STEP.value:
+    baseline = changes[0].baseline_version
+    run: list[Change] = []
+    for change in changes:
+        if change.kind != ChangeKind.RAMP_STEP.value or change.baseline_version != baseline:
             break
-        if int(entry.get("baseline_version", -1)) != baseline:
-            break
-        run.append(entry)
+        run.append(change)
     run.reverse()
-    steps = [
-        RampStep(
-            version=int(e.get("to_version", e.get("version", 0))),
-            ts=float(e.get("ts", 0.0)),
-            actor=str(e.get("actor", "")),
-            reason=str(e.get("reason", "")),
-            shares=_shares(e.get("weights")),
-        )
-        for e in run
-    ]
-    return Ramp(baseline, _shares(run[0].get("previous")), steps)
-
-
-def history_rows(history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """History entries (newest first) with each change's resulting shares."""
-    return [
-        {
-            "version": int(e.get("to_version", e.get("version", 0))),
-            "kind": str(e.get("kind", "")),
-            "baseline_version": e.get("baseline_version"),
-            "actor": str(e.get("actor", "")),
-            "reason": str(e.get("reason", "")),
-            "ts": float(e.get("ts", 0.0)),
-            "shares": _shares(e.get("weights")),
-        }
-        for e in history
-    ]
+    return Ramp(baseline, run[0].previous_shares, run)

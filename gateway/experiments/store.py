@@ -13,7 +13,8 @@ weights. Each weight is a finite number in [0, 1e6] and at least one is above 0 
 named variants get exactly those shares and the rest is split among the other variants in
 proportion to their weights in force.
 
-History entries (`history`, newest first) hold `kind` (a `ChangeKind`), `actor`, `reason`,
+History entries (`history`, newest first; `WeightChange` as written, `HistoryEntry` as read
+back) hold `kind` (a `ChangeKind`), `actor`, `reason`,
 `from_version` (the version in force before), `to_version` (= `version`), `weights`, `previous`,
 `baseline_version` (the known-good version the change started from: for a ramp step the version
 in force when the promotion started, for a manual change the version before it, for a rollback
@@ -44,8 +45,9 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -84,6 +86,98 @@ class ChangeKind(StrEnum):
 
 ROLLBACK_KINDS = frozenset({ChangeKind.BREACH_ROLLBACK, ChangeKind.MANUAL_ROLLBACK})
 SAME_WEIGHT = 1e-9
+
+
+class ChangeExtras(TypedDict, total=False):
+    """What some changes add to their history entry."""
+
+    requested_shares: dict[str, float]
+    """`set_shares`: the shares asked for (the entry's weights give them)."""
+    restored_version: int
+    """`restore_version` (rollbacks): the version whose weights were made current."""
+
+
+class _Versions(ChangeExtras):
+    """What every history entry holds (one read back: filled by `_normalise` when an earlier
+    release did not record it)."""
+
+    version: int
+    from_version: int
+    to_version: int
+    kind: str
+    """A `ChangeKind` value."""
+    baseline_version: int
+
+
+class WeightChange(_Versions):
+    """A weight change as this module writes it: the history entry stored (as JSON) in the
+    history stream, returned by every change and sent as is by the admin API."""
+
+    weights: dict[str, float]
+    previous: dict[str, float]
+    actor: str
+    reason: str
+    ts: float
+
+
+class HistoryEntry(_Versions):
+    """A history entry as read back: a `WeightChange`, or less when an earlier release wrote
+    it. What was not recorded then stays absent (the admin API shows the stored keys), and a
+    weight may be null (an out-of-range weight an old release stored; `entry_weights` checks
+    the weights)."""
+
+    weights: NotRequired[dict[str, float | None]]
+    previous: NotRequired[dict[str, float | None]]
+    actor: NotRequired[str]
+    reason: NotRequired[str]
+    ts: NotRequired[float]
+
+
+class NothingToRollBack(TypedDict):
+    """`rollback` when the weights it would restore are already in force."""
+
+    changed: Literal[False]
+    experiment: str
+    version: int
+    baseline_version: int
+    weights: dict[str, float]
+    shares: dict[str, float]
+    detail: str
+
+
+class RolledBack(WeightChange):
+    """`rollback` that restored weights: the new history entry."""
+
+    changed: Literal[True]
+
+
+Rollback = NothingToRollBack | RolledBack
+
+
+class VariantPut(TypedDict):
+    """A runtime variant stored and installed (`put_variant`), as the admin API answers."""
+
+    experiment: str
+    variant: dict[str, object]
+    """The variant's routes-file JSON (unset fields left out)."""
+    shadow_sample_rate: float | None
+    registry_name: str | None
+    variants_version: int
+    weight: float
+    registry_status: NotRequired[str]
+    """Set (by `deploy.deploy_variant`) when the registry label could not be updated."""
+
+
+@dataclass(frozen=True)
+class _Audit:
+    """Who changes the weights, why, and what the change is (kept in its history entry)."""
+
+    actor: str
+    reason: str
+    kind: ChangeKind
+    baseline_version: int | None
+    """The known-good version the change belongs to; None: the version in force before it."""
+    extras: ChangeExtras | None = None
 
 
 class StoredStateError(ValueError):
@@ -128,20 +222,26 @@ def same_weights(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
     )
 
 
-def _version_of(entry: Mapping[str, Any]) -> int:
-    return int(entry.get("to_version", entry.get("version", -1)))
+def entry_weights(entry: HistoryEntry) -> dict[str, float]:
+    """The weights of a history entry; a `StoredStateError` when they would not load."""
+    return parse_stored_weights(orjson.dumps(entry.get("weights")))
 
 
-def _normalise(entry: dict[str, Any]) -> dict[str, Any]:
+def _version_of(entry: HistoryEntry) -> int:
+    return int(entry["to_version"])
+
+
+def _normalise(entry: dict[str, Any]) -> HistoryEntry:
     """Fill the fields of entries stored before kinds and baselines were recorded: such a
-    change counts as a manual change from the version before it."""
-    version = _version_of(entry)
+    change counts as a manual change from the version before it. `entry` is the stored JSON
+    object, kept as it is otherwise."""
+    version = int(entry.get("to_version", entry.get("version", -1)))
     entry.setdefault("to_version", version)
     entry.setdefault("version", version)
     entry.setdefault("from_version", version - 1)
     entry.setdefault("kind", ChangeKind.MANUAL_CHANGE.value)
     entry.setdefault("baseline_version", entry["from_version"])
-    return entry
+    return cast(HistoryEntry, entry)
 
 
 async def store_runtime_variant(
@@ -300,9 +400,7 @@ class RouteStore:
             if version <= self.table.versions[name]:
                 return None  # nothing newer than what is in force
             try:
-                return version, self.table.check_weights(
-                    name, parse_stored_weights(orjson.dumps(entry.get("weights")))
-                )
+                return version, self.table.check_weights(name, entry_weights(entry))
             except (StoredStateError, InvalidRequestError):
                 continue
         return None
@@ -373,7 +471,7 @@ class RouteStore:
                 f"variant {variant.name!r} cannot be built: {type(exc).__name__}: {exc}"
             ) from None
 
-    async def put_variant(self, experiment: str, runtime: RuntimeVariant) -> dict[str, Any]:
+    async def put_variant(self, experiment: str, runtime: RuntimeVariant) -> VariantPut:
         """Validate, build, store and install a runtime variant (add or replace); every other
         replica installs it at its next poll."""
         current = {**self.table.runtime_variants(experiment), runtime.variant.name: runtime}
@@ -422,51 +520,39 @@ class RouteStore:
         reason: str,
         kind: ChangeKind = ChangeKind.MANUAL_CHANGE,
         baseline_version: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> WeightChange:
         """Validate, store and install new weights (full, or partial: the others keep theirs)
         as a new version; returns its history entry. `baseline_version` is the known-good
         version the change belongs to (a ramp step: the version in force when the promotion
         started); by default the version in force before it."""
         return await self._write(
-            experiment,
-            lambda: weights,
-            actor=actor,
-            reason=reason,
-            kind=ChangeKind(kind),
-            baseline_version=baseline_version,
+            experiment, lambda: weights, _Audit(actor, reason, kind, baseline_version)
         )
 
     async def set_shares(
         self, experiment: str, shares: Mapping[str, float], *, actor: str, reason: str
-    ) -> dict[str, Any]:
+    ) -> WeightChange:
         """Give the named variants exactly `shares` of the traffic, the rest split among the
         other variants in proportion to their weights in force (a manual change)."""
+        extras = ChangeExtras(requested_shares=dict(shares))
         return await self._write(
             experiment,
             lambda: self.table.weights_from_shares(experiment, shares),
-            actor=actor,
-            reason=reason,
-            kind=ChangeKind.MANUAL_CHANGE,
-            baseline_version=None,
-            extra={"requested_shares": dict(shares)},
+            _Audit(actor, reason, ChangeKind.MANUAL_CHANGE, None, extras),
         )
 
     async def _write(
         self,
         experiment: str,
         make_weights: Callable[[], Mapping[str, float]],
-        *,
-        actor: str,
-        reason: str,
-        kind: ChangeKind,
-        baseline_version: int | None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
+        audit: _Audit,
+    ) -> WeightChange:
         """Store the weights `make_weights` returns on top of the stored state, as one atomic
         change of the version, the weights and the history (retried when another writer got
         there first)."""
         self.table.experiment(experiment)
         self.table.check_weights(experiment, make_weights())  # refuse before any Redis call
+        kind = ChangeKind(audit.kind)
         key = redis_keys.weights(experiment)
         try:
             for _ in range(_WRITE_ATTEMPTS):
@@ -484,20 +570,20 @@ class RouteStore:
                     previous = dict(self.table.weights(experiment))
                     from_version = self.table.versions[experiment]
                     version = max(stored or 0, from_version) + 1
-                    entry: dict[str, Any] = {
+                    entry: WeightChange = {
                         "version": version,
                         "from_version": from_version,
                         "to_version": version,
                         "kind": kind.value,
                         "baseline_version": from_version
-                        if baseline_version is None
-                        else int(baseline_version),
+                        if audit.baseline_version is None
+                        else int(audit.baseline_version),
                         "weights": merged,
                         "previous": previous,
-                        "actor": actor,
-                        "reason": reason,
+                        "actor": audit.actor,
+                        "reason": audit.reason,
                         "ts": time.time(),
-                        **(extra or {}),
+                        **(audit.extras or ChangeExtras()),
                     }
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.hset(key, mapping={"version": version, "weights": encode_weights(merged)})
@@ -524,8 +610,8 @@ class RouteStore:
                     "experiment": experiment,
                     "version": version,
                     "kind": kind.value,
-                    "actor": actor,
-                    "reason": reason,
+                    "actor": audit.actor,
+                    "reason": audit.reason,
                 }
             },
         )
@@ -539,7 +625,7 @@ class RouteStore:
         for entry in await self._entries(experiment):
             if _version_of(entry) == version:
                 try:
-                    return parse_stored_weights(orjson.dumps(entry.get("weights")))
+                    return entry_weights(entry)
                 except StoredStateError as exc:
                     raise InvalidRequestError(
                         f"version {version} of {experiment!r} cannot be restored: {exc}"
@@ -553,23 +639,18 @@ class RouteStore:
 
     async def restore_version(
         self, experiment: str, version: int, *, actor: str, reason: str, kind: ChangeKind
-    ) -> dict[str, Any]:
+    ) -> WeightChange:
         """Make the weights of `version` current again, as a new (audited) version; a variant
         that version does not name gets weight 0. Returns the new history entry."""
         target = self.table.full_weights(experiment, await self.weights_at(experiment, version))
+        extras = ChangeExtras(restored_version=version)
         return await self._write(
-            experiment,
-            lambda: target,
-            actor=actor,
-            reason=reason,
-            kind=ChangeKind(kind),
-            baseline_version=version,
-            extra={"restored_version": version},
+            experiment, lambda: target, _Audit(actor, reason, kind, version, extras)
         )
 
     async def rollback(
         self, experiment: str, *, actor: str, reason: str, to_version: int | None = None
-    ) -> dict[str, Any]:
+    ) -> Rollback:
         """Restore the last known-good baseline (the baseline of the latest change that is not
         itself a rollback: the pre-ramp weights after a ramp or a breach, the version before a
         manual change), or `to_version`. When those weights are already in force nothing
@@ -601,17 +682,17 @@ class RouteStore:
                 "detail": f"nothing to roll back: version {in_force} is in force"
                 + (f" (the weights of version {target})" if target != in_force else ""),
             }
-        entry = await self.restore_version(
+        change = await self.restore_version(
             experiment, target, actor=actor, reason=reason, kind=ChangeKind.MANUAL_ROLLBACK
         )
-        return {"changed": True, **entry}
+        return {"changed": True, **change}
 
-    async def history(self, experiment: str, limit: int = 100) -> list[dict[str, Any]]:
+    async def history(self, experiment: str, limit: int = 100) -> list[HistoryEntry]:
         """Weight changes, newest first (entries that cannot be read are left out)."""
         self.table.experiment(experiment)
         return await self._entries(experiment, limit)
 
-    async def _entries(self, experiment: str, limit: int = HISTORY_SCAN) -> list[dict[str, Any]]:
+    async def _entries(self, experiment: str, limit: int = HISTORY_SCAN) -> list[HistoryEntry]:
         try:
             rows: Any = await self.redis.xrevrange(
                 redis_keys.weights_history(experiment), count=limit

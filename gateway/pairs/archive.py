@@ -28,13 +28,14 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import orjson
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
 from gateway.infra import redis_keys
 from gateway.pairs import pairstore
@@ -43,6 +44,8 @@ from gateway.pairs.record import PairRecord
 if TYPE_CHECKING:
     import pyarrow as pa
     from fsspec import AbstractFileSystem
+
+    from gateway.pairs.corrections import Correction
 
 log = logging.getLogger("triage_gateway")
 
@@ -259,7 +262,7 @@ def iter_archived(url: str, *, since: float | None = None) -> Iterator[PairRecor
 # -- corrections ----------------------------------------------------------------------
 
 
-def _corrections_table(records: list[dict[str, Any]]) -> pa.Table:
+def _corrections_table(records: list[Correction]) -> pa.Table:
     import pyarrow as pa
 
     return pa.table(
@@ -297,7 +300,7 @@ async def flush_corrections(redis: aioredis.Redis, url: str) -> int:
             )
             if not entries:
                 break
-            records = [orjson.loads(f.get(b"c", f.get("c"))) for _, f in entries]
+            records = [_correction(f.get(b"c", f.get("c"))) for _, f in entries]
             first = _text(entries[0][0])
             data = _parquet_bytes(_corrections_table(records))
             await asyncio.to_thread(
@@ -316,13 +319,19 @@ async def flush_corrections(redis: aioredis.Redis, url: str) -> int:
     return total
 
 
-def read_corrections(url: str) -> list[dict[str, Any]]:
+def _correction(raw: bytes | str) -> Correction:
+    """A correction as `gateway.pairs.corrections` stored it (the outbox and the archive hold
+    its JSON as is)."""
+    return cast("Correction", orjson.loads(raw))
+
+
+def read_corrections(url: str) -> list[Correction]:
     """Every archived correction once (by id), oldest first."""
     fs, root = open_fs(url)
-    seen: dict[str, dict[str, Any]] = {}
+    seen: dict[str, Correction] = {}
     for path in _files(fs, root, "corrections"):
         for raw in _read_table(fs, path).column("record").to_pylist():
-            record = orjson.loads(raw)
+            record = _correction(raw)
             seen.setdefault(str(record.get("id")), record)
     return sorted(seen.values(), key=lambda r: (str(r.get("created_at")), str(r.get("id"))))
 
@@ -391,6 +400,11 @@ def _decode_hash(raw: Any) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in (raw or {}).items()}
 
 
+def _encode_hash(values: Mapping[str, str]) -> dict[FieldT, EncodableT]:
+    """A snapshot hash as redis-py's `hset` and `xadd` take it (their field type is wider)."""
+    return dict(values.items())
+
+
 async def _experiments(redis: aioredis.Redis) -> list[str]:
     prefix = f"{redis_keys.PREFIX}:{redis_keys.SCHEMA}:weights:"
     names = set()
@@ -402,9 +416,26 @@ async def _experiments(redis: aioredis.Redis) -> list[str]:
     return sorted(names)
 
 
-async def snapshot(redis: aioredis.Redis) -> dict[str, Any]:
+class ExperimentState(TypedDict):
+    """One experiment's hashes and history stream in `state/snapshot.json`, as Redis holds
+    them (field -> stored string)."""
+
+    weights: dict[str, str]
+    history: list[tuple[str, dict[str, str]]]
+    """(stream entry id, fields), oldest first; a JSON array of two."""
+    variants: dict[str, str]
+
+
+class StateSnapshot(TypedDict):
+    """`state/snapshot.json`: what `restore` puts back beside the corrections."""
+
+    registry: dict[str, str]
+    experiments: dict[str, ExperimentState]
+
+
+async def snapshot(redis: aioredis.Redis) -> StateSnapshot:
     """The registry, and per experiment its weights, weights history and runtime variants."""
-    out: dict[str, Any] = {
+    out: StateSnapshot = {
         "registry": _decode_hash(await redis.hgetall(redis_keys.model_registry())),
         "experiments": {},
     }
@@ -412,7 +443,7 @@ async def snapshot(redis: aioredis.Redis) -> dict[str, Any]:
         history: Any = await redis.xrange(redis_keys.weights_history(name), "-", "+")
         out["experiments"][name] = {
             "weights": _decode_hash(await redis.hgetall(redis_keys.weights(name))),
-            "history": [[_text(i), _decode_hash(f)] for i, f in history],
+            "history": [(_text(i), _decode_hash(f)) for i, f in history],
             "variants": _decode_hash(await redis.hgetall(redis_keys.runtime_variants(name))),
         }
     return out
@@ -450,7 +481,7 @@ async def restore(redis: aioredis.Redis, url: str) -> Restored:
     ):
         raise ValueError("redis already holds corrections or models: restore into an empty one")
     records = await asyncio.to_thread(read_corrections, url)
-    by_pair: dict[str, list[dict[str, Any]]] = {}
+    by_pair: dict[str, list[Correction]] = {}
     for record in records:
         by_pair.setdefault(str(record["request_id"]), []).append(record)
     pipe = redis.pipeline(transaction=False)
@@ -463,20 +494,22 @@ async def restore(redis: aioredis.Redis, url: str) -> Restored:
             pipe = redis.pipeline(transaction=False)
     await pipe.execute()
     fs, root = open_fs(url)
-    state: dict[str, Any] = {"registry": {}, "experiments": {}}
+    state: StateSnapshot = {"registry": {}, "experiments": {}}
     path = f"{root}/state/snapshot.json"
     if await asyncio.to_thread(fs.exists, path):
-        state = orjson.loads(await asyncio.to_thread(fs.cat_file, path))
+        state = cast(StateSnapshot, orjson.loads(await asyncio.to_thread(fs.cat_file, path)))
     if state["registry"]:
-        await redis.hset(redis_keys.model_registry(), mapping=state["registry"])
+        await redis.hset(redis_keys.model_registry(), mapping=_encode_hash(state["registry"]))
     history = 0
     for name, exp in state["experiments"].items():
         if exp["weights"]:
-            await redis.hset(redis_keys.weights(name), mapping=exp["weights"])
+            await redis.hset(redis_keys.weights(name), mapping=_encode_hash(exp["weights"]))
         if exp["variants"]:
-            await redis.hset(redis_keys.runtime_variants(name), mapping=exp["variants"])
+            await redis.hset(
+                redis_keys.runtime_variants(name), mapping=_encode_hash(exp["variants"])
+            )
         for entry_id, fields in exp["history"]:
-            await redis.xadd(redis_keys.weights_history(name), fields, id=entry_id)
+            await redis.xadd(redis_keys.weights_history(name), _encode_hash(fields), id=entry_id)
             history += 1
     return Restored(
         corrections=len(records),

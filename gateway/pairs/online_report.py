@@ -20,7 +20,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -29,6 +29,9 @@ from gateway.infra import redis_keys
 from gateway.pairs import pairstore
 from gateway.pairs.corrections import Correction
 from gateway.pairs.record import PairRecord
+
+if TYPE_CHECKING:
+    from gateway.experiments.sequential import Comparison
 
 ALPHA = 0.05
 POWER = 0.8
@@ -95,7 +98,57 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(values, q))
 
 
-def judged_right(correction: Mapping[str, Any]) -> bool:
+class GateView(TypedDict):
+    """The decision one gate would take now (`_gates`)."""
+
+    test: str
+    margin: float
+    difference: float | None
+    fixed_ci95: list[float] | None
+    anytime_ci95: list[float] | None
+    decision: str
+    needed_per_arm: int
+    still_needed: int
+    unit: str
+    line_ms: NotRequired[float | None]
+    """The latency gate's line: the control's p95."""
+
+
+class VariantRow(TypedDict):
+    """One variant's online figures (`build_report`)."""
+
+    traffic: int
+    corrected: int
+    right: int
+    accuracy: float | None
+    accuracy_ci95: list[float] | None
+    diff_vs_control: float | None
+    diff_ci95: list[float] | None
+    mean_cost_usd: float | None
+    p95_latency_ms: float | None
+    still_needed: int
+    gates: NotRequired[dict[str, GateView]]
+    """Candidates only: `accuracy` and `p95_latency`."""
+
+
+class OnlineReport(TypedDict):
+    """The online report of one experiment, as the API and `triage-gateway report --json`
+    send it."""
+
+    experiment: str
+    control: str
+    mde: float
+    alpha: float
+    power: float
+    baseline_accuracy: float
+    baseline_source: str
+    needed_per_variant: int
+    variants: dict[str, VariantRow]
+    since: float | None
+    """The start of the window the pairs were read from (None: all of them)."""
+
+
+def judged_right(correction: Mapping[str, object]) -> bool:
     """A correction that left the category as it was says the answer was right."""
     changed = correction.get("changed")
     if isinstance(changed, bool):
@@ -125,9 +178,11 @@ def build_report(
     variants: Sequence[str] = (),
     control: str | None = None,
     mde: float = 0.02,
-) -> dict[str, Any]:
+    since: float | None = None,
+) -> OnlineReport:
     """Per-variant online figures of `experiment` from its served pairs and their corrections
-    (`corrections` maps request_id to the pair's last correction)."""
+    (`corrections` maps request_id to the pair's last correction); `since` is reported as the
+    start of the window the pairs were read from."""
     arms: dict[str, _Arm] = {name: _Arm() for name in variants}
     for pair in pairs:
         if not _served(pair, experiment):
@@ -158,12 +213,13 @@ def build_report(
         "baseline_source": "control" if ctrl.corrected else "assumed 0.5 (control uncorrected)",
         "needed_per_variant": needed,
         "variants": rows,
+        "since": since,
     }
 
 
-def _row(arm: _Arm, ctrl: _Arm, is_control: bool, needed: int) -> dict[str, Any]:
+def _row(arm: _Arm, ctrl: _Arm, is_control: bool, needed: int) -> VariantRow:
     acc = arm.right / arm.corrected if arm.corrected else None
-    row: dict[str, Any] = {
+    row: VariantRow = {
         "traffic": arm.traffic,
         "corrected": arm.corrected,
         "right": arm.right,
@@ -186,7 +242,7 @@ LATENCY_MARGIN = 0.05
 control's p95."""
 
 
-def _gates(arm: _Arm, ctrl: _Arm, mde: float, needed: int) -> dict[str, Any]:
+def _gates(arm: _Arm, ctrl: _Arm, mde: float, needed: int) -> dict[str, GateView]:
     """The decision each gate would take now, from anytime-valid intervals (valid however
     often the report is read), beside the fixed-horizon ones: accuracy from corrections
     (non-inferiority, margin `mde`) and latency (harm: the share of pairs slower than the
@@ -209,13 +265,15 @@ def _gates(arm: _Arm, ctrl: _Arm, mde: float, needed: int) -> dict[str, Any]:
         (sum(x > line for x in ctrl.latencies), len(ctrl.latencies)) if line is not None else (0, 0)
     )
     latency = seq.compare(seq.Kind.HARM, slow, slow0, LATENCY_MARGIN, alpha=ALPHA, base_rate=0.05)
+    latency_view = _gate_view(latency, min(slow[1], slow0[1]), "pairs")
+    latency_view["line_ms"] = line
     return {
         "accuracy": _gate_view(accuracy, min(arm.corrected, ctrl.corrected), "corrected pairs"),
-        "p95_latency": _gate_view(latency, min(slow[1], slow0[1]), "pairs") | {"line_ms": line},
+        "p95_latency": latency_view,
     }
 
 
-def _gate_view(c: Any, have: int, unit: str) -> dict[str, Any]:
+def _gate_view(c: Comparison, have: int, unit: str) -> GateView:
     return {
         "test": str(c.kind),
         "margin": c.margin,
@@ -293,7 +351,7 @@ async def experiment_report(
     mde: float = 0.02,
     since: float | None = None,
     with_archive: bool = False,
-) -> dict[str, Any]:
+) -> OnlineReport:
     """`build_report` over what Redis holds now (pairs at or after `since` when given), and
     the archive too with `with_archive`."""
     pairs = await read_pairs(
@@ -302,7 +360,7 @@ async def experiment_report(
     fixes = await read_corrections(redis, (p.request_id for p in pairs))
     # In a worker thread: the figures are O(pairs) in Python and the first report imports
     # statsmodels (about a second); a reviewer opening a page must not stall the event loop.
-    report = await asyncio.to_thread(
+    return await asyncio.to_thread(
         build_report,
         pairs,
         fixes,
@@ -310,9 +368,8 @@ async def experiment_report(
         variants=variants,
         control=control,
         mde=mde,
+        since=since,
     )
-    report["since"] = since
-    return report
 
 
 async def corrections_since(

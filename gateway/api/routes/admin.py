@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Annotated, Any
+from typing import Annotated, TypedDict
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from redis.exceptions import RedisError
 
 from gateway.api.deps import AdminKey, State
+from gateway.api.schemas import AS_IS
 from gateway.errors import InvalidRequestError, NotFoundError, UnavailableError
 from gateway.experiments import model_registry
 from gateway.experiments.config import Name, Price, Variant
 from gateway.experiments.deploy import deploy_variant
-from gateway.experiments.store import RouteStore
+from gateway.experiments.model_registry import VariantOptions
+from gateway.experiments.store import HistoryEntry, RouteStore, VariantPut, WeightChange
 from gateway.experiments.table import MAX_WEIGHT, RuntimeVariant, shares_of
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminKey])
@@ -87,6 +89,26 @@ class VariantAdd(BaseModel):
         return self
 
 
+class WeightsAnswer(WeightChange):
+    """`PUT .../weights`: the new history entry, with the resulting shares and how."""
+
+    experiment: str
+    shares: dict[str, float]
+    how: str
+
+
+class HistoryAnswer(TypedDict):
+    experiment: str
+    history: list[HistoryEntry]
+
+
+class RuntimeVariantsAnswer(TypedDict):
+    experiment: str
+    variants_version: int
+    variants: list[dict[str, object]]
+    """Each `RuntimeVariant` as JSON (unset fields left out)."""
+
+
 def actor(request: Request) -> str:
     """Who made a change: a short hash of the admin key, never the key."""
     token = request.headers.get("authorization", "").partition(" ")[2].strip()
@@ -99,10 +121,10 @@ def _store(state: State) -> RouteStore:
     return state.route_store
 
 
-@router.put("/experiments/{name}/weights")
+@router.put("/experiments/{name}/weights", response_model=AS_IS)
 async def put_weights(
     name: str, body: WeightsChange, request: Request, state: State
-) -> dict[str, Any]:
+) -> WeightsAnswer:
     """Change an experiment's weights (or shares) on every replica (applied within seconds).
     The answer is the history entry plus `shares` (each variant's resulting share of traffic)
     and `how` (how the weights became those shares)."""
@@ -126,21 +148,21 @@ async def put_weights(
     return {"experiment": name, **entry, "shares": shares_of(entry["weights"]), "how": how}
 
 
-@router.get("/experiments/{name}/history")
+@router.get("/experiments/{name}/history", response_model=AS_IS)
 async def history(
     name: str, state: State, limit: Annotated[int, Field(ge=1, le=1000)] = 100
-) -> dict[str, Any]:
+) -> HistoryAnswer:
     """Weight changes, newest first."""
     return {"experiment": name, "history": await _store(state).history(name, limit)}
 
 
 async def _variant(body: VariantAdd, state: State) -> Variant:
-    options: dict[str, Any] = {
-        "api_base": body.api_base,
-        "api_key": body.api_key,
-        "price": None if body.price is None else Price(**body.price.model_dump()),
-        "timeout_s": body.timeout_s,
-    }
+    options = VariantOptions(
+        api_base=body.api_base,
+        api_key=body.api_key,
+        price=None if body.price is None else Price(**body.price.model_dump()),
+        timeout_s=body.timeout_s,
+    )
     if body.registry_name is not None:
         try:
             record = await model_registry.get_model(state.redis, body.registry_name)
@@ -148,21 +170,18 @@ async def _variant(body: VariantAdd, state: State) -> Variant:
             raise UnavailableError(f"registry unavailable: redis ({type(exc).__name__})") from None
         except NotFoundError as exc:  # a field of the body names nothing: invalid input
             raise InvalidRequestError(f"registry_name: {exc.detail}") from None
-        return model_registry.to_variant(record, body.name, weight=body.weight, **options)
-    fields = {k: v for k, v in options.items() if v is not None}
+        return model_registry.to_variant(record, body.name, weight=body.weight, options=options)
     try:
         return Variant.model_validate(
-            {"name": body.name, "model": body.model, "weight": body.weight, **fields}
+            {"name": body.name, "model": body.model, "weight": body.weight, **options.fields()}
         )
     except ValidationError as exc:
         problems = "; ".join(e["msg"] for e in exc.errors())
         raise InvalidRequestError(f"variant {body.name!r}: {problems}") from None
 
 
-@router.put("/experiments/{name}/variants")
-async def put_variant(
-    name: str, body: VariantAdd, request: Request, state: State
-) -> dict[str, Any]:
+@router.put("/experiments/{name}/variants", response_model=AS_IS)
+async def put_variant(name: str, body: VariantAdd, request: Request, state: State) -> VariantPut:
     """Add (or replace) a variant of a running experiment on every replica, without a restart
     (applied within seconds); a variant that cannot be built is refused and not stored. Give it
     traffic with `PUT .../weights`."""
@@ -177,8 +196,8 @@ async def put_variant(
     return await deploy_variant(store, name, runtime)
 
 
-@router.get("/experiments/{name}/variants")
-async def runtime_variants(name: str, state: State) -> dict[str, Any]:
+@router.get("/experiments/{name}/variants", response_model=AS_IS)
+async def runtime_variants(name: str, state: State) -> RuntimeVariantsAnswer:
     """The variants added at run time (on top of the routes file) that this replica runs."""
     table = state.table
     runtime = table.runtime_variants(name)

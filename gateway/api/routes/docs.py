@@ -3,20 +3,19 @@ every other route but health, unless GATEWAY_PUBLIC_DOCS=true opens them."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from gateway.api.deps import DocsKey
+from gateway.jsontypes import JsonObject
 
 router = APIRouter(include_in_schema=False, dependencies=[DocsKey])
 
 
 @router.get("/openapi.json")
 async def openapi(request: Request) -> JSONResponse:
-    schema: dict[str, Any] = request.app.openapi()
+    schema: JsonObject = request.app.openapi()
     return JSONResponse(schema)
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from redis.exceptions import RedisError
 
 from gateway.api.deps import ApiKey, State
+from gateway.api.schemas import AS_IS
 from gateway.errors import InvalidRequestError, UnavailableError
 from gateway.infra import redis_keys
 from gateway.pairs import online_report
@@ -15,7 +16,8 @@ from gateway.pairs import online_report
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"], dependencies=[ApiKey])
 
 
-@router.get("/{name}/report")
+# the OpenAPI document keeps describing a JSON object; `OnlineReport` types it in Python
+@router.get("/{name}/report", response_model=AS_IS)
 async def report(
     name: str,
     state: State,
@@ -24,7 +26,7 @@ async def report(
         float,
         Query(ge=0.001, lt=1, description="Smallest accuracy difference worth detecting (0.001-1)"),
     ] = 0.02,
-) -> dict[str, Any]:
+) -> online_report.OnlineReport:
     """Per variant: traffic, corrected n, online accuracy (Wilson 95%), difference to the
     control (Newcombe 95%), mean cost, p95 latency and the corrections still needed; per
     candidate, `gates`: the anytime-valid interval of each gate's difference beside the

@@ -15,8 +15,10 @@ last known-good baseline, as an audited `manual_rollback`).
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
@@ -25,8 +27,11 @@ from fastapi.responses import Response
 from gateway.api.deps import State
 from gateway.api.routes.review import Session, current_session, render_page, see_other
 from gateway.errors import ForbiddenError, UnavailableError
-from gateway.experiments.config import Experiment
+from gateway.experiments.config import Experiment, Variant
 from gateway.experiments.overview import (
+    Change,
+    Ramp,
+    VariantCounters,
     history_rows,
     live_counts,
     ramp_in_progress,
@@ -37,6 +42,7 @@ from gateway.infra import redis_keys
 from gateway.infra.metrics import scrape_registry
 from gateway.infra.state import GatewayState
 from gateway.pairs import online_report
+from gateway.pairs.online_report import VariantRow
 
 router = APIRouter(tags=["experiments page"], include_in_schema=False)
 
@@ -57,81 +63,141 @@ def _shares_text(shares: dict[str, float]) -> str:
     return ", ".join(f"{name} {share * 100:.1f}%" for name, share in shares.items())
 
 
-def _rollback_target(history: list[dict[str, Any]]) -> int:
+def _rollback_target(changes: Sequence[Change]) -> int:
     """The version `RouteStore.rollback` restores: the baseline of the latest change that is
     not itself a rollback (0, the routes file, when there is none)."""
-    for entry in history:
-        if entry.get("kind") not in ROLLBACK_KINDS:
-            return int(entry.get("baseline_version", 0))
+    for change in changes:
+        if change.kind not in ROLLBACK_KINDS:
+            return change.baseline_version
     return 0
 
 
-async def _view(state: GatewayState, exp: Experiment) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class VariantView:
+    """One variant's row of the page, formatted for the template."""
+
+    name: str
+    model: str
+    weight: str
+    share: float
+    requests: int
+    errors: int
+    error_rate: str
+    validity: str
+    p95_ms: str
+    cost: str
+    corrected: int
+    accuracy: str
+    accuracy_ci: str
+    pairs: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeView:
+    """One weights change, formatted: a ramp step or a history line."""
+
+    version: int
+    kind: str
+    baseline_version: int
+    when: str
+    actor: str
+    reason: str
+    shares: str
+    candidate_share: float
+    """The ramp candidate's share in percent (0 without a candidate)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RampView:
+    baseline_version: int
+    baseline_shares: str
+    candidate: str | None
+    steps: list[ChangeView]
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentView:
+    """What the page shows of one experiment."""
+
+    name: str
+    version: int
+    variants: list[VariantView]
+    control: str
+    ramp: RampView | None
+    history: list[ChangeView]
+    rollback_to: int
+    store: bool
+
+
+def _variant_view(
+    variant: Variant, weights: dict[str, float], counts: VariantCounters, row: VariantRow
+) -> VariantView:
+    ci, cost, p95 = row["accuracy_ci95"], row["mean_cost_usd"], row["p95_latency_ms"]
+    return VariantView(
+        name=variant.name,
+        model=variant.model,
+        weight=f"{weights.get(variant.name, 0.0):g}",
+        share=round(shares_of(weights).get(variant.name, 0.0) * 100, 1),
+        requests=counts.requests,
+        errors=round(counts.errors),
+        error_rate=_pct(counts.error_rate),
+        validity=_pct(counts.validity),
+        p95_ms="—" if p95 is None else f"{p95:.0f} ms",
+        cost="—" if cost is None else f"${cost:.6f}",
+        corrected=row["corrected"],
+        accuracy=_pct(row["accuracy"]),
+        accuracy_ci="" if not ci else f"{_pct(ci[0])} – {_pct(ci[1])}",
+        pairs=row["traffic"],
+    )
+
+
+def _change_view(change: Change, candidate: str | None = None) -> ChangeView:
+    return ChangeView(
+        version=change.version,
+        kind=change.kind,
+        baseline_version=change.baseline_version,
+        when=_when(change.ts),
+        actor=change.actor,
+        reason=change.reason,
+        shares=_shares_text(change.shares),
+        candidate_share=round(change.shares.get(candidate or "", 0.0) * 100, 1),
+    )
+
+
+def _ramp_view(ramp: Ramp | None) -> RampView | None:
+    if ramp is None:
+        return None
+    candidate = ramp.candidate
+    return RampView(
+        baseline_version=ramp.baseline_version,
+        baseline_shares=_shares_text(ramp.baseline_shares),
+        candidate=candidate,
+        steps=[_change_view(step, candidate) for step in ramp.steps],
+    )
+
+
+async def _view(state: GatewayState, exp: Experiment) -> ExperimentView:
     names = [v.name for v in exp.variants]
     weights = dict(state.table.weights(exp.name))
-    shares = shares_of(weights)
     live = live_counts(scrape_registry(state.metrics), exp.name, names)
     stream = redis_keys.pairs_stream(state.settings.pairs_stream)
     report = await online_report.experiment_report(state.redis, stream, exp.name, names)
     store = state.route_store
-    history = await store.history(exp.name, HISTORY_ROWS) if store is not None else []
-    ramp = ramp_in_progress(history)
-    rows = []
-    for v in exp.variants:
-        counts = live[v.name]
-        figures = report["variants"].get(v.name, {})
-        ci = figures.get("accuracy_ci95")
-        cost = figures.get("mean_cost_usd")
-        p95 = figures.get("p95_latency_ms")
-        rows.append(
-            {
-                "name": v.name,
-                "model": v.model,
-                "weight": f"{weights.get(v.name, 0.0):g}",
-                "share": round(shares.get(v.name, 0.0) * 100, 1),
-                "requests": counts.requests,
-                "errors": counts.errors,
-                "error_rate": _pct(counts.error_rate),
-                "validity": _pct(counts.validity),
-                "p95_ms": "—" if p95 is None else f"{p95:.0f} ms",
-                "cost": "—" if cost is None else f"${cost:.6f}",
-                "corrected": figures.get("corrected", 0),
-                "accuracy": _pct(figures.get("accuracy")),
-                "accuracy_ci": "" if not ci else f"{_pct(ci[0])} – {_pct(ci[1])}",
-                "pairs": figures.get("traffic", 0),
-            }
-        )
-    ramp_view = None
-    if ramp is not None:
-        ramp_view = {
-            "baseline_version": ramp.baseline_version,
-            "baseline_shares": _shares_text(ramp.baseline_shares),
-            "candidate": ramp.candidate,
-            "steps": [
-                {
-                    "version": s.version,
-                    "when": _when(s.ts),
-                    "actor": s.actor,
-                    "reason": s.reason,
-                    "shares": _shares_text(s.shares),
-                    "candidate_share": round(s.shares.get(ramp.candidate or "", 0.0) * 100, 1),
-                }
-                for s in ramp.steps
-            ],
-        }
-    return {
-        "name": exp.name,
-        "version": state.table.versions.get(exp.name, 0),
-        "variants": rows,
-        "control": report.get("control"),
-        "ramp": ramp_view,
-        "history": [
-            {**row, "when": _when(row["ts"]), "shares": _shares_text(row["shares"])}
-            for row in history_rows(history)
+    changes = history_rows(await store.history(exp.name, HISTORY_ROWS) if store is not None else [])
+    return ExperimentView(
+        name=exp.name,
+        version=state.table.versions.get(exp.name, 0),
+        variants=[
+            # the report has a row for each variant it was given
+            _variant_view(v, weights, live[v.name], report["variants"][v.name])
+            for v in exp.variants
         ],
-        "rollback_to": _rollback_target(history),
-        "store": store is not None,
-    }
+        control=report["control"],
+        ramp=_ramp_view(ramp_in_progress(changes)),
+        history=[_change_view(change) for change in changes],
+        rollback_to=_rollback_target(changes),
+        store=store is not None,
+    )
 
 
 def _flash(state: GatewayState, rolled_back: str | None, version: str | None) -> str | None:
