@@ -3,20 +3,27 @@
 The typer app and the helpers its commands share live in `cli.app`; each command group lives
 in its own module and is registered here, in the order `--help` lists them. Every command
 imports what it needs inside its body: `serve` loads no eval, and of training only the
-baseline builder (`training.baseline`), which runs before the server starts."""
+baseline's card check (`training.baseline_card`); the baseline builder
+(`training.baseline`, scikit-learn) runs in a child process before the server starts."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cli import archive, data, evaluate, models, promote, train
 from cli.app import app, get_settings, log
 from cli.app import fail as _fail
+
+if TYPE_CHECKING:
+    from gateway.experiments.config import RoutesConfig
+    from gateway.infra.settings import Settings
 
 __all__ = ["app", "main"]
 
@@ -51,14 +58,7 @@ def serve(
         routes_config = load_routes(settings.routes)
     except RoutesFileError as exc:
         raise _fail(str(exc)) from None
-    # The baseline local model is built here, before the server starts; the server only loads it.
-    from gateway.local.loader import LocalModelError
-    from training.baseline import baseline_for_routes
-
-    try:
-        baseline_for_routes(routes_config, settings.data_dir)
-    except (LocalModelError, OSError, ValueError) as exc:
-        raise _fail(f"could not build the baseline local model: {exc}") from None
+    _build_baseline(routes_config, settings)
     common: dict[str, Any] = {
         # X-Forwarded-* are handled in the app, from GATEWAY_TRUSTED_PROXIES only (the same
         # for every entry point); uvicorn's own handling would trust 127.0.0.1 by default.
@@ -79,29 +79,59 @@ def serve(
     _run_workers(settings, common)
 
 
-def _run_workers(settings: object, common: dict[str, Any]) -> None:
-    """Several processes: one shared Redis and one metrics directory for all of them."""
+def _build_baseline(routes: RoutesConfig, settings: Settings) -> None:
+    """Build the baseline local model into the data directory when a local variant of `routes`
+    uses it and it is missing or stale, in a child process: training loads scikit-learn and
+    scipy (about 150 MB), which the server would otherwise keep for its whole life. The server
+    only loads the model."""
+    from gateway.local.loader import needs_baseline
+    from training.baseline_card import baseline_is_current
+
+    if not needs_baseline(routes) or baseline_is_current(settings.data_dir):
+        return
+    command = [sys.executable, "-m", "training.baseline", str(settings.data_dir)]
+    build = subprocess.run(
+        [*command, "--log-level", settings.log_level],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,  # the failure's message; logs go to our stderr
+        text=True,
+        check=False,
+    )
+    if build.returncode != 0:
+        reason = build.stdout.strip() or f"the build exited with status {build.returncode}"
+        raise _fail(f"could not build the baseline local model: {reason}")
+
+
+def _run_workers(settings: Settings, common: dict[str, Any]) -> None:
+    """Several processes, started by uvicorn's own supervisor (`uvicorn.run` takes only an
+    import string with several workers): each builds its app from these settings, pickled to
+    it, so the command-line options and the Redis URL reach every worker as they are here. One
+    shared Redis and one metrics directory for all of them."""
+    import contextlib
+    import functools
+
     import uvicorn
+    from pydantic import SecretStr
+    from uvicorn.supervisors import Multiprocess
 
+    from gateway.api.asgi import app_factory
     from gateway.infra.redis_client import redis_url
-    from gateway.infra.settings import Settings
 
-    assert isinstance(settings, Settings)
     url, embedded = redis_url(settings)
-    os.environ["GATEWAY_REDIS_URL"] = url
-    for field in ("host", "port", "routes", "data_dir"):
-        value = getattr(settings, field)
-        if value is not None:
-            os.environ[f"GATEWAY_{field.upper()}"] = str(value)
+    shared = settings.model_copy(update={"redis_url": SecretStr(url)})
+    # prometheus-client reads PROMETHEUS_MULTIPROC_DIR from the environment itself, when a
+    # worker first imports it, so this one setting reaches the workers by the environment.
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         prom_dir = settings.data_dir / "prometheus-multiproc"
         shutil.rmtree(prom_dir, ignore_errors=True)
         prom_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prom_dir.resolve())
+    config = uvicorn.Config(
+        functools.partial(app_factory, shared), factory=True, workers=settings.workers, **common
+    )
     try:
-        uvicorn.run(
-            "gateway.api.asgi:app_factory", factory=True, workers=settings.workers, **common
-        )
+        with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
     finally:
         if embedded is not None:
             embedded.stop()

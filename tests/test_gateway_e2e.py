@@ -244,6 +244,49 @@ def test_zero_setup_local_variant(tmp: Path) -> None:
         assert body["cost_usd"] == 0.0
 
 
+def _mapped_packages(pid: int) -> set[str]:
+    """The installed packages whose files (compiled extensions) process `pid` has mapped:
+    those it has imported."""
+    paths = (line.split()[-1] for line in Path(f"/proc/{pid}/maps").read_text().splitlines())
+    return {p.split("/site-packages/")[1].split("/")[0] for p in paths if "/site-packages/" in p}
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="reads /proc/<pid>/maps")
+def test_zero_setup_server_holds_no_training_libraries(tmp: Path) -> None:
+    """`serve` builds the baseline model in a child process at the first start and reuses it
+    at the next: scikit-learn never enters the server's memory."""
+    data = tmp / "data"
+    card = data / "models" / "baseline" / "model_card.json"
+    with run_gateway(tmp, api_key=None, data_dir=data) as gw:
+        assert "training the baseline local model" in gw.log_text()
+        built = card.stat().st_mtime_ns
+        loaded = _mapped_packages(gw.proc.pid)
+    assert "uvloop" in loaded and "sklearn" not in loaded, sorted(loaded)
+    with run_gateway(tmp, api_key=None, data_dir=data) as gw, gw.client() as c:
+        assert c.post("/v1/classify", json={"text": "The app crashes"}).status_code == 200
+        assert "training the baseline local model" not in gw.log_text()
+        loaded = _mapped_packages(gw.proc.pid)
+    assert "uvloop" in loaded and "sklearn" not in loaded, sorted(loaded)
+    assert card.stat().st_mtime_ns == built
+
+
+def test_names_why_the_baseline_could_not_be_built(tmp: Path) -> None:
+    from tests.servers import free_port
+
+    (tmp / "file").write_text("")
+    out = subprocess.run(
+        [sys.executable, "-m", "cli", "serve", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        env={"PATH": "", "GATEWAY_DATA_DIR": str(tmp / "file" / "data")},
+        timeout=120,
+    )
+    assert out.returncode == 2, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: could not build the baseline local model: "), out.stderr
+    assert "Not a directory" in last
+
+
 def test_client_disconnect_cancels_the_upstream_call(
     tmp: Path, sim: Simulator, redis_url: str
 ) -> None:

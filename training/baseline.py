@@ -1,17 +1,19 @@
 """The built-in baseline local model: `tfidf-linear`, trained from the shipped seed reviews.
 
-`triage-gateway serve` calls `ensure_baseline_model` before the server starts, so the gateway
-classifies with no API key and no network; the server itself only loads the directory
-(`gateway.local.loader.baseline_model_path`). Training is the one `tfidf-linear` trainer,
-`training.local.train_tfidf`, with `BASELINE_TFIDF` settings (one fit per head: it runs at
-first start).
+`triage-gateway serve` builds it before the server starts, so the gateway classifies with no
+API key and no network; the server itself only loads the directory
+(`gateway.local.loader.baseline_model_path`). `serve` checks the card in its own process
+(`training.baseline_card`) and, when the model is missing or stale, runs this module
+(`python -m training.baseline DATA_DIR`) in a child process, so scikit-learn never stays in
+the server's memory. Training is the one `tfidf-linear` trainer, `training.local.train_tfidf`,
+with `BASELINE_TFIDF` settings (one fit per head: it runs at first start).
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
-import json
 import logging
 import shutil
 import sys
@@ -20,25 +22,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gateway.experiments.config import RoutesConfig
+from gateway.infra.logs import configure_logging
 from gateway.local.loader import (
     BASELINE_NAME,
     LocalModelError,
     baseline_model_path,
     needs_baseline,
 )
-from gateway.local.tfidf import FORMAT, FORMAT_VERSION, VOCABULARY_FILE, WEIGHTS_FILE
+from training.baseline_card import BASELINE_RECIPE, card_is_current
 from training.local import TfidfConfig, swap_dir, train_tfidf
 from training.seed import SEED_SOURCE, load_seed_examples, seed_bytes
 
 __all__ = ["BASELINE_RECIPE", "BASELINE_TFIDF", "baseline_for_routes", "ensure_baseline_model"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("training.baseline")  # by name: `python -m` runs it as __main__
 
-# The baseline's settings: C=10 for both heads, no cross-validated calibration.
+# The baseline's settings: C=10 for both heads, no cross-validated calibration. A change here
+# bumps `BASELINE_RECIPE`.
 BASELINE_TFIDF = TfidfConfig(category_c=10.0, urgency_c=10.0, calibrate=False)
-# Bumped when the recipe changes (settings, features, export): a baseline of another recipe is
-# rebuilt by the next `serve`.
-BASELINE_RECIPE = 2
 
 
 def baseline_for_routes(routes: RoutesConfig, data_dir: Path) -> Path | None:
@@ -50,18 +51,17 @@ def baseline_for_routes(routes: RoutesConfig, data_dir: Path) -> Path | None:
 def ensure_baseline_model(data_dir: Path) -> Path:
     """Return `baseline_model_path(data_dir)`, (re)training it from the shipped seed reviews
     when it is missing, or its card's seed sha256, format version or recipe differ from this
-    code's (the files are plain JSON + numpy arrays: library versions do not matter). Safe
-    with several processes at once: training runs under a file lock into a temporary
-    directory that is renamed into place."""
+    code's (`training.baseline_card.card_is_current`). Safe with several processes at once:
+    training runs under a file lock into a temporary directory that is renamed into place."""
     target = baseline_model_path(data_dir)
     models = target.parent
     seed = seed_bytes()
     sha = hashlib.sha256(seed).hexdigest()
-    if _is_current(target, sha):
+    if card_is_current(target, sha):
         return target
     models.mkdir(parents=True, exist_ok=True)
     with _file_lock(models / f".{BASELINE_NAME}.lock"):
-        if _is_current(target, sha):  # built by another process while we waited
+        if card_is_current(target, sha):  # built by another process while we waited
             return target
         # Under the lock nobody else is training: temporary dirs left here are from a crash.
         for pattern in (f".{BASELINE_NAME}.tmp-*", f".{BASELINE_NAME}.old-*"):
@@ -81,25 +81,9 @@ def ensure_baseline_model(data_dir: Path) -> Path:
             swap_dir(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    if not _is_current(target, sha):
+    if not card_is_current(target, sha):
         raise LocalModelError(f"{target}: baseline model could not be built")
     return target
-
-
-def _is_current(path: Path, sha: str) -> bool:
-    try:
-        card = json.loads((path / "model_card.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return (
-        isinstance(card, dict)
-        and card.get("format") == FORMAT
-        and card.get("format_version") == FORMAT_VERSION
-        and card.get("seed_sha256") == sha
-        and card.get("recipe") == BASELINE_RECIPE
-        and (path / str(card.get("vocabulary_file") or VOCABULARY_FILE)).is_file()
-        and (path / str(card.get("weights_file") or WEIGHTS_FILE)).is_file()
-    )
 
 
 @contextlib.contextmanager
@@ -116,3 +100,24 @@ def _file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training.baseline DATA_DIR [--log-level LEVEL]`: `ensure_baseline_model` in a
+    process of its own, as `serve` runs it. A failure's message is the only output on stdout
+    (exit status 1), for the caller to report; logs go to stderr."""
+    parser = argparse.ArgumentParser(prog="python -m training.baseline")
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        ensure_baseline_model(args.data_dir)
+    except (LocalModelError, OSError, ValueError) as exc:
+        print(exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

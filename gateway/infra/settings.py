@@ -1,12 +1,12 @@
 """All configuration, from the environment with the `GATEWAY_` prefix (or a `.env` file); the
 fine-tuning API keys keep their providers' own names.
 
-Built once per process and passed down: by the CLI for each command (`cli.app.get_settings`),
-by `gateway.api.asgi.app_factory` in each worker of `serve --workers N` (which hands its
-options to the workers as GATEWAY_ variables), or by a test. Besides this class, the code reads
-two variables itself: PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess directory,
-`gateway.infra.metrics`) and TRIAGE_LOCAL_THREADS (ONNX runtime threads, `gateway.local.onnx`).
-Secrets are `SecretStr` and have no defaults.
+Built once per process and passed down: by the CLI for each command (`cli.app.get_settings`;
+`serve --workers N` hands its `Settings` to each worker, pickled), by
+`gateway.api.asgi.app_factory` under `uvicorn --factory`, or by a test. Besides this class,
+the code reads two variables itself: PROMETHEUS_MULTIPROC_DIR (prometheus_client's
+multiprocess directory, `gateway.infra.metrics`) and TRIAGE_LOCAL_THREADS (ONNX runtime
+threads, `gateway.local.onnx`). Secrets are `SecretStr` and have no defaults.
 """
 
 from __future__ import annotations
