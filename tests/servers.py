@@ -1,30 +1,44 @@
-"""Real servers for tests: the gateway and the upstream simulator as child processes on
-127.0.0.1 (started by loadtest.procs, the one launcher), and a real redis-server. Each waits
-until it answers before returning."""
+"""Real servers for tests: the gateway, the upstream simulator and Prometheus as child
+processes on 127.0.0.1 (the first two started by loadtest.procs, the one launcher), and a real
+redis-server. Each waits until it answers before returning. Plus what several test files send
+them or run beside them: CLI runs, admin and correction calls, pair records, chat examples."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import yaml
 
+from gateway.pairs.record import PairRecord
+from gateway.request.triage import system_prompt, user_prompt
 from loadtest import procs
 from loadtest.procs import free_port, wait_http
 
 __all__ = [
     "CHROMIUM_ARGS",
+    "TRAINING_REVIEWS",
     "Gateway",
     "Simulator",
     "ab_routes",
+    "chat_example",
+    "clean_env",
+    "correction",
     "free_port",
+    "pair_record",
+    "put_experiment",
     "run_gateway",
+    "run_module",
+    "run_prometheus",
     "run_simulator",
     "stop",
     "wait_http",
@@ -203,3 +217,128 @@ async def classify_many(
             return str(r.json()["request_id"]) if r.status_code == 200 else None
 
         return await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(n))), limit_s)
+
+
+@contextlib.contextmanager
+def run_prometheus(tmp: Path, binary: str, config: dict[str, Any]) -> Iterator[str]:
+    """Prometheus (`binary`) with this configuration on a free port until the block ends: its
+    URL once /-/ready answers. Its log goes to stderr when the block fails, to tell why."""
+    port = free_port()
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
+    log = tmp / "prometheus.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={tmp / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/-/ready", proc, timeout_s=30)
+        yield url
+    except Exception:
+        sys.stderr.write(log.read_text(errors="replace")[-4000:])
+        raise
+    finally:
+        stop(proc)
+
+
+def clean_env(*drop: str, **extra: str) -> dict[str, str]:
+    """This environment without the developer's GATEWAY_* settings (nor the names in `drop`),
+    then `extra`: a command under test sees only what its test gives it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_") and k not in drop}
+    return env | extra
+
+
+def run_module(
+    module: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m MODULE ARGS` with this interpreter to its end, its output kept as text (the
+    exit status is the test's to check)."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def put_experiment(url: str, headers: dict[str, str], part: str, **body: Any) -> httpx.Response:
+    """PUT `body` as the triage experiment's `part` (variants or weights) to the admin API."""
+    return httpx.put(
+        f"{url}/admin/experiments/triage/{part}", headers=headers, json=body, timeout=5
+    )
+
+
+def correction(category: str, urgency: str = "Low", **ref: str) -> dict[str, str]:
+    """The body of POST /v1/corrections for the pair `ref` names (request_id or review_id)."""
+    return {**ref, "category": category, "urgency": urgency, "corrected_by": "t"}
+
+
+def pair_record(i: int, text: str | None = None, review_id: str | None = None) -> PairRecord:
+    """Served pair number i, in every field: a local Bug Report of experiment `triage`."""
+    return PairRecord.from_dict(
+        {
+            "request_id": f"req-{i}",
+            "served_request_id": None,
+            "shadow": False,
+            "review_id": review_id or f"rev-{i}",
+            "text": text or f"The app crashes on screen {i}",
+            "app": "demo",
+            "rating": 2,
+            "experiment": "triage",
+            "variant": "control",
+            "model": "local",
+            "triage": {
+                "category": "Bug Report",
+                "urgency": "High",
+                "topic": "Crash",
+                "summary": "x",
+            },
+            "raw_output": None,
+            "attempts": 1,
+            "fallback_from": None,
+            "latency_ms": 1.0,
+            "cost_usd": 0.0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "confidence": 0.9,
+            "ts": time.time(),
+        }
+    )
+
+
+# (text, category, urgency, topic): one review of each category, for fine-tuning data
+TRAINING_REVIEWS = [
+    ("The app crashes every time I open the camera", "Bug Report", "High", "camera crash"),
+    ("Please add a dark mode option", "Feature Request", "Low", "dark mode"),
+    ("Love the new update, works great", "Praise", "Low", "new update"),
+    ("How do I export my data to a file", "Question", "Medium", "data export"),
+    ("Login fails after the update and I lost my data", "Bug Report", "Critical", "login"),
+    ("Too many ads, very annoying", "Complaint", "Medium", "ads"),
+]
+
+
+def chat_example(text: str, category: str, urgency: str, topic: str) -> dict[str, Any]:
+    """One fine-tuning example in the chat format: the gateway's own prompts, then the answer."""
+    answer = {"category": category, "urgency": urgency, "topic": topic, "summary": text[:60]}
+    return {
+        "messages": [
+            {"role": "system", "content": system_prompt()},
+            {"role": "user", "content": user_prompt(text, "Acme", 3)},
+            {"role": "assistant", "content": orjson.dumps(answer).decode()},
+        ]
+    }

@@ -18,7 +18,7 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
 from devtools.redis_cluster import Cluster, run_cluster
-from tests.servers import Gateway, Simulator, ab_routes, run_gateway
+from tests.servers import Gateway, Simulator, ab_routes, correction, run_gateway
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None or shutil.which("redis-cli") is None,
@@ -118,15 +118,7 @@ async def test_gateway_on_a_cluster_survives_a_master_killed_under_load(
         rid = str(results[0])
         admin = {"Authorization": "Bearer admin-key"}
         async with gw.async_client() as client:
-            r = await client.post(
-                "/v1/corrections",
-                json={
-                    "request_id": rid,
-                    "category": "Praise",
-                    "urgency": "Low",
-                    "corrected_by": "t",
-                },
-            )
+            r = await client.post("/v1/corrections", json=correction("Praise", request_id=rid))
             assert r.status_code == 201, r.text
             r = await client.get(f"/v1/pairs/{rid}")
             assert r.status_code == 200 and r.json()["corrections"][0]["category"] == "Praise"

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from gateway.infra import redis_keys
 from gateway.pairs.record import PairRecord
 from gateway.request.triage import DEFAULT_TAXONOMY
-from tests.servers import Gateway, Simulator, ab_routes, run_gateway
+from tests.servers import Gateway, Simulator, ab_routes, correction, run_gateway
 from training.importer import write_records
 
 STREAM = "triage:pairs"
@@ -273,15 +273,7 @@ async def test_listing_queue_order_filters_and_cursor(gw: Gateway, redis_url: st
         assert disagreements["items"][0]["shadow_answer"]["triage"]["category"] == "Praise"
 
         for rid in ("req-029", "req-009", "req-004"):
-            r = client.post(
-                "/v1/corrections",
-                json={
-                    "request_id": rid,
-                    "category": "Other",
-                    "urgency": "Low",
-                    "corrected_by": "t",
-                },
-            )
+            r = client.post("/v1/corrections", json=correction("Other", request_id=rid))
             assert r.status_code == 201, r.text
         corrected = all_pages(client, 2, status="corrected")
         assert [p["request_id"] for p in corrected] == ["req-029", "req-009", "req-004"]
@@ -310,19 +302,11 @@ async def test_erasure_removes_pairs_and_corrections(gw: Gateway, redis_url: str
     # a second, later pair of review rev-002 (a re-classification)
     await seed(redis_url, [record(99, "Bug Report", review_id="rev-002", ts=T0 + 99)])
     with gw.client() as client:
-        r = client.post(
-            "/v1/corrections",
-            json={
-                "review_id": "rev-002",
-                "category": "Praise",
-                "urgency": "Low",
-                "corrected_by": "t",
-            },
-        )
+        r = client.post("/v1/corrections", json=correction("Praise", review_id="rev-002"))
         assert r.status_code == 201 and r.json()["request_id"] == "req-099"  # the latest
         for target in ("req-002", "req-002:shadow"):  # a shadow pair is judged via its served one
-            body = {"request_id": target, "category": "Other", "urgency": "Low"}
-            r = client.post("/v1/corrections", json={**body, "corrected_by": "t"})
+            body = correction("Other", request_id=target)
+            r = client.post("/v1/corrections", json=body)
             assert r.status_code == 201 and r.json()["request_id"] == "req-002"
 
         assert client.delete("/v1/reviews/rev-002").status_code == 401  # API key is not admin
@@ -342,7 +326,7 @@ async def test_erasure_removes_pairs_and_corrections(gw: Gateway, redis_url: str
         assert client.get("/v1/pairs/req-003").status_code == 200
         queue = {p["request_id"] for p in all_pages(client, 200, status="uncorrected")}
         assert "req-002" not in queue and "req-099" not in queue
-        r = client.post("/v1/corrections", json={**body, "corrected_by": "t"})
+        r = client.post("/v1/corrections", json=body)
         assert r.status_code == 404
         again = client.delete("/v1/reviews/rev-002", headers=admin).json()
         assert again["pairs_deleted"] == 0 and again["corrections_deleted"] == 0

@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
 import random
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,6 +28,7 @@ from gateway.pairs.corrections import add_correction, taxonomy_lookup
 from gateway.pairs.record import PairRecord
 from gateway.request.triage import DEFAULT_TAXONOMY, system_prompt, user_prompt
 from gateway.request.validate import validate_triage
+from tests.servers import clean_env, run_module
 from training.data import DataError
 from training.export import PREFIX_CHARS, export_dataset, normalise
 from training.importer import import_labelled, write_records
@@ -289,27 +288,18 @@ async def test_import_rejects_unknown_labels_with_line_numbers(
     assert pairs[1].rating == 4 and pairs[1].model == "human"
 
 
+def cli(tmp: Path, redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m cli ARGS` on this Redis, with its data directory under `tmp`."""
+    env = clean_env(GATEWAY_REDIS_URL=redis_url, GATEWAY_DATA_DIR=str(tmp / "data"))
+    return run_module("cli", *args, env=env, timeout=60)
+
+
 def test_cli_import_and_export(tmp: Path, redis_url: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update(GATEWAY_REDIS_URL=redis_url, GATEWAY_DATA_DIR=str(tmp / "data"))
     rows = labelled_rows()[:200]
-    cmd = [sys.executable, "-m", "cli"]
-    done = subprocess.run(
-        [*cmd, "import", str(write_jsonl(tmp / "l.jsonl", rows))],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = cli(tmp, redis_url, "import", str(write_jsonl(tmp / "l.jsonl", rows)))
     assert done.returncode == 0, done.stderr
     assert "imported 200" in done.stdout
-    done = subprocess.run(
-        [*cmd, "export", "--out", str(tmp / "cli"), "--balance", "--seed", "7"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = cli(tmp, redis_url, "export", "--out", str(tmp / "cli"), "--balance", "--seed", "7")
     assert done.returncode == 0, done.stderr
     stats = json.loads((tmp / "cli" / "stats.json").read_text())
     assert stats["seed"] == 7 and stats["balance"] is True and "val share" in done.stdout
@@ -318,9 +308,7 @@ def test_cli_import_and_export(tmp: Path, redis_url: str) -> None:
     for line in lines:
         check_line(line)
     bad = write_jsonl(tmp / "bad.jsonl", [{"text": "x", "category": "Nonsense"}])
-    done = subprocess.run(
-        [*cmd, "import", str(bad)], env=env, capture_output=True, text=True, timeout=60
-    )
+    done = cli(tmp, redis_url, "import", str(bad))
     assert done.returncode == 2 and "bad.jsonl:1" in done.stderr
 
 
@@ -386,17 +374,8 @@ async def test_export_leaves_out_unreviewed_fields(
     assert "skipped_uncorrected" not in counts  # every pair here has a correction
     print(json.dumps({k: v for k, v in counts.items() if "unreviewed" in k}))
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update(GATEWAY_REDIS_URL=redis_url, GATEWAY_DATA_DIR=str(tmp / "data"))
-    cmd = [sys.executable, "-m", "cli", "export", "--out", str(tmp / "loose")]
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [*cmd, "--allow-unreviewed-fields"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    loose_args = ("export", "--out", str(tmp / "loose"), "--allow-unreviewed-fields")
+    done = await asyncio.to_thread(cli, tmp, redis_url, *loose_args)
     assert done.returncode == 0, done.stderr
     loose = json.loads((tmp / "loose" / "stats.json").read_text())
     assert loose["train"] + loose["val"] == 5

@@ -5,11 +5,10 @@ CLI and the admin variants endpoint."""
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,55 +19,51 @@ import redis
 
 from gateway.experiments.model_registry import ModelRecord
 from gateway.infra import redis_keys
-from gateway.request.triage import system_prompt, user_prompt
-from tests.servers import Gateway, Simulator, ab_routes, run_gateway, write_routes
+from tests.servers import (
+    TRAINING_REVIEWS,
+    Gateway,
+    Simulator,
+    ab_routes,
+    chat_example,
+    clean_env,
+    put_experiment,
+    run_gateway,
+    run_module,
+    write_routes,
+)
 
 SECRET = "sk-test-finetune-secret-7c1e"
 ADMIN = {"Authorization": "Bearer k"}
-REVIEWS = [
-    ("The app crashes when I open the camera", "Bug Report", "High", "camera crash"),
-    ("Please add a dark mode", "Feature Request", "Low", "dark mode"),
-    ("Love it, works great", "Praise", "Low", "overall"),
-    ("How do I export my data?", "Question", "Medium", "data export"),
-    ("Login fails and I lost all my notes", "Bug Report", "Critical", "login"),
-    ("Way too many ads", "Complaint", "Medium", "ads"),
-]
 
 
-def chat_line(text: str, category: str, urgency: str, topic: str) -> bytes:
-    answer = {"category": category, "urgency": urgency, "topic": topic, "summary": text}
-    line = {
-        "messages": [
-            {"role": "system", "content": system_prompt()},
-            {"role": "user", "content": user_prompt(text, "Acme Notes", 2)},
-            {"role": "assistant", "content": orjson.dumps(answer).decode()},
-        ]
-    }
-    return orjson.dumps(line) + b"\n"
+def chat_line(review: tuple[str, str, str, str]) -> bytes:
+    return orjson.dumps(chat_example(*review)) + b"\n"
 
 
 def write_data(tmp: Path) -> tuple[Path, Path]:
     train, val = tmp / "train.jsonl", tmp / "val.jsonl"
-    train.write_bytes(b"".join(chat_line(*r) for r in REVIEWS))
-    val.write_bytes(b"".join(chat_line(*r) for r in REVIEWS[:2]))
+    train.write_bytes(b"".join(map(chat_line, TRAINING_REVIEWS)))
+    val.write_bytes(b"".join(map(chat_line, TRAINING_REVIEWS[:2])))
     return train, val
 
 
-def cli(tmp: Path, *args: str, env: dict[str, str], timeout: float = 120) -> Any:
-    full_env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("GATEWAY_") and k not in ("OPENAI_API_KEY", "TOGETHER_API_KEY")
-    }
-    full_env.update(GATEWAY_DATA_DIR=str(tmp / "cli-data"), COLUMNS="200", **env)
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-        check=False,
+def cli(
+    tmp: Path, *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    full_env = clean_env(
+        "OPENAI_API_KEY",
+        "TOGETHER_API_KEY",
+        GATEWAY_DATA_DIR=str(tmp / "cli-data"),
+        COLUMNS="200",
+        **env,
     )
+    return run_module("cli", *args, env=full_env, timeout=timeout)
+
+
+def cli_routes(tmp: Path, sim: Simulator, redis_url: str) -> tuple[Path, dict[str, str]]:
+    """The A/B routes on `sim`, and the CLI's environment for them and this Redis."""
+    routes = write_routes(tmp / "routes.yaml", ab_routes(sim.base_url))
+    return routes, {"GATEWAY_REDIS_URL": redis_url, "GATEWAY_ROUTES": str(routes)}
 
 
 @pytest.fixture
@@ -104,8 +99,7 @@ def test_finetune_register_deploy_and_route_without_restart(
     tmp: Path, ft_sim: Simulator, redis_url: str
 ) -> None:
     train, val = write_data(tmp)
-    routes = write_routes(tmp / "routes.yaml", ab_routes(ft_sim.base_url))
-    env = {"GATEWAY_REDIS_URL": redis_url, "GATEWAY_ROUTES": str(routes)}
+    routes, env = cli_routes(tmp, ft_sim, redis_url)
     with run_gateway(
         tmp / "gw", routes=routes, redis_url=redis_url, env={"GATEWAY_ADMIN_KEYS": "k"}
     ) as gw:
@@ -152,12 +146,8 @@ def test_finetune_register_deploy_and_route_without_restart(
         assert not cand2["shadow"]
 
         # The admin API adds another one, as the experiment's shadow.
-        added = httpx.put(
-            f"{gw.url}/admin/experiments/triage/variants",
-            headers=ADMIN,
-            json={"name": "cand3", "registry_name": "triage-ft-1", "shadow_sample_rate": 1.0},
-            timeout=5,
-        )
+        admin = partial(put_experiment, gw.url, ADMIN)
+        added = admin("variants", name="cand3", registry_name="triage-ft-1", shadow_sample_rate=1.0)
         assert added.status_code == 200, added.text
         assert routes_view(gw)["cand3"]["shadow"] is True
         assert registry(redis_url)["triage-ft-1"].status == "shadow"
@@ -166,12 +156,7 @@ def test_finetune_register_deploy_and_route_without_restart(
         ).json()
         assert {v["variant"]["name"] for v in listed["variants"]} == {"cand2", "cand3"}
 
-        ramp = httpx.put(
-            f"{gw.url}/admin/experiments/triage/weights",
-            headers=ADMIN,
-            json={"weights": {"cand2": 1, "control": 0, "candidate": 0}, "reason": "try ft"},
-            timeout=5,
-        )
+        ramp = admin("weights", weights={"cand2": 1, "control": 0, "candidate": 0}, reason="try ft")
         assert ramp.status_code == 200, ramp.text
         httpx.post(f"{ft_sim.url}/_reset", timeout=5)
         with gw.client() as client:
@@ -185,19 +170,9 @@ def test_finetune_register_deploy_and_route_without_restart(
             time.sleep(0.1)  # 5 served + 5 shadow calls (cand3, sample rate 1)
         assert ft_sim.stats()["by_model"][record.model] == 10
 
-        clash = httpx.put(
-            f"{gw.url}/admin/experiments/triage/variants",
-            headers=ADMIN,
-            json={"name": "control", "model": "openai/gpt-4o", "api_base": ft_sim.base_url},
-            timeout=5,
-        )
+        clash = admin("variants", name="control", model="openai/gpt-4o", api_base=ft_sim.base_url)
         assert clash.status_code == 422 and "routes file" in clash.json()["detail"]
-        denied = httpx.put(
-            f"{gw.url}/admin/experiments/triage/variants",
-            headers=gw.headers,
-            json={"name": "x", "model": "openai/gpt-4o"},
-            timeout=5,
-        )
+        denied = put_experiment(gw.url, gw.headers, "variants", name="x", model="openai/gpt-4o")
         assert denied.status_code == 401
         assert SECRET not in gw.log_text()
 
@@ -208,34 +183,17 @@ def test_restarted_gateway_loads_runtime_variants_and_their_weights(
     routes = write_routes(tmp / "routes.yaml", ab_routes(sim.base_url))
     env = {"GATEWAY_ADMIN_KEYS": "k"}
     with run_gateway(tmp / "a", routes=routes, redis_url=redis_url, env=env) as a:
-        added = httpx.put(
-            f"{a.url}/admin/experiments/triage/variants",
-            headers=ADMIN,
-            json={"name": "plain", "model": "openai/gpt-4o-mini", "api_base": sim.base_url},
-            timeout=5,
-        )
+        admin = partial(put_experiment, a.url, ADMIN)
+        added = admin("variants", name="plain", model="openai/gpt-4o-mini", api_base=sim.base_url)
         assert added.status_code == 200, added.text
         # A runtime variant may not send a provider key to a host the routes file does not.
-        leak = httpx.put(
-            f"{a.url}/admin/experiments/triage/variants",
-            headers=ADMIN,
-            json={"name": "leak", "model": "openrouter/x", "api_base": "http://127.0.0.1:9/v1"},
-            timeout=5,
+        leak = admin(
+            "variants", name="leak", model="openrouter/x", api_base="http://127.0.0.1:9/v1"
         )
         assert leak.status_code == 422 and "'openrouter' is only sent to" in leak.text
-        same_host = httpx.put(
-            f"{a.url}/admin/experiments/triage/variants",
-            headers=ADMIN,
-            json={"name": "or2", "model": "openrouter/acme/x", "api_base": sim.base_url},
-            timeout=5,
-        )
+        same_host = admin("variants", name="or2", model="openrouter/acme/x", api_base=sim.base_url)
         assert same_host.status_code == 200, same_host.text
-        ramp = httpx.put(
-            f"{a.url}/admin/experiments/triage/weights",
-            headers=ADMIN,
-            json={"weights": {"plain": 0.5}, "reason": "half"},
-            timeout=5,
-        )
+        ramp = admin("weights", weights={"plain": 0.5}, reason="half")
         assert ramp.status_code == 200, ramp.text
     # Entries a replica cannot take are left out, one by one; the rest still load.
     r = redis.Redis.from_url(redis_url)
@@ -276,7 +234,9 @@ def test_failing_jobs_exit_nonzero_with_the_providers_message(
 ) -> None:
     train, val = write_data(tmp)
     bad = tmp / "bad.jsonl"
-    bad.write_bytes(chat_line(*REVIEWS[0]) + chat_line(*REVIEWS[1]) + b"{not json\n")
+    bad.write_bytes(
+        chat_line(TRAINING_REVIEWS[0]) + chat_line(TRAINING_REVIEWS[1]) + b"{not json\n"
+    )
     env = {"GATEWAY_REDIS_URL": redis_url, "OPENAI_API_KEY": SECRET}
     common = ("finetune", "--provider", "openai", "--base", "gpt-4o-mini")
     fast = ("--base-url", ft_sim.base_url, "--poll-s", "0.2")
@@ -313,8 +273,7 @@ def test_registry_cli_add_list_show_retire_and_deploy_checks(
     tmp: Path, sim: Simulator, redis_url: str
 ) -> None:
     train, _ = write_data(tmp)
-    routes = write_routes(tmp / "routes.yaml", ab_routes(sim.base_url))
-    env = {"GATEWAY_REDIS_URL": redis_url, "GATEWAY_ROUTES": str(routes)}
+    _, env = cli_routes(tmp, sim, redis_url)
     add = (
         *("models", "add", "vllm-triage", "--kind", "self-hosted"),
         *("--endpoint", "http://127.0.0.1:8000/v1", "--model", "triage", "--provider", "vllm"),
@@ -362,9 +321,9 @@ def test_simulator_jobs_follow_the_clock_and_cancel(ft_sim: Simulator) -> None:
     httpx.post(f"{ft_sim.url}/_finetune/control", json={"running_s": 30}, timeout=5)
     try:
         uploaded = client.files.create(
-            file=("t.jsonl", chat_line(*REVIEWS[0])), purpose="fine-tune"
+            file=("t.jsonl", chat_line(TRAINING_REVIEWS[0])), purpose="fine-tune"
         )
-        assert client.files.retrieve(uploaded.id).bytes == len(chat_line(*REVIEWS[0]))
+        assert client.files.retrieve(uploaded.id).bytes == len(chat_line(TRAINING_REVIEWS[0]))
         job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=uploaded.id)
         assert job.status == "validating_files"
         deadline = time.monotonic() + 5

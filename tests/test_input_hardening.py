@@ -27,12 +27,11 @@ from gateway.infra.metrics import GatewayMetrics
 from gateway.infra.settings import Settings
 from gateway.pairs import redaction
 from gateway.pairs.pairlog import PairLog
-from gateway.pairs.record import PairRecord
 from gateway.request.pricing import ProviderFacts
 from gateway.request.triage import ReviewIn
 from gateway.request.upstream import UpstreamClient
 from gateway.request.variants import VariantPool
-from tests.servers import Gateway, Simulator, ab_routes, free_port, run_gateway
+from tests.servers import Gateway, Simulator, ab_routes, free_port, pair_record, run_gateway
 from training.data import Example
 from training.local import TfidfConfig, train_tfidf
 
@@ -99,31 +98,6 @@ def test_path_token_rule_equals_its_reference() -> None:
         assert redaction._has_token(path) == bool(REFERENCE_TOKEN.search(path)), path
 
 
-def pair(i: int, text: str) -> PairRecord:
-    return PairRecord.from_dict(
-        {
-            "request_id": f"req-{i}",
-            "served_request_id": None,
-            "shadow": False,
-            "review_id": f"rev-{i}",
-            "text": text,
-            "app": "demo",
-            "rating": 2,
-            "experiment": "triage",
-            "variant": "control",
-            "model": "local",
-            "triage": {"category": "Bug Report", "urgency": "High", "topic": "T", "summary": "x"},
-            "raw_output": None,
-            "latency_ms": 1.0,
-            "cost_usd": 0.0,
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "confidence": 0.9,
-            "ts": time.time(),
-        }
-    )
-
-
 async def test_spooled_pairs_are_redacted_and_submit_does_not_redact(tmp_path: Path) -> None:
     """With Redis unreachable the writer spools: what reaches the disk is redacted too. And
     `submit` (the request path) is O(1): a hostile text costs it nothing."""
@@ -132,9 +106,9 @@ async def test_spooled_pairs_are_redacted_and_submit_does_not_redact(tmp_path: P
     await log.start()
     start = time.process_time()
     for i in range(200):
-        log.submit(pair(i, HOSTILE["url_dashes"]))
+        log.submit(pair_record(i, HOSTILE["url_dashes"]))
     submit_ms = (time.process_time() - start) * 1000
-    log.submit(pair(999, "mail me at jo.doe@example.com or call +1 415-555-0132"))
+    log.submit(pair_record(999, "mail me at jo.doe@example.com or call +1 415-555-0132"))
     deadline = time.monotonic() + 20
     while log.spool.count() < 201:
         assert time.monotonic() < deadline, "pairs never reached the spool"

@@ -257,98 +257,89 @@ _METADATA = {
         "labels": _LABELS,
     },
 }
-SERVICE_MONITOR_SCHEMA: Obj = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "kind": {"const": "ServiceMonitor"},
-        "metadata": _METADATA,
-        "spec": {
-            "type": "object",
-            "required": ["selector", "endpoints"],
-            "properties": {
-                "jobLabel": {"type": "string"},
-                "selector": {
-                    "type": "object",
-                    "required": ["matchLabels"],
-                    "properties": {"matchLabels": {**_LABELS, "minProperties": 1}},
-                },
-                "endpoints": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "required": ["port", "path"],
-                        "properties": {
-                            "port": {"type": "string", "minLength": 1},
-                            "path": {"type": "string", "pattern": "^/"},
-                            "scheme": {"enum": ["http", "https"]},
-                            "interval": {"type": "string", "pattern": _DURATION},
-                            "scrapeTimeout": {"type": "string", "pattern": _DURATION},
-                        },
-                    },
-                },
+MONITORING_API = "monitoring.coreos.com/v1"
+
+
+def _monitoring_schema(kind: str, spec: Obj) -> Obj:
+    """A Prometheus-operator object of this kind (kubectl has no schema for these custom
+    resources): the envelope every kind shares, around the kind's own `spec`."""
+    return {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": MONITORING_API},
+            "kind": {"const": kind},
+            "metadata": _METADATA,
+            "spec": spec,
+        },
+    }
+
+
+def _objects(required: list[str], properties: Obj, **rules: Any) -> Obj:
+    """A list of at least one object with these keys (and any further `rules` on each)."""
+    item = {"type": "object", "required": required, "properties": properties, **rules}
+    return {"type": "array", "minItems": 1, "items": item}
+
+
+SERVICE_MONITOR_SCHEMA = _monitoring_schema(
+    "ServiceMonitor",
+    {
+        "type": "object",
+        "required": ["selector", "endpoints"],
+        "properties": {
+            "jobLabel": {"type": "string"},
+            "selector": {
+                "type": "object",
+                "required": ["matchLabels"],
+                "properties": {"matchLabels": {**_LABELS, "minProperties": 1}},
             },
+            "endpoints": _objects(
+                ["port", "path"],
+                {
+                    "port": {"type": "string", "minLength": 1},
+                    "path": {"type": "string", "pattern": "^/"},
+                    "scheme": {"enum": ["http", "https"]},
+                    "interval": {"type": "string", "pattern": _DURATION},
+                    "scrapeTimeout": {"type": "string", "pattern": _DURATION},
+                },
+            ),
         },
     },
-}
-PROMETHEUS_RULE_SCHEMA: Obj = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "kind": {"const": "PrometheusRule"},
-        "metadata": _METADATA,
-        "spec": {
-            "type": "object",
-            "required": ["groups"],
-            "properties": {
-                "groups": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "required": ["name", "rules"],
-                        "properties": {
-                            "name": {"type": "string", "minLength": 1},
-                            "interval": {"type": "string", "pattern": _DURATION},
-                            "rules": {
-                                "type": "array",
-                                "minItems": 1,
-                                "items": {
-                                    "type": "object",
-                                    "required": ["expr"],
-                                    "oneOf": [
-                                        {"required": ["alert"], "not": {"required": ["record"]}},
-                                        {"required": ["record"], "not": {"required": ["alert"]}},
-                                    ],
-                                    "properties": {
-                                        "alert": {
-                                            "type": "string",
-                                            "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$",
-                                        },
-                                        "record": {
-                                            "type": "string",
-                                            "pattern": r"^[a-zA-Z_:][a-zA-Z0-9_:]*$",
-                                        },
-                                        "expr": {"type": ["string", "integer"], "minLength": 1},
-                                        "for": {"type": "string", "pattern": _DURATION},
-                                        "labels": _LABELS,
-                                        "annotations": _LABELS,
-                                    },
-                                },
-                            },
+)
+PROMETHEUS_RULE_SCHEMA = _monitoring_schema(
+    "PrometheusRule",
+    {
+        "type": "object",
+        "required": ["groups"],
+        "properties": {
+            "groups": _objects(
+                ["name", "rules"],
+                {
+                    "name": {"type": "string", "minLength": 1},
+                    "interval": {"type": "string", "pattern": _DURATION},
+                    "rules": _objects(
+                        ["expr"],
+                        {
+                            "alert": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+                            "record": {"type": "string", "pattern": r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"},
+                            "expr": {"type": ["string", "integer"], "minLength": 1},
+                            "for": {"type": "string", "pattern": _DURATION},
+                            "labels": _LABELS,
+                            "annotations": _LABELS,
                         },
-                    },
-                }
-            },
+                        oneOf=[
+                            {"required": ["alert"], "not": {"required": ["record"]}},
+                            {"required": ["record"], "not": {"required": ["alert"]}},
+                        ],
+                    ),
+                },
+            )
         },
     },
-}
+)
 CUSTOM_SCHEMAS: dict[tuple[str, str], Obj] = {
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR_SCHEMA,
-    ("monitoring.coreos.com/v1", "PrometheusRule"): PROMETHEUS_RULE_SCHEMA,
+    (MONITORING_API, "ServiceMonitor"): SERVICE_MONITOR_SCHEMA,
+    (MONITORING_API, "PrometheusRule"): PROMETHEUS_RULE_SCHEMA,
 }
 
 

@@ -13,8 +13,14 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.request.triage import system_prompt, user_prompt
-from training.lora import ADAPTER_FILES, DEFAULT_CHAT_TEMPLATE, METADATA_FILE, REQUIRED
+from tests.servers import TRAINING_REVIEWS, chat_example
+from training.lora import (
+    ADAPTER_FILES,
+    DEFAULT_CHAT_TEMPLATE,
+    METADATA_FILE,
+    REQUIRED,
+    LoraOptions,
+)
 
 # The template before adapters learnt to stop: turns end with `<|end|>`, no EOS token.
 END_TAG_TEMPLATE = (
@@ -31,25 +37,12 @@ pytestmark = [
     ),
 ]
 
-REVIEWS = [
-    ("The app crashes every time I open the camera", "Bug Report", "High", "camera crash"),
-    ("Please add a dark mode option", "Feature Request", "Low", "dark mode"),
-    ("Love the new update, works great", "Praise", "Low", "new update"),
-    ("How do I export my data to a file", "Question", "Medium", "data export"),
-    ("Login fails after the update and I lost my data", "Bug Report", "Critical", "login"),
-    ("Too many ads, very annoying", "Complaint", "Medium", "ads"),
-]
 
-
-def chat_line(text: str, category: str, urgency: str, topic: str) -> dict[str, Any]:
-    answer = {"category": category, "urgency": urgency, "topic": topic, "summary": text[:60]}
-    return {
-        "messages": [
-            {"role": "system", "content": system_prompt()},
-            {"role": "user", "content": user_prompt(text, "Acme", 3)},
-            {"role": "assistant", "content": orjson.dumps(answer).decode()},
-        ]
-    }
+def cpu_options(base: Path, train: Path, out: Path, **options: Any) -> LoraOptions:
+    """Training options for a tiny model: on the CPU, sequences of up to 512 tokens."""
+    return LoraOptions(
+        base=str(base), train=train, out=out, max_length=512, device="cpu", **options
+    )
 
 
 def write_jsonl(path: Path, lines: list[dict[str, Any]]) -> Path:
@@ -130,29 +123,16 @@ def tiny_model(
 
 
 def test_lora_trains_a_servable_adapter_on_cpu(tmp: Path) -> None:
-    from training.lora import LoraOptions, train_lora
+    from training.lora import train_lora
 
-    lines = [chat_line(*r) for r in REVIEWS]
+    lines = [chat_example(*r) for r in TRAINING_REVIEWS]
     train = write_jsonl(tmp / "train.jsonl", lines * 3)
     val = write_jsonl(tmp / "val.jsonl", lines[:2])
     base = tiny_model(tmp / "base", lines)
     out = tmp / "adapter"
     logged: list[dict[str, float]] = []
-    result = train_lora(
-        LoraOptions(
-            base=str(base),
-            train=train,
-            val=val,
-            out=out,
-            steps=12,
-            rank=4,
-            learning_rate=5e-3,
-            batch_size=4,
-            max_length=512,
-            device="cpu",
-        ),
-        on_log=logged.append,
-    )
+    options = cpu_options(base, train, out, val=val, steps=12, rank=4, learning_rate=5e-3)
+    result = train_lora(options, on_log=logged.append)
     for name in ADAPTER_FILES:
         assert (out / name).is_file(), (
             f"{name} missing from {sorted(p.name for p in out.iterdir())}"
@@ -176,7 +156,7 @@ def test_lora_trains_a_servable_adapter_on_cpu(tmp: Path) -> None:
 
 
 def test_lora_rejects_invalid_data_before_loading_anything(tmp: Path) -> None:
-    from training.lora import LoraError, LoraOptions, train_lora
+    from training.lora import LoraError, train_lora
 
     bad = tmp / "train.jsonl"
     bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
@@ -214,23 +194,13 @@ def test_lora_adapter_stops_with_eos_right_after_the_json(tmp: Path) -> None:
     is the training JSON and then EOS, not `<|end|>` and more JSON up to the token limit."""
     from transformers import AutoTokenizer
 
-    from training.lora import LoraOptions, train_lora
+    from training.lora import train_lora
 
-    lines = [chat_line(*r) for r in REVIEWS[:2]]
+    lines = [chat_example(*r) for r in TRAINING_REVIEWS[:2]]
     base = tiny_model(tmp / "base", lines, hidden=64, head_std=0.3)
-    result = train_lora(
-        LoraOptions(
-            base=str(base),
-            train=write_jsonl(tmp / "train.jsonl", lines * 4),
-            out=tmp / "adapter",
-            steps=150,
-            rank=8,
-            learning_rate=7e-3,
-            batch_size=4,
-            max_length=512,
-            device="cpu",
-        )
-    )
+    train = write_jsonl(tmp / "train.jsonl", lines * 4)
+    options = cpu_options(base, train, tmp / "adapter", steps=150, rank=8, learning_rate=7e-3)
+    result = train_lora(options)
     assert result.eos_labelled == 1.0, f"answers trained to end with EOS: {result.eos_labelled:.0%}"
     first, last = sum(result.losses[:5]) / 5, sum(result.losses[-10:]) / 10
     assert last < 0.25 * first and last < 0.5, f"the adapter did not learn: {result.losses}"
@@ -252,20 +222,12 @@ def test_lora_reports_answers_not_trained_to_end_with_eos(
 ) -> None:
     """A base model whose own template ends turns with `<|end|>` trains answers with no EOS
     in their labels: the share is 0, recorded, and `train-lora` says the adapter may not stop."""
-    from training.lora import LoraOptions, train_lora_cli
+    from training.lora import train_lora_cli
 
-    lines = [chat_line(*r) for r in REVIEWS[:2]]
+    lines = [chat_example(*r) for r in TRAINING_REVIEWS[:2]]
     base = tiny_model(tmp / "base", lines, chat_template=END_TAG_TEMPLATE)
-    options = LoraOptions(
-        base=str(base),
-        train=write_jsonl(tmp / "train.jsonl", lines),
-        out=tmp / "adapter",
-        steps=2,
-        rank=4,
-        batch_size=2,
-        max_length=512,
-        device="cpu",
-    )
+    train = write_jsonl(tmp / "train.jsonl", lines)
+    options = cpu_options(base, train, tmp / "adapter", steps=2, rank=4, batch_size=2)
     result = train_lora_cli(options)
     assert result.eos_labelled == 0.0
     meta = json.loads((tmp / "adapter" / METADATA_FILE).read_text())

@@ -30,7 +30,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.infra.embedded_redis import EmbeddedRedis
-from tests.servers import Gateway, Simulator, ab_routes, free_port, run_gateway, stop, wait_http
+from tests.servers import Gateway, Simulator, ab_routes, run_gateway, run_module, run_prometheus
 
 ROOT = Path(__file__).resolve().parents[1]
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -235,14 +235,7 @@ def test_dashboard_is_importable_as_is(tmp_path: Path) -> None:
 
 def test_bench_metrics_reports_both_modes() -> None:
     args = ["--requests", "2000", "--repeats", "1", "--json", "--target-us", "10000"]
-    done = subprocess.run(
-        [sys.executable, "-m", "tools.bench.metrics", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_module("tools.bench.metrics", *args, cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     results = {r["mode"]: r for r in map(json.loads, done.stdout.splitlines())}
     assert set(results) == {"single", "multiprocess"}
@@ -287,9 +280,8 @@ class Observed:
         return result
 
 
-@contextlib.contextmanager
-def run_prometheus(tmp: Path, target: str) -> Iterator[str]:
-    port = free_port()
+def alerting_prometheus(tmp: Path, target: str) -> contextlib.AbstractContextManager[str]:
+    """A real Prometheus scraping `target` every second, with the alert rules loaded."""
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(ALERTS)],
@@ -297,29 +289,7 @@ def run_prometheus(tmp: Path, target: str) -> Iterator[str]:
             {"job_name": "triage-gateway", "static_configs": [{"targets": [target]}]}
         ],
     }
-    tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-    log = tmp / "prometheus.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                binary("prometheus"),
-                f"--config.file={tmp / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/-/ready", proc, timeout_s=30)
-        yield url
-    except Exception:
-        sys.stderr.write(log.read_text(errors="replace")[-4000:])
-        raise
-    finally:
-        stop(proc)
+    return run_prometheus(tmp, binary("prometheus"), config)
 
 
 def _traffic(gw: Gateway, seconds: float, threads: int) -> tuple[list[str], list[str]]:
@@ -364,7 +334,7 @@ def observed(
     try:
         with (
             run_gateway(tmp / "gw", routes=routes, redis_url=redis_server.url) as gw,
-            run_prometheus(tmp / "prom", f"127.0.0.1:{gw.port}") as prom,
+            alerting_prometheus(tmp / "prom", f"127.0.0.1:{gw.port}") as prom,
         ):
             obs = Observed(gw, prom, [], [])
             deadline = time.monotonic() + 30
@@ -490,13 +460,23 @@ def _requests_total(families: list[Any]) -> float:
     )
 
 
+def _file_samples(path: Path, name: str) -> list[Any]:
+    """The samples named `name` in one worker's metrics file."""
+    merged = MultiProcessCollector.merge([str(path)])  # type: ignore[no-untyped-call]
+    return [s for m in merged for s in m.samples if s.name == name]
+
+
 async def test_two_workers_count_every_request_once(
     tmp: Path, sim: Simulator, redis_url: str
 ) -> None:
+    """Both workers serve the routes given by --routes, not GATEWAY_ROUTES (another experiment):
+    each builds its app from the settings `serve` built, not from the environment."""
     n = 400
-    with run_gateway(
-        tmp, routes=ab_routes(sim.base_url), redis_url=redis_url, extra_args=("--workers", "2")
-    ) as gw:
+    cli_routes = tmp / "cli-routes.yaml"
+    cli_routes.write_text(yaml.safe_dump(ab_routes(sim.base_url)))
+    env_routes = ab_routes(sim.base_url, name="from-env")
+    args = ("--workers", "2", "--routes", str(cli_routes))
+    with run_gateway(tmp, routes=env_routes, redis_url=redis_url, extra_args=args) as gw:
         sem = asyncio.Semaphore(32)
         async with gw.async_client() as client:
 
@@ -510,14 +490,19 @@ async def test_two_workers_count_every_request_once(
         scrapes = [_scrape(gw) for _ in range(8)]  # the workers take turns answering
         prom_dir = tmp / "data" / "prometheus-multiproc"
         per_worker = {
-            path.name: sum(
-                s.value
-                for m in MultiProcessCollector.merge([str(path)])  # type: ignore[no-untyped-call]
-                for s in m.samples
-                if s.name == "triage_gateway_requests_total"
-            )
+            path.name: sum(s.value for s in _file_samples(path, "triage_gateway_requests_total"))
             for path in sorted(prom_dir.glob("counter_*.db"))
         }
+        # Each worker sets the weights in force at its start, in its own file.
+        routes_per_worker = [
+            {
+                (s.labels["experiment"], s.labels["variant"]): s.value
+                for s in _file_samples(path, "triage_gateway_route_weight")
+            }
+            for path in sorted(prom_dir.glob("gauge_mostrecent_*.db"))
+        ]
+    cli_weights = {("triage", "control"): 0.9, ("triage", "candidate"): 0.1}
+    assert routes_per_worker == [pytest.approx(cli_weights)] * 2, routes_per_worker
     for families in scrapes:
         assert _requests_total(families) == n
         samples = [s for f in families for s in f.samples]

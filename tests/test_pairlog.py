@@ -39,10 +39,16 @@ from gateway.pairs.pairstore import (
     trim_older_than,
     write_pairs,
 )
-from gateway.pairs.record import PairRecord
 from gateway.pairs.redaction import redact
 from gateway.pairs.spool import Spool
-from tests.servers import Simulator, ab_routes, classify_many, free_port, run_gateway
+from tests.servers import (
+    Simulator,
+    ab_routes,
+    classify_many,
+    free_port,
+    pair_record,
+    run_gateway,
+)
 
 STREAM = "triage:pairs"
 LOAD_LIMIT_S = 300.0  # bound of one classify load under Redis faults
@@ -50,38 +56,6 @@ LOAD_LIMIT_S = 300.0  # bound of one classify load under Redis faults
 
 def make_settings(tmp: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, data_dir=tmp / "data", **overrides)
-
-
-def record(i: int, text: str | None = None, review_id: str | None = None) -> PairRecord:
-    return PairRecord.from_dict(
-        {
-            "request_id": f"req-{i}",
-            "served_request_id": None,
-            "shadow": False,
-            "review_id": review_id or f"rev-{i}",
-            "text": text or f"The app crashes on screen {i}",
-            "app": "demo",
-            "rating": 2,
-            "experiment": "triage",
-            "variant": "control",
-            "model": "local",
-            "triage": {
-                "category": "Bug Report",
-                "urgency": "High",
-                "topic": "Crash",
-                "summary": "x",
-            },
-            "raw_output": None,
-            "attempts": 1,
-            "fallback_from": None,
-            "latency_ms": 1.0,
-            "cost_usd": 0.0,
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "confidence": 0.9,
-            "ts": time.time(),
-        }
-    )
 
 
 def stream_ids(url: str) -> list[str]:
@@ -126,8 +100,8 @@ async def test_thousand_pairs_in_order_redacted_and_readable(tmp: Path, redis_ur
     log = PairLog.from_url(redis_url, make_settings(tmp), metrics)
     await log.start()
     for i in range(1000):
-        log.submit(record(i, text=f"Mail me at u{i}@example.com or call +1 415-555-{i:04d}."))
-    log.submit(record(0))  # the same request_id again: stored once
+        log.submit(pair_record(i, text=f"Mail me at u{i}@example.com or call +1 415-555-{i:04d}."))
+    log.submit(pair_record(0))  # the same request_id again: stored once
     await log.close()
     assert stream_ids(redis_url) == [f"req-{i}" for i in range(1000)]
     assert logged(metrics) == 1000
@@ -147,7 +121,7 @@ async def test_thousand_pairs_in_order_redacted_and_readable(tmp: Path, redis_ur
 
 async def test_retention_trims_old_pairs_and_their_index(redis_url: str) -> None:
     async with pair_client(redis_url) as client:
-        assert await write_pairs(client, STREAM, [record(i) for i in range(5)]) == (5, ANY)
+        assert await write_pairs(client, STREAM, [pair_record(i) for i in range(5)]) == (5, ANY)
         assert await trim_older_than(client, STREAM, max_age_s=3600) == 0
         assert await trim_older_than(client, STREAM, max_age_s=-60) == 5  # cutoff in the future
         assert await client.xlen(STREAM) == 0
@@ -163,7 +137,7 @@ async def test_full_queue_goes_to_the_spool_and_is_replayed_in_order(
     )
     await log.start()
     for i in range(500):  # no await in between: the writer can't run, the queue overflows
-        log.submit(record(i))
+        log.submit(pair_record(i))
     await until(lambda: len(stream_ids(redis_url)) >= 500)
     assert log.spool.path.exists()  # it went through the spool...
     assert log.spool.count() == 0 and log.spool.path.stat().st_size == 0  # ...now replayed
@@ -177,11 +151,11 @@ async def test_redis_down_spools_then_replays_in_order(tmp: Path) -> None:
     try:
         await log.start()
         for i in range(100):
-            log.submit(record(i))
+            log.submit(pair_record(i))
         await until(lambda: len(stream_ids(server.url)) == 100)
         await asyncio.to_thread(server.stop, kill=True)
         for i in range(100, 200):
-            log.submit(record(i))
+            log.submit(pair_record(i))
             await asyncio.sleep(0.005)
         await until(lambda: log.spool.count() >= 100)
         await asyncio.to_thread(server.start)
@@ -218,7 +192,7 @@ async def test_acknowledged_pairs_survive_a_redis_that_lost_everything(tmp: Path
     with volatile_redis(port):
         await log.start()
         for i in range(200):
-            log.submit(record(i))
+            log.submit(pair_record(i))
         await until(lambda: len(stream_ids(url)) == 200)
     with volatile_redis(port):  # restarted empty, well within the 3 s durability window
         await until(lambda: len(stream_ids(url)) == 200, timeout_s=10)
@@ -233,14 +207,14 @@ def test_spool_skips_a_torn_line_and_adopts_dead_processes(tmp: Path) -> None:
     directory = tmp / "spool"
     directory.mkdir()
     theirs = Spool(directory, pid=int(dead.stdout))
-    theirs.append([record(0), record(1)])
+    theirs.append([pair_record(0), pair_record(1)])
     with open(theirs.path, "ab") as f:
         f.write(b'{"request_id": "torn')  # a crash in the middle of a write
     mine = Spool(directory)
     assert mine.open() == 2
     assert [r.request_id for r in mine.replay()] == ["req-0", "req-1"]
     assert not theirs.path.exists()
-    mine.append([record(2)])
+    mine.append([pair_record(2)])
     batch = mine.read_batch(10)
     assert [r.request_id for r in batch.records] == ["req-0", "req-1", "req-2"]
     mine.commit(batch)
@@ -327,15 +301,15 @@ async def test_torn_aof_tail_inside_a_script_stores_nothing_twice(tmp: Path) -> 
     server = EmbeddedRedis(tmp / "redis", port=free_port()).start()
     try:
         async with pair_client(server.url) as client:
-            await write_pairs(client, STREAM, [record(0), record(1)])
-            await write_pairs(client, STREAM, [record(2), record(3)])
+            await write_pairs(client, STREAM, [pair_record(0), pair_record(1)])
+            await write_pairs(client, STREAM, [pair_record(2), pair_record(3)])
         await asyncio.sleep(1.2)  # appendfsync everysec
         server.stop(kill=True)
         _cut_inside_last_script(tmp / "redis" / "appendonly.aof")
         server.start()
         assert stream_ids(server.url) == ["req-0", "req-1"]
         async with pair_client(server.url) as client:  # the pair log re-sends the lost batch
-            assert (await write_pairs(client, STREAM, [record(2), record(3)]))[0] == 2
+            assert (await write_pairs(client, STREAM, [pair_record(2), pair_record(3)]))[0] == 2
         server.stop()  # graceful: the AOF is complete
         server.start()
         assert stream_ids(server.url) == ["req-0", "req-1", "req-2", "req-3"]

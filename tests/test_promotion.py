@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -28,10 +27,10 @@ from tests.servers import (
     Gateway,
     Simulator,
     ab_routes,
-    free_port,
+    clean_env,
     run_gateway,
-    stop,
-    wait_http,
+    run_module,
+    run_prometheus,
     write_routes,
 )
 
@@ -40,8 +39,7 @@ INTERVAL_S = 0.5
 
 
 def cli_env(redis_url: str, routes: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    return env | {"GATEWAY_REDIS_URL": redis_url, "GATEWAY_ROUTES": str(routes)}
+    return clean_env(GATEWAY_REDIS_URL=redis_url, GATEWAY_ROUTES=str(routes))
 
 
 def stored_weights(r: redis.Redis, experiment: str) -> dict[str, float] | None:
@@ -88,6 +86,15 @@ def run_cli(cmd: list[str], redis_url: str, routes: Path) -> subprocess.Complete
     )
 
 
+def timed_run(
+    cmd: list[str], redis_url: str, routes: Path
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """The promotion's run and how many seconds it took."""
+    started = time.monotonic()
+    proc = run_cli(cmd, redis_url, routes)
+    return proc, time.monotonic() - started
+
+
 def rollback_cmd() -> list[str]:
     return [sys.executable, "-m", "cli", "rollback", "--experiment", "triage", "--reason", "undo"]
 
@@ -112,13 +119,46 @@ def admin_history(gw: Gateway) -> list[dict[str, Any]]:
     return history
 
 
+def rolled_back(
+    gw: Gateway, load: Load, proc: subprocess.CompletedProcess[str]
+) -> list[dict[str, Any]]:
+    """Once a promotion that should breach is done: the load stopped, the run failed and the
+    baseline is in force again; the change history, latest first."""
+    load.stop.set()
+    history = admin_history(gw)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert wait_live(gw, BASELINE) == BASELINE
+    return history
+
+
+def breach_gate(history: list[dict[str, Any]]) -> str:
+    """The gate that stopped the promotion, from the latest change: a breach rollback."""
+    latest = history[0]
+    assert latest["kind"] == "breach_rollback", latest
+    reason: str = latest["reason"]
+    return reason.split(": ", 1)[1]
+
+
 BASELINE = {"control": 1.0, "candidate": 0.0}
 
 
+@pytest.fixture
+def routes(tmp: Path, sim: Simulator) -> Path:
+    """The A/B routes at the baseline a ramp starts from: all traffic on the control."""
+    return write_routes(tmp / "routes.yaml", ab_routes(sim.base_url, **BASELINE))
+
+
+@contextlib.contextmanager
+def loaded_gateway(tmp: Path, routes: Path, redis_url: str) -> Iterator[tuple[Gateway, Load]]:
+    """A gateway on `routes` (admin key `k`, for the change history), under Load."""
+    env = {"GATEWAY_ADMIN_KEYS": "k"}
+    with run_gateway(tmp, routes=routes, redis_url=redis_url, env=env) as gw, Load(gw) as load:
+        yield gw, load
+
+
 def test_a_candidate_that_breaks_mid_ramp_is_rolled_back_to_the_exact_baseline(
-    tmp: Path, sim: Simulator, redis_url: str
+    tmp: Path, sim: Simulator, routes: Path, redis_url: str
 ) -> None:
-    routes = write_routes(tmp / "routes.yaml", ab_routes(sim.base_url, control=1.0, candidate=0.0))
     r = redis.Redis.from_url(redis_url)
     step3 = {"candidate": 0.5, "control": 0.5}
     failure: dict[str, float] = {}
@@ -131,8 +171,7 @@ def test_a_candidate_that_breaks_mid_ramp_is_rolled_back_to_the_exact_baseline(
         sim.control(model_overrides=overrides)
         failure["start"] = time.time()
 
-    env = {"GATEWAY_ADMIN_KEYS": "k"}
-    with run_gateway(tmp, routes=routes, redis_url=redis_url, env=env) as gw, Load(gw) as load:
+    with loaded_gateway(tmp, routes, redis_url) as (gw, load):
         breaker = threading.Thread(target=break_candidate_at_step_3)
         breaker.start()
         cmd = promote_cmd("--candidate", "candidate", "--steps", "10,30,50,100", "--hold", "1s")
@@ -140,18 +179,14 @@ def test_a_candidate_that_breaks_mid_ramp_is_rolled_back_to_the_exact_baseline(
         cmd += ["--min-corrected", "0", "--max-step-wait", "30s"]
         proc = run_cli(cmd, redis_url, routes)
         breaker.join(timeout=5)
-        load.stop.set()
-        history = admin_history(gw)
-        in_force = wait_live(gw, BASELINE)
-        assert proc.returncode == 1, proc.stdout + proc.stderr
-        assert in_force == BASELINE  # the candidate is back at weight 0, not at a ramp step
+        history = rolled_back(gw, load, proc)  # the candidate at weight 0, not at a ramp step
         assert "start" in failure, "the weights never reached step 3"
         latest = history[0]
         assert [e["kind"] for e in reversed(history)] == [*["ramp_step"] * 3, "breach_rollback"]
         assert all(e["baseline_version"] == 0 for e in history)
         assert latest["actor"].startswith("promote:")
         assert latest["reason"].startswith("breach at promote step 3 (candidate 50%): ")
-        gate = latest["reason"].split(": ", 1)[1]
+        gate = breach_gate(history)
         assert gate.startswith(("error rate", "invalid answers")) and "/" in gate, gate
         assert stored_weights(r, "triage") == BASELINE
         # rolled back within one evaluation interval (plus scheduling slack) of the failures
@@ -179,27 +214,18 @@ def test_a_candidate_that_breaks_mid_ramp_is_rolled_back_to_the_exact_baseline(
 
 
 def test_a_worse_candidate_breaches_the_error_rate_comparison(
-    tmp: Path, sim: Simulator, redis_url: str
+    tmp: Path, sim: Simulator, routes: Path, redis_url: str
 ) -> None:
     """The guardrail is out of the way (--max-error-rate 0.9): the anytime-valid comparison
     with the control decides."""
     sim.control(model_overrides={"acme/llama-3-8b-ft": {"error_rate": 0.3}})
-    routes = write_routes(tmp / "routes.yaml", ab_routes(sim.base_url, control=1.0, candidate=0.0))
-    env = {"GATEWAY_ADMIN_KEYS": "k"}
-    with run_gateway(tmp, routes=routes, redis_url=redis_url, env=env) as gw, Load(gw) as load:
+    with loaded_gateway(tmp, routes, redis_url) as (gw, load):
         cmd = promote_cmd("--candidate", "candidate", "--steps", "50,100", "--hold", "2s")
         cmd += ["--interval", f"{INTERVAL_S}s", "--gateway", gw.url, "--min-corrected", "0"]
         cmd += ["--max-error-rate", "0.9", "--error-margin", "0.05", "--max-step-wait", "30s"]
-        started = time.monotonic()
-        proc = run_cli(cmd, redis_url, routes)
-        took = time.monotonic() - started
-        load.stop.set()
-        history = admin_history(gw)
-        assert proc.returncode == 1, proc.stdout + proc.stderr
-        assert wait_live(gw, BASELINE) == BASELINE
-    latest = history[0]
-    assert latest["kind"] == "breach_rollback", latest
-    gate = latest["reason"].split(": ", 1)[1]
+        proc, took = timed_run(cmd, redis_url, routes)
+        history = rolled_back(gw, load, proc)
+    gate = breach_gate(history)
     assert gate.startswith("error rate +") and "vs control" in gate and "anytime-valid" in gate
     assert gate.endswith(": breach"), gate
     print(f"worse candidate: breach after {took:.1f}s, {len(load.responses)} requests in all")
@@ -239,32 +265,23 @@ class Reviewer:
 
 
 def test_a_candidate_reviewers_correct_more_often_is_rolled_back_on_the_accuracy_gate(
-    tmp: Path, sim: Simulator, redis_url: str
+    tmp: Path, routes: Path, redis_url: str
 ) -> None:
     """Same error rate, validity and latency as the control: only the online accuracy from
     reviewer corrections tells the candidate is worse, and the non-inferiority gate stops it."""
-    routes = write_routes(tmp / "routes.yaml", ab_routes(sim.base_url, control=1.0, candidate=0.0))
-    env = {"GATEWAY_ADMIN_KEYS": "k"}
-    with run_gateway(tmp, routes=routes, redis_url=redis_url, env=env) as gw, Load(gw) as load:
+    with loaded_gateway(tmp, routes, redis_url) as (gw, load):
         with Reviewer(gw, load) as reviewer:
             cmd = promote_cmd("--candidate", "candidate", "--steps", "50,100", "--hold", "2s")
             cmd += ["--interval", f"{INTERVAL_S}s", "--gateway", gw.url, "--min-requests", "30"]
             cmd += ["--min-corrected", "20", "--min-accuracy-delta", "-0.02"]
             cmd += ["--error-margin", "0.1", "--validity-margin", "0.1", "--latency-margin", "0.5"]
             cmd += ["--max-step-wait", "60s"]
-            started = time.monotonic()
-            proc = run_cli(cmd, redis_url, routes)
-            took = time.monotonic() - started
-        load.stop.set()
-        history = admin_history(gw)
-        assert proc.returncode == 1, proc.stdout + proc.stderr
-        assert wait_live(gw, BASELINE) == BASELINE
+            proc, took = timed_run(cmd, redis_url, routes)
+        history = rolled_back(gw, load, proc)
         again = run_cli(rollback_cmd(), redis_url, routes)
         assert again.returncode == 0, again.stdout + again.stderr
         assert len(admin_history(gw)) == len(history)
-    latest = history[0]
-    assert latest["kind"] == "breach_rollback", latest
-    gate = latest["reason"].split(": ", 1)[1]
+    gate = breach_gate(history)
     assert gate.startswith("accuracy -") and "anytime-valid" in gate, gate
     assert gate.endswith(": breach"), gate
     assert reviewer.done["candidate"] >= 20 and reviewer.done["control"] >= 20, reviewer.done
@@ -272,19 +289,15 @@ def test_a_candidate_reviewers_correct_more_often_is_rolled_back_on_the_accuracy
 
 
 def test_an_equal_candidate_reaches_100_percent_and_rollback_restores_the_pre_ramp_weights(
-    tmp: Path, sim: Simulator, redis_url: str
+    tmp: Path, routes: Path, redis_url: str
 ) -> None:
-    routes = write_routes(tmp / "routes.yaml", ab_routes(sim.base_url, control=1.0, candidate=0.0))
     r = redis.Redis.from_url(redis_url)
-    env = {"GATEWAY_ADMIN_KEYS": "k"}
-    with run_gateway(tmp, routes=routes, redis_url=redis_url, env=env) as gw, Load(gw) as load:
+    with loaded_gateway(tmp, routes, redis_url) as (gw, load):
         cmd = promote_cmd("--candidate", "candidate", "--steps", "50,100", "--hold", "1s")
         cmd += ["--interval", f"{INTERVAL_S}s", "--gateway", gw.url, "--min-requests", "30"]
         cmd += ["--min-corrected", "0", "--error-margin", "0.1", "--validity-margin", "0.1"]
         cmd += ["--latency-margin", "0.25", "--max-step-wait", "40s"]
-        started = time.monotonic()
-        proc = run_cli(cmd, redis_url, routes)
-        took = time.monotonic() - started
+        proc, took = timed_run(cmd, redis_url, routes)
         load.stop.set()
         served = len(load.responses)
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -308,9 +321,8 @@ def test_an_equal_candidate_reaches_100_percent_and_rollback_restores_the_pre_ra
 
 
 def test_too_little_traffic_stops_the_ramp_at_its_current_share(
-    tmp: Path, sim: Simulator, redis_url: str
+    tmp: Path, routes: Path, redis_url: str
 ) -> None:
-    routes = write_routes(tmp / "routes.yaml", ab_routes(sim.base_url, control=1.0, candidate=0.0))
     r = redis.Redis.from_url(redis_url)
     with run_gateway(tmp, routes=routes, redis_url=redis_url) as gw:
         with gw.client() as client:  # a trickle: far from the evidence a step needs
@@ -428,22 +440,11 @@ def test_online_report_from_pairs_and_corrections(
         assert client.get("/v1/experiments/nope/report").status_code == 404
         assert client.get("/v1/experiments/triage/report?control=zz").status_code == 422
         assert httpx.get(f"{gw.url}/v1/experiments/triage/report").status_code == 401
-    out = subprocess.run(
-        [sys.executable, "-m", "cli", "report", "--experiment", "triage", "--json"],
-        capture_output=True,
-        text=True,
-        env=cli_env(redis_url, routes),
-        timeout=60,
-    )
+    report = ("report", "--experiment", "triage")
+    out = run_module("cli", *report, "--json", env=cli_env(redis_url, routes), timeout=60)
     assert out.returncode == 0, out.stderr
     check_report(json.loads(out.stdout), served)
-    table = subprocess.run(
-        [sys.executable, "-m", "cli", "report", "--experiment", "triage"],
-        capture_output=True,
-        text=True,
-        env=cli_env(redis_url, routes),
-        timeout=60,
-    )
+    table = run_module("cli", *report, env=cli_env(redis_url, routes), timeout=60)
     assert table.returncode == 0 and "candidate" in table.stdout and "75.0%" in table.stdout
     assert "candidate accuracy (non_inferiority, margin 2 pp): -35.0 pp" in table.stdout
     assert "anytime-valid" in table.stdout and "decision now continue" in table.stdout
@@ -503,37 +504,20 @@ async def test_corrections_since_counts_served_pairs_of_the_experiment(redis_url
 
 
 @contextlib.contextmanager
-def run_prometheus(tmp: Path, target: str) -> Iterator[str]:
-    """A real Prometheus scraping `target` every 0.5 s."""
+def scraping_prometheus(tmp: Path, target: str) -> Iterator[str]:
+    """A real Prometheus scraping `target` every 0.5 s, once it has scraped it."""
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip("prometheus not installed (apt-get install prometheus)")
-    port = free_port()
     config = {
         "global": {"scrape_interval": "500ms", "evaluation_interval": "1s"},
         "scrape_configs": [{"job_name": "gw", "static_configs": [{"targets": [target]}]}],
     }
-    (tmp / "prometheus.yml").write_text(json.dumps(config))
-    with open(tmp / "prometheus.log", "wb") as log:
-        proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={tmp / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/-/ready", proc, timeout_s=30)
+    with run_prometheus(tmp, binary, config) as url:
         deadline = time.monotonic() + 30
         while not scraped(url) and time.monotonic() < deadline:  # the first scrape is done
             time.sleep(0.1)
         yield url
-    finally:
-        stop(proc)
 
 
 def scraped(url: str) -> bool:
@@ -549,7 +533,7 @@ def test_promotion_through_prometheus_rolls_back_a_failing_candidate(
     routes = write_routes(tmp / "routes.yaml", ab_routes(sim.base_url))
     with (
         run_gateway(tmp, routes=routes, redis_url=redis_url) as gw,
-        run_prometheus(tmp, f"127.0.0.1:{gw.port}") as prometheus,
+        scraping_prometheus(tmp, f"127.0.0.1:{gw.port}") as prometheus,
         Load(gw) as load,
     ):
         cmd = [sys.executable, "-m", "cli", "promote", "--experiment", "triage"]

@@ -8,9 +8,7 @@ import asyncio
 import functools
 import json
 import math
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,15 @@ from gateway.experiments.store import ChangeKind, RouteStore
 from gateway.experiments.table import RouteTable
 from gateway.infra import redis_keys
 from gateway.infra.metrics import GatewayMetrics
-from tests.servers import Simulator, ab_routes, run_gateway, write_routes
+from tests.servers import (
+    Simulator,
+    ab_routes,
+    clean_env,
+    put_experiment,
+    run_gateway,
+    run_module,
+    write_routes,
+)
 
 
 def shares(url: str, headers: dict[str, str]) -> dict[str, float]:
@@ -46,11 +52,8 @@ def test_weight_change_reaches_three_replicas_and_stickiness_agrees(
         run_gateway(tmp / "c", routes=routes, redis_url=redis_url, env=env) as c,
     ):
         admin = {"Authorization": "Bearer admin-key"}
-        r = httpx.put(
-            f"{a.url}/admin/experiments/triage/weights",
-            headers=admin,
-            json={"weights": {"candidate": 0.5, "control": 0.5}, "reason": "ramp"},
-            timeout=5,
+        r = put_experiment(
+            a.url, admin, "weights", weights={"candidate": 0.5, "control": 0.5}, reason="ramp"
         )
         assert r.status_code == 200, r.text
         assert r.json()["version"] == 1 and r.json()["previous"] == {
@@ -78,19 +81,9 @@ def test_weight_change_reaches_three_replicas_and_stickiness_agrees(
         assert history["history"][0]["actor"].startswith("admin:") and "admin-key" not in str(
             history
         )
-        bad = httpx.put(
-            f"{a.url}/admin/experiments/triage/weights",
-            headers=admin,
-            json={"weights": {"nope": 1}, "reason": "x"},
-            timeout=5,
-        )
+        bad = put_experiment(a.url, admin, "weights", weights={"nope": 1}, reason="x")
         assert bad.status_code == 422 and "nope" in bad.json()["detail"]
-        denied = httpx.put(
-            f"{a.url}/admin/experiments/triage/weights",
-            headers=a.headers,
-            json={"weights": {"control": 1}, "reason": "x"},
-            timeout=5,
-        )
+        denied = put_experiment(a.url, a.headers, "weights", weights={"control": 1}, reason="x")
         assert denied.status_code == 401
 
 
@@ -100,16 +93,13 @@ ADMIN = {"Authorization": "Bearer admin-key"}
 
 
 def cli(tmp: Path, *args: str, redis_url: str, routes: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env |= {
-        "GATEWAY_REDIS_URL": redis_url,
-        "GATEWAY_ROUTES": str(routes),
-        "GATEWAY_DATA_DIR": str(tmp / "cli-data"),
-        "COLUMNS": "200",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, env=env, timeout=120
+    env = clean_env(
+        GATEWAY_REDIS_URL=redis_url,
+        GATEWAY_ROUTES=str(routes),
+        GATEWAY_DATA_DIR=str(tmp / "cli-data"),
+        COLUMNS="200",
     )
+    return run_module("cli", *args, env=env)
 
 
 def stored(redis_url: str) -> tuple[int, dict[str, float]]:
@@ -211,12 +201,7 @@ def test_rollback_restores_the_baseline_and_registry_status_follows_traffic(
         assert missing.returncode == 2 and "no weights version 99" in missing.stderr
 
         # Shares, said plainly: the "5% canary" call gives 5% whatever the weights were.
-        r = httpx.put(
-            f"{gw.url}/admin/experiments/triage/weights",
-            headers=ADMIN,
-            json={"shares": {"cand2": 0.05}, "reason": "5% canary"},
-            timeout=5,
-        )
+        r = put_experiment(gw.url, ADMIN, "weights", shares={"cand2": 0.05}, reason="5% canary")
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["shares"]["cand2"] == pytest.approx(0.05)

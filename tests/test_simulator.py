@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import re
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -45,7 +43,7 @@ from gateway.request.triage import (
     system_prompt,
     user_prompt,
 )
-from tests.servers import free_port, run_simulator
+from tests.servers import clean_env, free_port, run_module, run_simulator
 
 StartSim = Callable[..., Awaitable[RunningSimulator]]
 MODEL = "openai/gpt-4o-mini"
@@ -190,22 +188,29 @@ async def test_invalid_rate_one_yields_only_broken_answers(start_sim: StartSim) 
     assert sum(stats["invalid_variants"].values()) == 60
 
 
-async def test_error_rate_one_gives_internal_server_error(start_sim: StartSim) -> None:
-    sim = await start_sim(error_rate=1.0)
+@pytest.mark.parametrize(
+    ("fault", "error", "status", "retry_after"),
+    [
+        ({"error_rate": 1.0}, openai.InternalServerError, 500, None),
+        ({"rate_limit_rate": 1.0}, openai.RateLimitError, 429, "1"),
+    ],
+    ids=["error_rate", "rate_limit"],
+)
+async def test_fault_gives_its_status_with_a_body(
+    start_sim: StartSim,
+    fault: dict[str, float],
+    error: type[openai.APIStatusError],
+    status: int,
+    retry_after: str | None,
+) -> None:
+    """An error is a 500 and a rate limit a 429 that says when to retry (Retry-After)."""
+    sim = await start_sim(**fault)
     async with client(sim) as c:
-        with pytest.raises(openai.InternalServerError) as info:
+        with pytest.raises(error) as info:
             await ask(c, "hello")
-    assert info.value.status_code == 500
+    assert info.value.status_code == status
     assert info.value.body is not None
-
-
-async def test_rate_limit_gives_429_with_retry_after(start_sim: StartSim) -> None:
-    sim = await start_sim(rate_limit_rate=1.0)
-    async with client(sim) as c:
-        with pytest.raises(openai.RateLimitError) as info:
-            await ask(c, "hello")
-    assert info.value.status_code == 429
-    assert info.value.response.headers["retry-after"] == "1"
+    assert info.value.response.headers.get("retry-after") == retry_after
 
 
 async def test_hang_exceeds_client_timeout(start_sim: StartSim) -> None:
@@ -511,14 +516,7 @@ async def test_control_sets_profiles_and_labels(start_sim: StartSim, tmp_path: P
 
 
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
+    return run_module("cli", *args, env=clean_env(), timeout=timeout)
 
 
 def test_busy_port_is_a_one_line_error(tmp_path: Path) -> None:

@@ -315,13 +315,20 @@ def _jsonl_rows(path: Path, text: str, *, labels: bool) -> Iterator[tuple[int, d
     for line_no, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            raise DataError(f"{path}:{line_no}: not JSON") from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{path}:{line_no}: not a JSON object")
+        obj = _json_object(line, f"{path}:{line_no}: ")
         yield line_no, (_from_chat(path, line_no, obj, labels=labels) if "messages" in obj else obj)
+
+
+def _json_object(raw: str, prefix: str) -> dict[str, Any]:
+    """`raw` as a JSON object: a row and a chat example's answer must both be one, and the
+    DataError says which (`prefix` opens its message)."""
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        raise DataError(f"{prefix}not JSON") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{prefix}not a JSON object")
+    return obj
 
 
 def _from_chat(path: Path, line_no: int, obj: dict[str, Any], *, labels: bool) -> dict[str, Any]:
@@ -349,12 +356,7 @@ def _from_chat(path: Path, line_no: int, obj: dict[str, Any], *, labels: bool) -
         return row
     if not isinstance(answer, str):
         raise DataError(f"{where}: needs an assistant message")
-    try:
-        label = json.loads(answer)
-    except ValueError:
-        raise DataError(f"{where}: the assistant message is not JSON") from None
-    if not isinstance(label, dict):
-        raise DataError(f"{where}: the assistant message is not a JSON object")
+    label = _json_object(answer, f"{where}: the assistant message is ")
     for key in ("category", "urgency", "topic", "summary"):
         row[key] = label.get(key)
     return row

@@ -25,15 +25,18 @@ fails every new job with that message.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import BodyPartReader, web
+
+from devtools.simulator import http
 
 __all__ = ["FinetuneConfig", "add_finetune_routes", "check_chat_jsonl"]
 
@@ -56,9 +59,7 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         for name in ("validating_s", "queued_s", "running_s"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+            http.check_non_negative(name, getattr(self, name))
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
 
@@ -246,18 +247,15 @@ class _FinetuneState:
 
 
 FT_STATE = web.AppKey("finetune_state", _FinetuneState)
-
-
-def _json(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(obj), status=status, content_type="application/json")
+_Handler = Callable[[web.Request], Awaitable[web.Response]]
+_T = TypeVar("_T")
 
 
 def _error(
     status: int, message: str, param: str | None = None, code: str | None = None
 ) -> web.Response:
     kind = "invalid_request_error" if status < 500 else "server_error"
-    err = {"message": message, "type": kind, "param": param, "code": code}
-    return _json({"error": err}, status)
+    return http.error_response(status, message, kind, code, param=param)
 
 
 def check_chat_jsonl(data: bytes) -> tuple[int, str | None]:
@@ -288,27 +286,30 @@ def check_chat_jsonl(data: bytes) -> tuple[int, str | None]:
     return count, None
 
 
-def _auth(request: web.Request) -> web.Response | None:
-    st = request.app[FT_STATE]
-    auth = request.headers.get("Authorization", "")
-    if st.require_key() and (not auth.startswith("Bearer ") or not auth[7:].strip()):
-        return _json(
-            {
-                "error": {
-                    "message": "No auth credentials found",
-                    "type": "authentication_error",
-                    "param": None,
-                    "code": "invalid_api_key",
-                }
-            },
-            401,
-        )
-    return None
+def _authorised(handler: _Handler) -> _Handler:
+    """`handler` behind the bearer-key check, which every call of the API but the control
+    call passes, as the real APIs do."""
+
+    @functools.wraps(handler)
+    async def checked(request: web.Request) -> web.Response:
+        denied = http.unauthorized(request, request.app[FT_STATE].require_key())
+        return denied if denied is not None else await handler(request)
+
+    return checked
 
 
+def _lookup(
+    request: web.Request, table: Mapping[str, _T], missing: str, code: str | None
+) -> _T | web.Response:
+    """The object the path's `{id}` names in `table`, or the 404 whose message is `missing`
+    with the id put in."""
+    key = request.match_info["id"]
+    found = table.get(key)
+    return found if found is not None else _error(404, missing.format(key), "id", code)
+
+
+@_authorised
 async def _upload(request: web.Request) -> web.Response:
-    if (denied := _auth(request)) is not None:
-        return denied
     st = request.app[FT_STATE]
     if not request.content_type.startswith("multipart/"):
         return _error(400, "expected a multipart/form-data body", None, "invalid_request")
@@ -335,28 +336,22 @@ async def _upload(request: web.Request) -> web.Response:
         return _error(400, "'file' is required", "file", "invalid_request")
     file = _File(st.new_id("file"), filename, purpose, data, int(time.time()))
     st.files[file.id] = file
-    return _json(file.view())
+    return http.json_response(file.view())
 
 
 def _file(request: web.Request) -> _File | web.Response:
-    st = request.app[FT_STATE]
-    file = st.files.get(request.match_info["id"])
-    if file is None:
-        msg = f"No such File object: {request.match_info['id']}"
-        return _error(404, msg, "id", "file_not_found")
-    return file
+    files = request.app[FT_STATE].files
+    return _lookup(request, files, "No such File object: {}", "file_not_found")
 
 
+@_authorised
 async def _get_file(request: web.Request) -> web.Response:
-    if (denied := _auth(request)) is not None:
-        return denied
     file = _file(request)
-    return file if isinstance(file, web.Response) else _json(file.view())
+    return file if isinstance(file, web.Response) else http.json_response(file.view())
 
 
+@_authorised
 async def _file_content(request: web.Request) -> web.Response:
-    if (denied := _auth(request)) is not None:
-        return denied
     file = _file(request)
     if isinstance(file, web.Response):
         return file
@@ -384,9 +379,8 @@ def _hyperparameters(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@_authorised
 async def _create_job(request: web.Request) -> web.Response:
-    if (denied := _auth(request)) is not None:
-        return denied
     st = request.app[FT_STATE]
     try:
         body = orjson.loads(await request.read())
@@ -454,15 +448,11 @@ async def _create_job(request: web.Request) -> web.Response:
         job.extra = {"lora": bool(body.get("lora", True)), "lora_r": body.get("lora_r")}
     job.result_file = st.new_id("file")
     st.jobs[job.id] = job
-    return _json(job.view())
+    return http.json_response(job.view())
 
 
 def _job(request: web.Request) -> _Job | web.Response:
-    st = request.app[FT_STATE]
-    job = st.jobs.get(request.match_info["id"])
-    if job is None:
-        return _error(404, f"fine-tuning job {request.match_info['id']} not found", "id", None)
-    return job
+    return _lookup(request, request.app[FT_STATE].jobs, "fine-tuning job {} not found", None)
 
 
 def _materialise_results(st: _FinetuneState, job: _Job) -> None:
@@ -483,29 +473,28 @@ def _materialise_results(st: _FinetuneState, job: _Job) -> None:
     )
 
 
+@_authorised
 async def _get_job(request: web.Request) -> web.Response:
-    if (denied := _auth(request)) is not None:
-        return denied
     job = _job(request)
     if isinstance(job, web.Response):
         return job
     _materialise_results(request.app[FT_STATE], job)
-    return _json(job.view())
+    return http.json_response(job.view())
 
 
+@_authorised
 async def _list_jobs(request: web.Request) -> web.Response:
-    if (denied := _auth(request)) is not None:
-        return denied
     st = request.app[FT_STATE]
     jobs = sorted(st.jobs.values(), key=lambda j: j.started, reverse=True)
     for job in jobs:
         _materialise_results(st, job)
-    return _json({"object": "list", "data": [j.view() for j in jobs], "has_more": False})
+    return http.json_response(
+        {"object": "list", "data": [j.view() for j in jobs], "has_more": False}
+    )
 
 
+@_authorised
 async def _events(request: web.Request) -> web.Response:
-    if (denied := _auth(request)) is not None:
-        return denied
     job = _job(request)
     if isinstance(job, web.Response):
         return job
@@ -519,34 +508,29 @@ async def _events(request: web.Request) -> web.Response:
         ids = [e["id"] for e in events]
         events = events[ids.index(after) + 1 :] if after in ids else []
     page = events[:limit]
-    return _json({"object": "list", "data": page, "has_more": len(events) > limit})
+    return http.json_response({"object": "list", "data": page, "has_more": len(events) > limit})
 
 
+@_authorised
 async def _cancel(request: web.Request) -> web.Response:
-    if (denied := _auth(request)) is not None:
-        return denied
     job = _job(request)
     if isinstance(job, web.Response):
         return job
     if job.status() in ("succeeded", "failed", "cancelled"):
         return _error(400, f"Job has already {job.status()}", None, "invalid_state")
     job.cancelled_after = job.elapsed()
-    return _json(job.view())
+    return http.json_response(job.view())
 
 
 async def _control(request: web.Request) -> web.Response:
     st = request.app[FT_STATE]
-    try:
-        patch = orjson.loads(await request.read())
-        if not isinstance(patch, dict):
-            raise ValueError("the patch must be a JSON object")
-        fields = {f.name for f in dataclasses.fields(FinetuneConfig)}
-        if unknown := sorted(set(patch) - fields):
-            raise ValueError(f"unknown finetune config fields: {unknown}")
+
+    def apply(patch: dict[str, Any]) -> dict[str, Any]:
+        http.check_fields(FinetuneConfig, patch, "finetune config")
         st.config = dataclasses.replace(st.config, **patch)
-    except (TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
-        return _error(400, str(exc), None, "invalid_patch")
-    return _json(dataclasses.asdict(st.config))
+        return dataclasses.asdict(st.config)
+
+    return await http.control_call(request, apply)
 
 
 def add_finetune_routes(

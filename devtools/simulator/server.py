@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from devtools.simulator import http
 from devtools.simulator.finetune import add_finetune_routes
 from devtools.simulator.profiles import (
     BUILTIN_PROFILES,
@@ -75,8 +76,7 @@ def _check(obj: object, nullable: bool) -> None:
         value = getattr(obj, name)
         if value is None and (nullable or name == "latency_ms"):
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        http.check_non_negative(name, value)
         if name in RATE_FIELDS and value > 1:
             raise ValueError(f"{name} must be a fraction in 0..1, got {value!r}")
 
@@ -219,9 +219,7 @@ def with_profile_file(
 def apply_patch(config: SimulatorConfig, patch: dict[str, Any]) -> SimulatorConfig:
     """A new config with `patch` applied. `model_overrides` merges per model (a model mapped
     to null drops its override; `"model_overrides": null` drops all); `prices` merges too."""
-    fields = {f.name for f in dataclasses.fields(SimulatorConfig)}
-    if unknown := sorted(set(patch) - fields):
-        raise ValueError(f"unknown config fields: {unknown}")
+    http.check_fields(SimulatorConfig, patch, "config")
     changes = dict(patch)
     if "model_overrides" in patch:
         merged = dict(config.model_overrides) if patch["model_overrides"] is not None else {}
@@ -309,18 +307,6 @@ class _State:
 
 
 STATE = web.AppKey("simulator_state", _State)
-_JSON = "application/json"
-
-
-def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(obj), status=status, content_type=_JSON, headers=headers)
-
-
-def _error(
-    status: int, message: str, kind: str, code: str, headers: dict[str, str] | None = None
-) -> web.Response:
-    err = {"message": message, "type": kind, "param": None, "code": code}
-    return _json({"error": err}, status, headers)
 
 
 def _text(content: Any) -> str | None:
@@ -358,17 +344,16 @@ def _parse(body: Any) -> tuple[str, str, int] | str:
 async def _chat(request: web.Request) -> web.Response:
     st = request.app[STATE]
     st.requests += 1
-    auth = request.headers.get("Authorization", "")
-    if st.config.require_key and (not auth.startswith("Bearer ") or not auth[7:].strip()):
+    if (denied := http.unauthorized(request, st.config.require_key)) is not None:
         st.rejected["unauthorized"] += 1
-        return _error(401, "No auth credentials found", "authentication_error", "invalid_api_key")
+        return denied
     try:
         parsed = _parse(orjson.loads(await request.read()))
     except orjson.JSONDecodeError:
         parsed = "request body is not valid JSON"
     if isinstance(parsed, str):
         st.rejected["bad_request"] += 1
-        return _error(400, parsed, "invalid_request_error", "invalid_request")
+        return http.error_response(400, parsed, "invalid_request_error", "invalid_request")
     model, user, chars = parsed
     st.by_model[model] += 1
     st.seen[model] = None
@@ -381,13 +366,15 @@ async def _chat(request: web.Request) -> web.Response:
     if kind == "rate_limit":  # real rate limits answer at once
         msg = "Rate limit exceeded (simulated)"
         limit = {"Retry-After": "1", "x-simulator-fault": kind}
-        return _error(429, msg, "rate_limit_error", "rate_limit_exceeded", limit)
+        return http.error_response(
+            429, msg, "rate_limit_error", "rate_limit_exceeded", headers=limit
+        )
     delay = faults.hang_s if kind == "timeout" else faults.delay(rng)
     if delay > 0:
         await asyncio.sleep(delay)
     if kind == "error":
         msg = "Internal server error (simulated)"
-        return _error(500, msg, "server_error", "internal_error", headers)
+        return http.error_response(500, msg, "server_error", "internal_error", headers=headers)
     answer, right = profile_answer(st.profile_for(model), model, user, st.labels)
     if right is not None:
         st.labelled.setdefault(model, Counter())["correct" if right else "wrong"] += 1
@@ -410,7 +397,7 @@ async def _chat(request: web.Request) -> web.Response:
     if st.config.report_cost:
         usage["cost"] = cost
     message = {"role": "assistant", "content": content}
-    return _json(
+    return http.json_response(
         {
             "id": f"chatcmpl-{st.prefix}{next(st.ids):012x}",
             "object": "chat.completion",
@@ -428,16 +415,16 @@ async def _models(request: web.Request) -> web.Response:
     cfg = st.config
     ids = dict.fromkeys([*cfg.models, *cfg.model_overrides, *cfg.prices, *st.seen])
     data = [{"id": m, "object": "model", "created": 0, "owned_by": "simulator"} for m in ids]
-    return _json({"object": "list", "data": data})
+    return http.json_response({"object": "list", "data": data})
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    return _json({"status": "ok"})
+    return http.json_response({"status": "ok"})
 
 
 async def _stats(request: web.Request) -> web.Response:
     st = request.app[STATE]
-    return _json(
+    return http.json_response(
         {
             "requests": st.requests,
             "by_model": st.by_model,
@@ -453,20 +440,18 @@ async def _stats(request: web.Request) -> web.Response:
 
 async def _control(request: web.Request) -> web.Response:
     st = request.app[STATE]
-    try:
-        patch = orjson.loads(await request.read())
-        if not isinstance(patch, dict):
-            raise ValueError("the patch must be a JSON object")
+
+    def apply(patch: dict[str, Any]) -> SimulatorConfig:
         config = apply_patch(st.config, patch)
         st.set_config(config, reseed="seed" in patch)  # changes nothing when it raises
-    except (AttributeError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
-        return _error(400, str(exc), "invalid_request_error", "invalid_patch")
-    return _json(config)
+        return config
+
+    return await http.control_call(request, apply)
 
 
 async def _reset(request: web.Request) -> web.Response:
     request.app[STATE].reset()
-    return _json({"status": "ok"})
+    return http.json_response({"status": "ok"})
 
 
 def create_simulator_app(

@@ -68,6 +68,7 @@ from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 from gateway.local.extractive import STOP_WORDS  # noqa: E402
 from gateway.local.loader import LocalModel, load_local_model  # noqa: E402
 from gateway.request.triage import DEFAULT_URGENCIES, Triage  # noqa: E402
+from loadtest.bench import cpu_model  # noqa: E402
 from tools.bench.local_eval import (  # noqa: E402
     LANGUAGES,
     SETS,
@@ -484,15 +485,7 @@ def write_doc(path: Path, block: str) -> None:
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    return f"{cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
