@@ -80,7 +80,8 @@ loadtest: install
 
 # Direct vs passthrough vs gateway vs LiteLLM proxy (when .venv-litellm exists), local model,
 # workers, soak: reports/bench.json, a markdown table, and docs/benchmarks.md rewritten.
-# BENCH_ARGS=--quick for a smoke run, --soak for the 100,000-request soak.
+# BENCH_ARGS=--quick for a smoke run, --soak for the 100,000-request soak. Load comes from wrk
+# where it is installed (apt-get install wrk), else from an aiohttp loop that caps the figures.
 bench: install bench-litellm-env
 	$(BIN)/python -m loadtest.bench --out reports/bench.json --doc docs/benchmarks.md $(BENCH_ARGS)
 

@@ -5,7 +5,8 @@ directly and to the LiteLLM proxy in front of the same upstream.
                              [--targets direct,passthrough,gateway,litellm]
                              [--concurrency 1,16,64,256] [--sections points,local,workers,soak]
 
-Closed-loop load (aiohttp, bounded in count and time per point) at each concurrency against:
+Closed-loop load at each concurrency (wrk where installed, else an aiohttp loop; bounded in
+time per point, and the aiohttp loop in count too) against:
 
 * direct: the upstream simulator (fixed 50 ms latency), the floor;
 * passthrough: loadtest/passthrough.py, a minimal FastAPI + aiohttp passthrough (no logging,
@@ -44,7 +45,7 @@ from typing import Any, TypeVar
 import orjson
 
 from gateway.request.triage import DEFAULT_TAXONOMY, system_prompt, user_prompt
-from loadtest import procs
+from loadtest import procs, wrk
 from loadtest.bench_load import ServerMeter, closed_loop, measure_point
 from loadtest.bench_report import add_overheads, document, evaluate_targets, markdown, ratios
 from loadtest.procs import (
@@ -572,24 +573,31 @@ class Bench:
             "upstream_latency_ms": plan.latency_ms,
             "duration_s_per_point": plan.duration_s,
             "max_requests_per_point": plan.max_requests,
+            "generator": "wrk" if wrk.available() else "aiohttp",
             "concurrency": plan.concurrency,
             "soak_requests": plan.soak_requests,
             "loadavg_at_end": os.getloadavg(),
         }
 
 
-def machine() -> str:
-    """The CPU model and memory, from /proc (the platform string elsewhere)."""
-    model = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU model from /proc/cpuinfo (the platform string where it names none)."""
+    fallback = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return fallback
+    models = (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    return next(models, fallback)
+
+
+def machine() -> str:
+    """The CPU model and memory, from /proc (the CPU alone where memory cannot be read)."""
+    try:
         kb = int(Path("/proc/meminfo").read_text().split()[1])
-        return f"{model}, {kb / 1024**2:.0f} GiB memory"
     except (OSError, ValueError, IndexError):
-        return model
+        return cpu_model()
+    return f"{cpu_model()}, {kb / 1024**2:.0f} GiB memory"
 
 
 def heavy_mapped(pid: int) -> list[str]:

@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from loadtest import wrk
 from loadtest.procs import command_name, cpu_seconds, memory_kb, process_tree
 
 REQUEST_TIMEOUT_S = 30.0
@@ -141,8 +142,11 @@ async def measure_point(
     duration_s: float,
     warmup_s: float,
     server_pid: int,
+    generator: str = "auto",
 ) -> dict[str, Any]:
-    """One point: warm-up (not counted), then the measured run with CPU and RSS of the server."""
+    """One point: warm-up (not counted), then the measured run with CPU and RSS of the server.
+    The measured run uses wrk where it is installed (`generator` "auto" or "wrk"; then the
+    point is bounded by `duration_s` alone), else the aiohttp loop (bounded by both)."""
     await closed_loop(
         url,
         bodies,
@@ -151,35 +155,51 @@ async def measure_point(
         max_requests=max(2 * concurrency, 20),
         duration_s=warmup_s,
     )
+    use_wrk = generator == "wrk" or (generator == "auto" and wrk.available())
     meter = ServerMeter(server_pid)
     meter.refresh()
     cpu0, helper0 = meter.cpu()
     stop = asyncio.Event()
     sampler = asyncio.create_task(meter.sample(stop))
     try:
-        load = await closed_loop(
-            url,
-            bodies,
-            headers,
-            concurrency=concurrency,
-            max_requests=max_requests,
-            duration_s=duration_s,
-        )
+        if use_wrk:
+            load: LoadResult | wrk.WrkResult = await wrk.wrk_load(
+                url, bodies, headers, concurrency=concurrency, duration_s=duration_s
+            )
+        else:
+            load = await closed_loop(
+                url,
+                bodies,
+                headers,
+                concurrency=concurrency,
+                max_requests=max_requests,
+                duration_s=duration_s,
+            )
     finally:
         stop.set()
         await sampler
     cpu1, helper1 = meter.cpu()
     done = max(load.ok, 1)
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    if isinstance(load, wrk.WrkResult):
+        elapsed, sample = load.duration_s, None
+        p50, p90, p99 = load.p50_ms, load.p90_ms, load.p99_ms
+    else:
+        elapsed, sample = load.elapsed_s, load.error_sample
+        p50, p90, p99 = (load.percentile_ms(q) for q in (0.50, 0.90, 0.99))
     return {
+        "generator": "wrk" if use_wrk else "aiohttp",
         "concurrency": concurrency,
         "requests": load.ok,
         "errors": load.errors,
-        "error_sample": load.error_sample,
-        "duration_s": round(load.elapsed_s, 3),
+        "error_sample": sample,
+        "duration_s": round(elapsed, 3),
         "rps": round(load.rps, 1),
-        "p50_ms": _round(load.percentile_ms(0.50)),
-        "p90_ms": _round(load.percentile_ms(0.90)),
-        "p99_ms": _round(load.percentile_ms(0.99)),
+        "p50_ms": _round(p50),
+        "p90_ms": _round(p90),
+        "p99_ms": _round(p99),
         "cpu_ms_per_req": round((cpu1 - cpu0) * 1000 / done, 3),
         "helper_cpu_ms_per_req": round((helper1 - helper0) * 1000 / done, 3),
         "peak_rss_mb": round(meter.peak_rss_kb / 1024, 1),

@@ -24,6 +24,13 @@ LOCAL_RPS = 2000.0
 LOCAL_P50_MS = 1.0
 
 
+def _generator(meta: dict[str, Any]) -> str:
+    if meta.get("generator") == "wrk":
+        return "closed loop from wrk (one thread; the soak uses the aiohttp loop)"
+    most = meta["max_requests_per_point"]
+    return f"closed loop (aiohttp; wrk not installed), at most {most:,} requests"
+
+
 def _diff(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round(a - b, 3)
 
@@ -292,8 +299,8 @@ def document(results: dict[str, Any], command: str) -> str:
         f"- command: `{command}`",
         f"- machine: {meta.get('machine', '?')}; {meta['cpus']} CPUs; Python {meta['python']}",
         f"- run: {meta['started_at']}, {meta['mode']} mode, {meta['wall_s']} s; {meta['note']}",
-        f"- load: closed loop (aiohttp), {meta['duration_s_per_point']} s and at most "
-        f"{meta['max_requests_per_point']:,} requests per point; upstream simulator with a "
+        f"- load: {_generator(meta)}, {meta['duration_s_per_point']} s per point; upstream "
+        "simulator with a "
         f"fixed {meta['upstream_latency_ms']:g} ms latency; load average at the end "
         f"{', '.join(f'{x:.2f}' for x in meta['loadavg_at_end'])}",
         "- gateway: `triage-gateway serve` on `examples/ab-simulator.yaml` (control, candidate "

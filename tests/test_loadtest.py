@@ -8,14 +8,14 @@ are checked (requests served, no errors, overhead computed).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import shutil
 from collections import Counter
 from pathlib import Path
 
 from gateway.request.triage import DEFAULT_CATEGORIES
 from loadtest.reviews import MAX_WORDS, MIN_WORDS, ReviewGenerator
 from loadtest.shares import Tally, share_report
+from tests.servers import run_module
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,18 +60,14 @@ def test_quick_bench_direct_and_gateway(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     args = ["--quick", "--targets", "direct,gateway", "--concurrency", "1,16"]
     args += ["--sections", "points", "--out", str(out)]
-    proc = subprocess.run(
-        [sys.executable, "-m", "loadtest.bench", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=100,
-    )
+    proc = run_module("loadtest.bench", *args, cwd=ROOT, timeout=100)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     data = json.loads(out.read_text())
     points = {(p["target"], p["concurrency"]): p for p in data["points"]}
     assert set(points) == {(t, c) for t in ("direct", "gateway") for c in (1, 16)}
+    generator = "wrk" if shutil.which("wrk") else "aiohttp"  # wrk where installed
     for p in points.values():
+        assert p["generator"] == generator, p
         assert p["requests"] > 0 and p["rps"] > 0 and p["errors"] == 0, p
         assert 0 < p["p50_ms"] <= p["p90_ms"] <= p["p99_ms"], p
         assert p["cpu_ms_per_req"] >= 0 and p["peak_rss_mb"] > 0, p
@@ -86,13 +82,8 @@ def test_quick_bench_direct_and_gateway(tmp_path: Path) -> None:
 
 def test_locust_driver_runs_clean(tmp_path: Path) -> None:
     args = ["--run-time", "8s", "--users", "10", "--spawn-rate", "10", "--sim-port", "0"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "loadtest.run_loadtest", *args, "--reports", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=100,
-    )
+    args += ["--reports", str(tmp_path)]
+    proc = run_module("loadtest.run_loadtest", *args, cwd=ROOT, timeout=100)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     stats = tmp_path / "loadtest_stats.csv"
     assert stats.is_file() and "/v1/classify" in stats.read_text()

@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 import time
-import uuid
-from typing import Any
+from typing import Literal, TypedDict
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,6 +42,21 @@ _FORM_PATHS = ("/review/",)
 
 Problem = tuple[int, str, str]
 """An early answer: (status, error code, detail)."""
+
+
+class RequestState(TypedDict, total=False):
+    """The ASGI `scope["state"]` of one request (Starlette's `request.state`): set here and by
+    the classify routes, read back for the access-log line."""
+
+    request_id: str
+    """The gateway's own id (the pair's identity)."""
+    caller_request_id: str | None
+    """A valid X-Request-ID the caller sent, echoed back."""
+    experiment: str
+    variant: str
+    """The experiment and variant that served a classify call."""
+    outcome: Literal["client_closed"]
+    """Set when the client went away first; otherwise the status decides ok or error."""
 
 
 def _has_body(scope: Scope) -> bool:
@@ -101,8 +116,8 @@ class GatewayMiddleware:
         # a valid caller X-Request-ID is kept as `caller_request_id` and echoed back.
         given = _header(scope, b"x-request-id")
         caller_id = given.decode() if given and _VALID_ID.match(given.decode("latin-1")) else None
-        state: dict[str, Any] = scope.setdefault("state", {})
-        state["request_id"] = uuid.uuid4().hex
+        state: RequestState = scope.setdefault("state", {})
+        state["request_id"] = secrets.token_hex(16)
         state["caller_request_id"] = caller_id
         request_id = caller_id or state["request_id"]  # the X-Request-ID echoed back
         problem: Problem | None = None
@@ -184,7 +199,7 @@ class GatewayMiddleware:
         )
         await send({"type": "http.response.body", "body": body})
 
-    def _log(self, scope: Scope, status: int, start: float, state: dict[str, Any]) -> None:
+    def _log(self, scope: Scope, status: int, start: float, state: RequestState) -> None:
         if not self.log_enabled or (scope["path"] in _QUIET and status < 400):
             return
         if not access_log.isEnabledFor(logging.INFO):

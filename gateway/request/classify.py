@@ -9,8 +9,8 @@ arrive computed (`VariantAnswer.cost_usd`, `UpstreamError.cost_usd`) and are onl
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Protocol
@@ -98,7 +98,7 @@ class Classifier:
         metrics; its pair is logged with `purpose="eval"`."""
         start = self.clock()
         exp = self.table.experiment(experiment)
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or secrets.token_hex(16)  # uuid4().hex costs 3x as much
         if force_variant is not None:
             return await self._classify_forced(
                 exp, force_variant, review, request_id, caller_request_id, start
