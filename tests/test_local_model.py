@@ -77,9 +77,11 @@ def test_seed_file_is_labelled_and_balanced() -> None:
         assert rec["summary"].endswith((".", "?"))
         assert isinstance(rec["rating"], int) and 1 <= rec["rating"] <= 5
     counts = {c: sum(r["category"] == c for r in records) for c in DEFAULT_CATEGORIES}
-    assert all(80 <= n <= 150 for n in counts.values()), counts
+    assert min(counts.values()) >= 80 and max(counts.values()) <= 1.25 * min(counts.values())
     langs = {r["lang"] for r in records}
     assert {"en", "de", "es", "fr", "pt", "it", "ja"} <= langs
+    for lang in langs:  # every language teaches every category
+        assert {r["category"] for r in records if r["lang"] == lang} == set(DEFAULT_CATEGORIES)
     assert {r["urgency"] for r in records} == set(DEFAULT_URGENCIES)
     assert len({r["text"] for r in records}) == len(records)
     words = [len(r["text"].split()) for r in records if r["lang"] == "en"]
@@ -303,6 +305,54 @@ def test_extract_summary_rules() -> None:
     assert len(long.split()) <= 25 and long.endswith(".")
     assert extract_summary("🙂🙂") == extract_summary("...")
     assert extract_summary("🙂🙂").endswith(".")
+
+
+@pytest.mark.parametrize(
+    ("text", "category", "expected"),
+    [
+        # the severity sentence is summarised, and the question after it is kept
+        (
+            "The app crashed twice today. Is there a way to save drafts offline?",
+            "Question",
+            "The user says that the app crashed twice today and asks whether there is a way to"
+            " save drafts offline?",
+        ),
+        (
+            "i lost all my notes after the update. how do i get them back?",
+            "Bug Report",
+            "The user reports that they lost all their notes after the update and asks how to"
+            " get them back?",
+        ),
+        # a long statement leaves the question at least half of the 25 words
+        (
+            "Since the update the app crashes whenever I open the calendar, then the phone"
+            " restarts and the widget is gone too and nothing helps. Can you tell me when a fix"
+            " is coming and whether I should reinstall?",
+            "Bug Report",
+            "The user reports that since the update the app crashes whenever they open and asks"
+            " whether the developers can tell them when a fix is?",
+        ),
+        # other languages quote both sentences; Japanese without doubled punctuation
+        (
+            "Ich kann mich nicht mehr anmelden. Wurde mein Konto gesperrt?",
+            "Question",
+            "The user asks in German: Ich kann mich nicht mehr anmelden. Wurde mein Konto"
+            " gesperrt?",
+        ),
+        (
+            "ログインできません。アカウントは停止されましたか？",
+            "Question",
+            "The user asks in Japanese: ログインできません。アカウントは停止されましたか?",
+        ),
+        ("アプリが落ちます。", "Bug Report", "The user writes in Japanese: アプリが落ちます."),
+    ],
+)
+def test_summary_keeps_the_question_beside_a_severity_sentence(
+    text: str, category: str, expected: str
+) -> None:
+    summary = extract_summary(text, category)
+    assert summary == expected
+    assert len(summary.split()) <= 25
 
 
 def test_extract_topic_rules() -> None:
@@ -564,13 +614,16 @@ def test_zero_setup_on_hand_written_sets(
     print(
         f"\nhand-written: English-60 {english:.3f}, non-English {multi:.3f} "
         f"{ {k: round(v[0], 3) for k, v in by_lang.items()} }, urgency Critical+High recall "
-        f"{recall:.3f}, High recall {report['High']['recall']:.3f}"
+        f"{recall:.3f}, High recall {report['High']['recall']:.3f}, Critical recall "
+        f"{report['Critical']['recall']:.3f}"
     )
-    assert english >= 0.68
-    assert multi >= 0.60
-    assert min(a for a, _ in by_lang.values()) >= 0.5
-    assert recall >= 0.68
-    assert report["High"]["recall"] >= 0.65
+    assert english >= 0.74
+    assert multi >= 0.85
+    assert min(a for a, _ in by_lang.values()) >= 0.8
+    assert recall >= 0.77
+    # lost money and outages are Critical now, so some High-labelled rows are called Critical
+    assert report["High"]["recall"] >= 0.55
+    assert report["Critical"]["recall"] >= 0.3
 
 
 def test_no_crash_report_is_praise_in_any_language_of_the_sets(
@@ -613,8 +666,26 @@ def test_summary_and_topic_rules_on_hand_written_sets(
         ("Seit gestern schließt sich die App nach zwei Sekunden", {"crash"}),
         ("Beim Speichern beendet sich die App einfach", {"crash"}),
         ("Die App schließt sich nicht, alles gut", set()),
-        ("Mir wurde das Abo zweimal abgebucht", {"payment"}),
-        ("月額料金が2回請求されています", {"payment"}),
+        ("Mir wurde das Abo zweimal abgebucht", {"money_lost"}),
+        ("月額料金が2回請求されています", {"money_lost"}),
+        ("Die Zahlung ist fehlgeschlagen", {"payment"}),
+        ("Why was I charged twice this month?", {"payment", "money_lost"}),
+        ("The payment failed but I was charged anyway", {"payment", "money_lost"}),
+        ("Servers are down, nobody in the office can log in", {"outage"}),
+        ("Los servidores están caídos desde esta mañana", {"outage"}),
+        ("サーバーがダウンしています", {"outage"}),
+        ("Someone took over my account and changed my email", {"security"}),
+        ("Got a login alert from another country", {"security"}),
+        ("My streak was reset to zero overnight", {"data_loss"}),
+        ("All good, nothing is lost", set()),
+        ("Everything is missing a dark mode", set()),
+        ("No outage in months, very reliable", set()),
+        ("The app is completely unusable now", {"crash"}),
+        ("Support is completely useless", set()),
+        ("La app no funciona para nada", {"crash"}),
+        ("全く使えません", {"crash"}),
+        ("My card never goes through at checkout", {"payment"}),
+        ("Works fine, no payment errors so far", set()),
         ("Se nos borraron las fotos del viaje", {"data_loss"}),
         ("O jogo travou no meio da partida", {"crash"}),
         ("Parfait pour le travail, je recommande", set()),
@@ -625,6 +696,19 @@ def test_signals_cover_each_language_alike(text: str, kinds: set[str]) -> None:
     from gateway.local.signals import severity_signals
 
     assert set(severity_signals(text)) == kinds
+
+
+def test_urgency_floor_per_kind() -> None:
+    from gateway.local.signals import FLOORS, SIGNAL_KINDS, apply_signals, urgency_floor
+
+    assert set(FLOORS) == set(SIGNAL_KINDS)
+    assert urgency_floor(frozenset()) is None
+    assert urgency_floor(frozenset({"crash", "lockout"})) == "High"
+    for kind in ("money_lost", "data_loss", "security", "outage"):
+        assert urgency_floor(frozenset({"crash", kind})) == "Critical"
+    cats = ("Bug Report", "Praise", "Other", "Complaint")
+    assert apply_signals("Praise", "Low", frozenset({"outage"}), cats) == ("Bug Report", "Critical")
+    assert apply_signals("Complaint", "Low", frozenset({"payment"}), cats) == ("Complaint", "High")
 
 
 def test_bench_writes_the_measured_block(tmp_path: Path) -> None:

@@ -4,16 +4,20 @@
 content words between punctuation and stop words (function words, pronouns, auxiliaries,
 sentiment and filler words, in English, German, Spanish, French, Portuguese and Italian;
 katakana/kanji runs in Japanese), trimmed of verb forms at their edges; the best run by idf
-(from the model's training texts) wins, at most 3 words. A crash, payment, data-loss,
-security or lock-out signal (`gateway.local.signals`) names the problem: "Checkout Crash",
-"Payment Problem"; a review with no content word gets the category's fallback topic.
+(from the model's training texts) wins, at most 3 words. A severity signal
+(`gateway.local.signals`: outage, crash, data loss, security, lost money, payment, lock-out)
+names the problem: "Checkout Crash", "Payment Problem"; a review with no content word gets
+the category's fallback topic.
 
 **Summary**: one third-person sentence of at most 25 words: the most informative sentence of
-the review (the one with a severity signal, else the one with the most content words),
-stripped of lead-ins ("ugh", "hey devs,") and closers ("please fix"), pronouns moved to the
-third person, and framed by the category: "The user reports that ...", "The user asks
-whether/how ...?" (a question stays a question), "The user requests ...", "The user says
-that ...". Reviews not in English are framed as "The user writes in German: ...".
+the review (the one with a severity signal, else the first question, else the one with the
+most content words), stripped of lead-ins ("ugh", "hey devs,") and closers ("please fix"),
+pronouns moved to the third person, and framed by the category: "The user reports that ...",
+"The user asks whether/how ...?", "The user requests ...", "The user says that ...". A
+question stays a question: when the summarised sentence is not the review's question, the
+question is joined to it ("The user reports that ... and asks whether ...?"). Reviews not in
+English are framed as "The user writes in German: ..." ("The user asks in German: ...?" with
+the question quoted too).
 """
 
 from __future__ import annotations
@@ -52,13 +56,15 @@ DEFAULT_TOPICS: dict[str, str] = {
 }
 
 SIGNAL_TOPICS: dict[str, tuple[str, str]] = {  # kind -> (topic alone, suffix after a phrase)
+    "outage": ("Service Outage", "Outage"),
     "crash": ("App Crash", "Crash"),
     "data_loss": ("Data Loss", "Loss"),
-    "payment": ("Payment Problem", "Payment"),
     "security": ("Account Security", "Security"),
+    "money_lost": ("Lost Payment", "Payment"),
+    "payment": ("Payment Problem", "Payment"),
     "lockout": ("Login Problem", "Login"),
 }
-_SIGNAL_ORDER = ("crash", "data_loss", "security", "payment", "lockout")
+_SIGNAL_ORDER = tuple(SIGNAL_TOPICS)
 
 _EN = """
 a about above after again against all almost along already also although always am among an
@@ -564,6 +570,7 @@ def _third_person(clause: str) -> str:
 
 
 _TRAILING = " \t\r\n.,;:!?…-–—"
+_CJK_END = "。．！？!?"
 _CLOSER_WINDOW = 160
 
 
@@ -609,24 +616,21 @@ def _limit(words: list[str], budget: int) -> list[str]:
     return cut
 
 
+# Words a cut clause must not end on.
+_DANGLING = frozenset(
+    ["and", "but", "because", "so", "which", "the", "a", "an", "to", "of", "or", "when"]
+)
+
+
+def _is_question(sentence: str) -> bool:
+    return sentence.rstrip().endswith(("?", "？"))
+
+
 def _finish(frame: str, clause: str, end: str) -> str:
     words = clause.split()
     budget = SUMMARY_MAX_WORDS - len(frame.split())
     words = _limit(words, budget)
-    while words and words[-1].lower().strip(",;:") in (
-        "and",
-        "but",
-        "because",
-        "so",
-        "which",
-        "the",
-        "a",
-        "an",
-        "to",
-        "of",
-        "or",
-        "when",
-    ):
+    while words and words[-1].lower().strip(",;:") in _DANGLING:
         words.pop()
     body = " ".join(words).rstrip(",;:-– ")
     out = f"{frame} {body}{end}" if body else f"{frame.removesuffix(' that')}{end}"
@@ -673,7 +677,7 @@ def _pick_sentence(text: str, sentences: list[str], signal_at: int | None) -> st
                 cursor = start + len(s)
                 if cursor > signal_at:
                     return s
-    questions = [s for s in sentences if s.rstrip().endswith(("?", "？"))]
+    questions = [s for s in sentences if _is_question(s)]
     if questions:
         return questions[0]
 
@@ -683,46 +687,15 @@ def _pick_sentence(text: str, sentences: list[str], signal_at: int | None) -> st
     return max(sentences, key=lambda s: (content(s) >= 2, content(s), -sentences.index(s)))
 
 
-def extract_summary(
-    text: str, category: str | None = None, *, signal_at: int | bool | None = True
-) -> str:
-    """One third-person sentence of at most 25 words (see the module docstring). With
-    `signal_at` (the offset of a severity signal, `gateway.local.signals.signal_spans`), the
-    sentence holding it is the one summarised (True, the default: look the signals up here;
-    None: there is none); otherwise the first question, else the sentence with the most content
-    words."""
-    sentences = [s for s in _SENTENCE_SPLIT_RE.split(text) if s and _HAS_WORD_RE.search(s)]
-    if not sentences:
-        return _NO_WORDS_SUMMARY
-    if signal_at is True:
-        spans = signal_spans(text)
-        signal_at = spans[0][1] if spans else None
-    chosen = _pick_sentence(text, sentences, None if signal_at is False else signal_at)
-    is_question = chosen.rstrip().endswith(("?", "？"))
-    clause = _clean(chosen)
-    if not _HAS_WORD_RE.search(clause):
-        clause = " ".join(chosen.split()).rstrip(".!?")
-    lang = detect_language(text)
-    if lang != "English":
-        end = "?" if is_question else "."
-        frame = f"The user {'asks' if is_question else 'writes'} in {lang}:"
-        if lang == "Japanese":
-            return (f"{frame} {clause[:120]}{end}")[:SUMMARY_MAX_CHARS]
-        return _finish(frame, clause, end)
-    if is_question or (
-        category == "Question" and clause.split()[:1] and clause.split()[0].lower() in _WH
-    ):
-        framed = _question(clause)
-        return _finish("The user", framed.removeprefix("The user "), "?")
+def _statement(clause: str, category: str | None) -> tuple[str, str]:
+    """(frame, body) of a summary of a sentence that is not a question, by category."""
     request = _REQUEST_RE.match(clause) or _WISH_RE.match(clause)
     if request and category in (None, "Feature Request"):
-        return _finish("The user requests", _third_person(request.group(1)), ".")
+        return "The user requests", _third_person(request.group(1))
     first = clause.split()[0].lower() if clause.split() else ""
     if first not in _SUBJECTS and not clause[:1].isupper():
         verb = {"Praise": "praises the app", "Complaint": "complains", "Bug Report": "reports"}
-        return _finish(
-            f"The user {verb.get(category or '', 'writes')}:", _third_person(clause), "."
-        )
+        return f"The user {verb.get(category or '', 'writes')}:", _third_person(clause)
     frame = {
         "Bug Report": "The user reports that",
         "Complaint": "The user complains that",
@@ -730,7 +703,66 @@ def extract_summary(
         "Praise": "The user says that",
         "Question": "The user asks about",
     }.get(category or "", "The user says that")
-    return _finish(frame, _lower_first(_third_person(clause)), ".")
+    return frame, _lower_first(_third_person(clause))
+
+
+def _and_asks(frame: str, body: str, question: str) -> str:
+    """`frame` + `body` (the summarised sentence) joined with the review's question, so that a
+    question in the review stays one in the summary: "The user reports that they lost all their
+    notes after the update and asks how to get them back?". The question gets at least half
+    the word budget."""
+    if frame == "The user asks about":  # "asks about <clause> and asks ..." reads badly
+        frame = "The user says that"
+    asks = _question(question).removeprefix("The user ").split()
+    budget = SUMMARY_MAX_WORDS - len(frame.split()) - 1  # "and"
+    words = _limit(body.split(), max(budget - len(asks), budget // 2))
+    while words and words[-1].lower().strip(",;:") in _DANGLING:
+        words.pop()
+    words = [*words[:-1], words[-1].rstrip(",;:-– ")] if words else words
+    return _finish(frame, " ".join([*words, "and", *asks[: budget - len(words)]]), "?")
+
+
+def extract_summary(
+    text: str, category: str | None = None, *, signal_at: int | bool | None = True
+) -> str:
+    """One third-person sentence of at most 25 words (see the module docstring). With
+    `signal_at` (the offset of a severity signal, `gateway.local.signals.signal_spans`), the
+    sentence holding it is the one summarised (True, the default: look the signals up here;
+    None: there is none); otherwise the first question, else the sentence with the most content
+    words. A review's question is never dropped: when the summarised sentence is not one, the
+    first question is added to it ("... and asks whether ...?")."""
+    sentences = [s for s in _SENTENCE_SPLIT_RE.split(text) if s and _HAS_WORD_RE.search(s)]
+    if not sentences:
+        return _NO_WORDS_SUMMARY
+    if signal_at is True:
+        spans = signal_spans(text)
+        signal_at = spans[0][1] if spans else None
+    chosen = _pick_sentence(text, sentences, None if signal_at is False else signal_at)
+    is_question = _is_question(chosen)
+    question = next((_clean(s) for s in sentences if _is_question(s)), "")
+    clause = _clean(chosen)
+    if not _HAS_WORD_RE.search(clause):
+        clause = " ".join(chosen.split()).rstrip(".!?")
+    lang = detect_language(text)
+    if lang != "English":
+        end = "?" if question else "."
+        frame = f"The user {'asks' if question else 'writes'} in {lang}:"
+        if lang == "Japanese":
+            parts = [clause] if is_question or not question else [clause, question]
+            quoted = "。".join(p.rstrip(_CJK_END) for p in parts)
+            return (f"{frame} {quoted[:120]}{end}")[:SUMMARY_MAX_CHARS]
+        if question and not is_question:  # quote both: the statement, then the question
+            clause = f"{clause}. {question}"
+        return _finish(frame, clause, end)
+    if is_question or (
+        category == "Question" and clause.split()[:1] and clause.split()[0].lower() in _WH
+    ):
+        framed = _question(clause)
+        return _finish("The user", framed.removeprefix("The user "), "?")
+    frame, body = _statement(clause, category)
+    if question:
+        return _and_asks(frame, body, question)
+    return _finish(frame, body, ".")
 
 
 def model_triage(

@@ -2,19 +2,24 @@
 Italian and Japanese: the documented rules every local model applies on top of its learned
 urgency head.
 
-Five kinds, each a list of phrase patterns per language:
+Seven kinds, each a list of phrase patterns per language:
 
 * `crash`: the app crashes, freezes, closes itself or will not open;
-* `payment`: a charge went wrong (charged twice, payment failed, money taken, no refund);
-* `data_loss`: the user's data is gone (lost, deleted, disappeared);
-* `security`: an account was hacked, someone else got in, other people's data is shown;
+* `payment`: a payment went wrong (payment failed or declined, no refund, a charge the user
+  cannot explain);
+* `money_lost`: the user's money is gone (charged twice, charged but nothing received, money
+  taken);
+* `data_loss`: the user's data is gone (lost, deleted, disappeared, reset to zero);
+* `security`: an account was hacked or taken over, someone else got in, other people's data
+  is shown;
+* `outage`: the service is down for everyone (servers down, nobody can log in);
 * `lockout`: the user cannot log in or the account is locked.
 
 Rules (`apply_signals`):
 
 * any signal raises the urgency to at least High (a learned Critical stays Critical);
-* `data_loss` or `security` raise it to Critical;
-* a `crash` or `data_loss` review is never Praise or Other: it becomes a Bug Report.
+* `money_lost`, `data_loss`, `security` or `outage` raise it to Critical (`FLOORS`);
+* a `crash`, `data_loss` or `outage` review is never Praise or Other: it becomes a Bug Report.
 
 A negated mention ("never crashes", "no crashes at all", "stürzt nie ab") is not a signal.
 """
@@ -25,6 +30,7 @@ import re
 from collections.abc import Sequence
 
 __all__ = [
+    "FLOORS",
     "SIGNAL_KINDS",
     "apply_signals",
     "severity_signals",
@@ -32,109 +38,81 @@ __all__ = [
     "urgency_floor",
 ]
 
-SIGNAL_KINDS: tuple[str, ...] = ("crash", "payment", "data_loss", "security", "lockout")
+SIGNAL_KINDS: tuple[str, ...] = (
+    "money_lost",
+    "data_loss",
+    "security",
+    "outage",
+    "crash",
+    "payment",
+    "lockout",
+)
+# The least urgency each kind allows.
+FLOORS: dict[str, str] = {
+    "crash": "High",
+    "payment": "High",
+    "lockout": "High",
+    "money_lost": "Critical",
+    "data_loss": "Critical",
+    "security": "Critical",
+    "outage": "Critical",
+}
+# Kinds that make a review a Bug Report even when the learned head says Praise or Other.
+_BUG_KINDS = frozenset({"crash", "data_loss", "outage"})
 
 _NEGATION = (
     r"(?:\bno\b|\bnot\b|\bnever\b|\bwithout\b|\bzero\b|n't\b|\bnie\b|\bkein\w*|\bohne\b|\bnunca\b"
     r"|\bsin\b|\bjamais\b|\bsans\b|\bsem\b|\bnão\b|\bsenza\b|\bmai\b)"
 )
 
+# In order of precedence: where patterns of two kinds match at the same place, the first
+# kind's (the more severe) is the one found.
 _PATTERNS: dict[str, Sequence[str]] = {
-    "crash": (
-        # en
-        r"\bcrash\w*",
-        r"\bfreez\w*",
-        r"\bfroze\b",
-        r"\bforce[- ]?clos\w*",
-        r"\b(?:won'?t|doesn'?t|does not|will not|can'?t|cannot) (?:even )?(?:open|start|launch|load)\b",  # noqa: E501
-        r"\b(?:keeps|kept) (?:closing|shutting down|quitting)\b",
-        r"\bcloses (?:itself|by itself|immediately|on (?:its|it's) own)\b",
-        r"\b(?:white|black|blank) screen\b",
-        r"\bstuck on (?:the )?(?:loading|splash)\b",
-        # de
-        r"\bstürzt\b",
-        r"\babsturz\w*",
-        r"\babgestürzt\b",
-        r"\bfriert\b",
-        r"\bhängt sich auf\b",
-        r"\b(?:öffnet|startet|lädt) (?:sich )?nicht\b",
-        r"\b(?:schließt|beendet) (?:sie |die app )?sich\b",  # "schließt sich sofort wieder"
-        # es
-        r"\bse (?:cierra|bloquea|cuelga|congela)\w*",
-        r"\bno (?:se )?(?:abre|inicia|carga)\b",
-        r"\bcierra sola\b",
-        # fr
-        r"\bplant(?:e|é|ée|ent)\b",
-        r"\bcrash\w*",
-        r"\bse ferme\b",
-        r"\bfig(?:e|é|ée)\b",
-        r"\bne (?:s'|se )?(?:ouvre|démarre|lance|charge) (?:plus|pas)\b",
-        # pt
-        r"\btrav(?:a|am|ou|ar|ando|ad[oa]s?)\b",  # not French "travail"
-        r"\bfecha sozinh[oa]\b",
-        r"\bnão (?:abre|inicia|carrega)\b",
-        r"\bfechando sozinh[oa]\b",
-        # it
-        r"\bsi (?:chiude|blocca|pianta)\w*",
-        r"\bnon (?:si )?(?:apre|avvia|parte|carica)\b",
-        # ja (no word boundaries)
-        r"落ち(?!ない|ません|なく)",
-        r"クラッシュ",
-        r"強制終了",
-        r"フリーズ",
-        r"固ま(?:る|っ|り)",
-        r"(?:起動|開|ひら)(?:か|き|け)?(?:しない|ない|ません|できない)",
-    ),
-    "payment": (
-        r"\bcharged (?:me )?(?:twice|two times|double|again|\d+ times)\b",
-        r"\bdouble[- ]charg\w*",
-        r"\bovercharg\w*",
-        r"\b(?:payment|purchase|checkout|transaction)s? (?:failed|fails|failing|declined|went through twice)\b",  # noqa: E501
-        r"\b(?:failed|declined) (?:payment|purchase|transaction)\b",
-        r"\b(?:can'?t|cannot|unable to) (?:pay|check ?out|complete (?:the|my) (?:payment|purchase))\b",  # noqa: E501
-        r"\bcharged\b.{0,40}\b(?:but|never|no|didn'?t|not)\b",
+    "money_lost": (
+        r"\b(?:charged|billed) (?:me )?(?:twice|two times|three times|double|again|\d+ times|multiple times)\b",  # noqa: E501
+        r"\b(?:was|were|got|been) (?:charged|billed) \w+ times\b",
+        r"\bdouble[- ](?:charg|bill)\w*",
+        r"\b(?:payment|transaction|purchase)s? went through (?:twice|two times)\b",
+        r"\b(?:charged|billed|paid)\b.{0,40}\b(?:but|never|didn'?t|not)\b.{0,30}\b(?:arrived|received|got|get|went through|delivered|show\w*)\b",  # noqa: E501
+        r"\b(?:failed|declined|error\w*)\b.{0,40}\b(?:(?:still|yet)\b.{0,15}\b(?:charged|billed|debited|taken)|(?:charged|billed|debited) anyway)\b",  # noqa: E501
         r"\b(?:took|taken|deducted|stole) (?:my )?money\b",
-        r"\bmoney (?:was )?(?:taken|deducted|gone)\b",
-        r"\b(?:no|still waiting for (?:a|my)|never (?:got|received) (?:a|my)) refund\b",
-        r"\bwhy (?:was|am|did|have) i (?:get |got |been )?(?:charged|billed)\b",
-        r"\brefus\w* (?:to |a |my )?refund",
-        r"\b(?:purchase|subscription|charge|payment|order|sticker pack|\w+) in my (?:history|account"  # noqa: E501
-        r"|statement) that i (?:never|didn'?t) (?:made|make|order\w*|buy|bought)\b",
-        r"\b(?:can'?t|cannot|unable to) cancel (?:the |my )?subscription\b",
-        r"\bcancel\w* (?:the |my )?subscri\w* is\b.{0,30}\bhidden\b",
+        r"\bmoney (?:was |is |has been )?(?:taken|deducted|gone|left my account)\b",
+        r"\bmoney left my (?:account|card)\b",
         # de
-        r"\b(?:doppelt|zweimal) (?:abgebucht|belastet|bezahlt|berechnet)\b",
-        r"\bzahlung\w* (?:fehlgeschlagen|geht nicht|funktioniert nicht)\b",
-        r"\bgeld (?:abgebucht|weg)\b",
+        r"\b(?:doppelt|zweimal|dreimal|mehrfach) (?:abgebucht|belastet|bezahlt|berechnet)\b",
+        r"\bgeld (?:ist |wurde )?(?:abgebucht|weg)\b",
+        r"\bgeld (?:ist )?trotzdem weg\b",
         # es
-        r"\bcobr\w* (?:dos veces|doble)\b",
+        r"\bcobr\w* (?:dos veces|doble|tres veces|de más)\b",
         r"\bcobro doble\b",
-        r"\b(?:el )?pago (?:falla|fall[óo]|no funciona|rechazado)\b",
+        r"\b(?:el )?dinero (?:ya )?(?:salió|se descontó|desapareció)\b",
         # fr
-        r"\bdébité\w* deux fois\b",
-        r"\bpaiement (?:échoue|a échoué|refusé|ne fonctionne pas)\b",
-        r"\bprélevé\w* deux fois\b",
+        r"\b(?:débité|prélevé|facturé)\w* (?:deux|trois) fois\b",
+        r"\bl'argent (?:a été |est )?(?:prélevé|débité|parti)\b",
         # pt
-        r"\bcobrad[oa]s? (?:duas vezes|em dobro)\b",
-        r"\bpagamento (?:falhou|falha|não funciona|recusado)\b",
+        r"\bcobrad[oa]s? (?:duas vezes|em dobro|três vezes)\b",
+        r"\bdinheiro (?:saiu|sumiu|foi descontado)\b",
         # it
-        r"\baddebitat[oi] due volte\b",
-        r"\bpagamento (?:fallito|non funziona|rifiutato)\b",
+        r"\baddebitat[oiae] (?:due|tre) volte\b",
         r"\bdoppio addebito\b",
+        r"\bsoldi (?:sono stati |mi sono stati )?(?:prelevati|addebitati|spariti)\b",
         # ja
-        r"(?:二重|二回|2回|２回)(?:請求|決済|課金)",
-        r"(?:決済|支払い|課金)(?:が|に)?(?:失敗|できない|できません)",
+        r"(?:二重|二回|2回|２回|三回|3回)も?(?:請求|決済|課金|引き落とし)",
+        r"お金(?:だけ)?(?:が|は)?引き落とされ",
     ),
     "data_loss": (
         r"\b(?:lost|deleted|erased|wiped)\b(?: out)? (?:all )?(?:of )?(?:my|our|the)\b",
-        r"\b(?:all )?my \w+(?: \w+)? (?:(?:are|is|were|was|has|have) )?(?:gone|disappeared|vanished|deleted|wiped)\b",  # noqa: E501
+        r"\b(?:all )?my \w+(?: \w+)? (?:(?:are|is|were|was|has|have|got|get) )?(?:(?:been|all) )?(?:gone|disappeared|vanished|deleted|wiped|erased|lost)\b",  # noqa: E501
+        r"\b(?:every|all|everything)\b(?:\s+(?!nothing\b|not\b|no\b)[\w']+){0,6}\s+(?:is|are|was|were|got|has been|have been) (?:all )?(?:gone|missing|deleted|wiped|erased|empty|lost)\b(?! (?:a|an|the|some)\b)",  # noqa: E501
+        r"\b(?:progress|streak|data|history|account) (?:was |got |has been |have been )?(?:reset to zero|wiped|erased)\b",  # noqa: E501
         r"\bdata loss\b",
         # de
-        r"\b(?:alle|meine) \w+ (?:sind |ist )?(?:weg|verloren|gelöscht|verschwunden)\b",
+        r"\b(?:alle|meine|sämtliche) (?:\w+ ){0,2}(?:sind|ist|waren|wurden) (?:\w+ ){0,4}(?:weg|verloren|gelöscht|verschwunden)\b",  # noqa: E501
         r"\b(?:verloren|gelöscht)\b",
         # es
         r"\bperd[íi]\w* (?:todo|todas|todos|mis)\b",
         r"\bse (?:me |te |nos |le |les )?(?:borr|elimin)(?:ó|aron)\b",
+        r"\b(?:borró|eliminó) (?:todos|todas|mis)\b",
         r"\bdesaparec(?:ió|ieron)\b",
         # fr
         r"\bj'ai perdu\b",
@@ -147,6 +125,7 @@ _PATTERNS: dict[str, Sequence[str]] = {
         r"\b(?:cancellat|spariti|sparite|scompars)\w*",
         # ja
         r"(?:データ|写真|記録|履歴|メモ)?が?(?:消え|消去|削除され)",
+        r"(?:すべて|全部|全て)(?:が)?なくな",
     ),
     "security": (
         r"\bhack\w*",
@@ -154,29 +133,180 @@ _PATTERNS: dict[str, Sequence[str]] = {
         r"\b(?:security|privacy) (?:hole|issue|bug|breach|flaw|problem)\b",
         r"\bdata breach\b",
         r"\bsomeone (?:else )?(?:logged|got) into my\b",
-        r"\b(?:other|another) (?:people'?s|users?'?s?|person'?s) (?:data|orders?|messages?|accounts?|details|info\w*)\b",  # noqa: E501
+        r"\bsomeone (?:else )?(?:changed|reset) my (?:password|email|phone number|pin)\b",
+        r"\b(?:took|taken|take) over my account\b|\baccount (?:was |got )?taken over\b",
+        r"\baccount takeover\b",
+        r"\blog ?in (?:alert|attempt|notification)s? from (?:another|a different|an unknown|a foreign)\b",  # noqa: E501
+        r"\b(?:other|another) (?:people'?s|users?'?s?|person'?s|customers?'?s?|patient'?s) (?:data|orders?|messages?|accounts?|details|info\w*|\w+)\b",  # noqa: E501
+        r"\bsomeone else'?s (?:name|details|data|account|orders?|messages?|info\w*)\b",
+        r"\bstranger'?s (?:account|data|details|messages?)\b",
         r"\bpassword (?:is )?(?:shown|visible|leaked|exposed|in plain text)\b",
         r"\b(?:stolen|compromised) account\b|\baccount (?:was )?(?:stolen|compromised)\b",
         # de
         r"\bgehackt\b",
         r"\bsicherheitslücke\b",
         r"\bdaten (?:anderer|fremder)\b",
+        r"\bjemand hat (?:mein|meine) (?:passwort|konto|e-mail)\b",
         # es
         r"\bhacke\w*",
         r"\b(?:problema|fallo|agujero) de seguridad\b",
+        r"\bdatos de otr[oa]s?\b",
         # fr
         r"\bpiraté\w*",
         r"\bfaille de sécurité\b",
+        r"\bdonnées d'(?:une? )?autres?\b",
         # pt
         r"\b(?:hackead|invadid)[oa]\b",
         r"\bfalha de segurança\b",
+        r"\bdados de outr[oa]s?\b",
         # it
         r"\bhackerat\w*",
         r"\b(?:falla|problema) di sicurezza\b",
+        r"\bdati di (?:un')?altr[aie]\b",
         # ja
         r"乗っ取ら",
         r"不正(?:ログイン|アクセス|利用)",
         r"情報漏",
+        r"他人の(?:情報|データ|名前|アカウント)",
+    ),
+    "outage": (
+        r"\b(?:service|server|servers|site|website|platform|system|everything|the app|app) (?:is|are|was|were|has been|have been|went|goes|seems?) (?:completely |totally |all |still )?(?:down|offline)\b",  # noqa: E501
+        r"\b(?:outage|outages)\b",
+        r"\bdown for (?:everyone|everybody|all (?:of )?(?:us|users))\b",
+        r"\b(?:nobody|no one|noone|none of us)\b(?: \w+){0,4} (?:can|could|is able to|are able to|can'?t|cannot) (?:log ?in|sign ?in|use|access|connect|get in|clock in|load|open)\b",  # noqa: E501
+        # de
+        r"\bserver (?:sind |ist |waren )?(?:\w+ ){0,3}(?:down|ausgefallen|nicht erreichbar|offline)\b",  # noqa: E501
+        r"\b(?:störung|serverausfall|totalausfall)\b",
+        r"\bniemand kann\b",
+        # es
+        r"\bservidor(?:es)? (?:están |está )?(?:caídos?|fuera de servicio|sin servicio)\b",
+        r"\bnadie puede\b",
+        # fr
+        r"\bserveurs? (?:sont |est )?(?:en panne|hors service|down|indisponibles?)\b",
+        r"\bpanne générale\b",
+        r"\bpersonne ne peut\b",
+        # pt
+        r"\bservidor(?:es)? (?:estão |está )?(?:fora do ar|caídos?)\b",
+        r"\b(?:app|aplicativo|sistema|site) (?:está |ficou )?fora do ar\b",
+        r"\bninguém consegue\b",
+        # it
+        r"\bserver (?:sono |è )?(?:down|giù|irraggiungibil\w|fuori servizio)\b",
+        r"\bnessuno riesce\b",
+        # ja
+        r"サーバー(?:が|は)?(?:ダウン|落ち|停止|繋がら|つながら)",
+        r"(?:システム|通信)?障害",
+        r"誰も(?:ログイン|使え|接続|利用)",
+    ),
+    "crash": (
+        # en
+        r"\bcrash\w*",
+        r"\bfreez\w*",
+        r"\bfroze\b",
+        r"\bforce[- ]?clos\w*",
+        r"\b(?:won'?t|doesn'?t|does not|will not|can'?t|cannot) (?:even )?(?:open|start|launch|load)\b",  # noqa: E501
+        r"\b(?:keeps|kept) (?:closing|shutting down|quitting|restarting)\b",
+        r"\bcloses (?:itself|by itself|immediately|on (?:its|it's) own)\b",
+        r"\b(?:shuts|shut) (?:itself |myself )?down\b",
+        r"\bquits (?:itself|by itself|immediately|unexpectedly|on (?:its|it's) own|whenever|when|every)\b",  # noqa: E501
+        r"\b(?:won'?t|can'?t|cannot|doesn'?t) (?:even )?get past (?:the )?(?:logo|splash|loading|start)",  # noqa: E501
+        r"\b(?:white|black|blank) screen\b",
+        r"\bstuck on (?:the )?(?:loading|splash)\b",
+        r"\bhangs (?:on|at|when|every)\b",
+        r"\bnot responding\b",
+        r"\b(?:completely|totally|basically|now) (?:unusable|broken)\b",
+        r"\b(?:doesn'?t|does not|isn'?t|is not|not) work(?:ing)? at all\b",
+        r"\bstopped working (?:completely|altogether|entirely)\b",
+        # de
+        r"\bstürzt\b",
+        r"\babsturz\w*",
+        r"\babgestürzt\b",
+        r"\bfriert\b",
+        r"\bhängt sich\b(?:\s+\w+){0,4}\s+auf\b",
+        r"\b(?:öffnet|startet|lädt) (?:sich )?(?:nicht|gar nicht|überhaupt nicht)\b",
+        r"\b(?:schließt|beendet) (?:sie |die app )?sich\b",  # "schließt sich sofort wieder"
+        r"\bfunktioniert (?:gar|überhaupt) nicht\b",
+        r"\b(?:komplett|völlig|total) unbrauchbar\b",
+        # es
+        r"\bse (?:cierra|bloquea|cuelga|congela|traba)\w*",
+        r"\bse queda (?:congelad|colgad|pillad|trabad|en blanco|cargando)\w*",
+        r"\bno (?:se )?(?:abre|inicia|carga)\b",
+        r"\bcierra sola\b",
+        r"\bno funciona (?:nada|para nada|en absoluto)\b",
+        r"\b(?:totalmente|completamente) inservible\b",
+        # fr
+        r"\bplant(?:e|é|ée|ent)\b",
+        r"\bse (?:ferme|bloque|fige)\b",
+        r"\bfig(?:e|é|ée)\b",
+        r"\bécran (?:\w+ ){0,2}(?:blanc|noir)\b",
+        r"\bne (?:s'|se )?(?:ouvre|démarre|lance|charge|répond) (?:plus|pas)\b",
+        r"\bne (?:marche|fonctionne) (?:plus du tout|pas du tout)\b",
+        r"\b(?:complètement|totalement) inutilisable\b",
+        # pt
+        r"\btrav(?:a|am|ou|ar|ando|ad[oa]s?)\b",  # not French "travail"
+        r"\bfecha sozinh[oa]\b",
+        r"\b(?:app|aplicativo) (?:fecha|fechou)\b",
+        r"\bnão (?:abre|inicia|carrega)\b",
+        r"\bnão funciona (?:nada|de jeito nenhum|mais nada)\b",
+        r"\b(?:totalmente|completamente) inutilizável\b",
+        r"\bfechando sozinh[oa]\b",
+        r"\btela (?:\w+ ){0,2}(?:branca|preta)\b",
+        # it
+        r"\bsi (?:chiude|blocca|pianta)\w*",
+        r"\b(?:resta|rimane|è) bloccat[ao]\b",
+        r"\bcrasha\w*",
+        r"\bschermo (?:\w+ ){0,2}(?:bianco|nero)\b|\bschermata (?:\w+ ){0,2}(?:bianca|nera)\b",
+        r"\bnon (?:si )?(?:apre|avvia|parte|carica)\b",
+        r"\bnon funziona (?:più )?(?:per niente|affatto)\b",
+        r"\b(?:completamente|totalmente) inutilizzabile\b",
+        # ja (no word boundaries)
+        r"落ち(?!ない|ません|なく)",
+        r"クラッシュ",
+        r"強制終了",
+        r"フリーズ",
+        r"固ま(?:る|っ|り)",
+        r"動かなく",
+        r"(?:全く|まったく|全然)(?:使え|動か|起動し)(?:ない|ません)",
+        r"画面が真っ(?:白|黒)",
+        r"(?:起動|開|ひら)(?:か|き|け)?(?:しない|ない|ません|できない)",
+    ),
+    "payment": (
+        r"\bovercharg\w*",
+        r"\b(?:payment|purchase|checkout|transaction)s? (?:failed|fails|failing|declined|(?:keeps|kept) (?:getting |being )?(?:declined|failing))\b",  # noqa: E501
+        r"\b(?:failed|declined) (?:payment|purchase|transaction)\b",
+        r"\b(?:payment|card|transaction|purchase)s? (?:\w+ ){0,2}(?:won'?t|doesn'?t|does not|will not|never|can'?t) go(?:es)? through\b",  # noqa: E501
+        r"\b(?:payment|checkout) errors?\b",
+        r"\b(?:can'?t|cannot|unable to) (?:pay|check ?out|complete (?:the|my) (?:payment|purchase))\b",  # noqa: E501
+        r"\b(?:no|still waiting for (?:a|my|the)|never (?:got|received) (?:a|my|the)) refund\b",
+        r"\bwhy (?:was|am|did|have) i (?:get |got |been )?(?:charged|billed)\b",
+        r"\brefus\w* (?:to |a |my )?refund",
+        r"\b(?:purchase|subscription|charge|payment|order|sticker pack|\w+) in my (?:history|account"  # noqa: E501
+        r"|statement) that i (?:never|didn'?t) (?:made|make|order\w*|buy|bought)\b",
+        r"\b(?:can'?t|cannot|unable to) cancel (?:the |my )?subscription\b",
+        r"\bcancel\w* (?:the |my )?subscri\w* is\b.{0,30}\bhidden\b",
+        r"\b(?:charged|billed) (?:me )?after i (?:cancel\w*|unsubscribed)\b",
+        # de
+        r"\bzahlung\w* (?:ist |wurde )?(?:fehlgeschlagen|geht nicht|funktioniert nicht|abgelehnt)\b",  # noqa: E501
+        r"\bzahlung\w* (?:\w+ ){0,2}(?:schlägt fehl|geht nicht durch|bricht ab)\b",
+        r"\bwarum wurde (?:mir )?\w* ?(?:abgebucht|berechnet)\b",
+        # es
+        r"\b(?:el )?pago (?:falla|fall[óo]|no funciona|rechazado)\b",
+        r"\bpago (?:\w+ ){0,2}(?:no (?:pasa|se procesa)|da error)\b",
+        r"\bpor qué me cobr\w*",
+        # fr
+        r"\bpaiement (?:échoue|a échoué|refusé|ne (?:fonctionne|passe) (?:pas|jamais|plus))\b",
+        r"\bpaiement (?:\w+ ){1,2}(?:ne passe|échoue|est refusé)\b",
+        r"\bpourquoi (?:ai-je|j'ai) été (?:débité|prélevé|facturé)\w*",
+        # pt
+        r"\bpagamento (?:falhou|falha|não funciona|recusado|(?:sempre )?dá erro)\b",
+        r"\bpagamento (?:\w+ ){1,2}(?:dá erro|não passa|falh\w+|é recusado)\b",
+        r"\bpor que fui cobrad[oa]\b",
+        # it
+        r"\bpagamento (?:fallito|non funziona|rifiutato|non va)\b",
+        r"\bpagamento (?:\w+ ){1,3}(?:non va (?:mai )?a buon fine|non passa|fallisce|viene rifiutato)\b",  # noqa: E501
+        r"\bperché mi (?:è stato|hanno) addebitat\w*",
+        # ja
+        r"(?:決済|支払い|課金)(?:が|に)?(?:失敗|できない|できません)",
+        r"(?:支払|払)おうとするとエラー",
     ),
     "lockout": (
         r"\b(?:can'?t|cannot|can not|unable to|could ?n'?t|won'?t let me) (?:log ?in|login|sign ?in|access my account|get into my account)\b",  # noqa: E501
@@ -184,6 +314,7 @@ _PATTERNS: dict[str, Sequence[str]] = {
         r"\baccount (?:is |was |got |has been )?(?:locked|suspended|blocked|disabled)\b",
         r"\b(?:login|log in|sign in|sign-in) (?:fails|failed|doesn'?t work|does not work|broken|error)\b",  # noqa: E501
         r"\bpassword reset (?:doesn'?t|does not|never) \w+",
+        r"\b(?:verification|login|two[- ]factor|2fa|sms) codes? (?:never|doesn'?t|does not|don'?t) (?:arrives?|comes?|shows? up|work)\b",  # noqa: E501
         # de
         r"\bkann mich nicht (?:mehr )?(?:anmelden|einloggen)\b",
         r"\b(?:konto|account) (?:ist |wurde )?gesperrt\b",
@@ -231,11 +362,15 @@ _URGENCY_ORDER = ("Low", "Medium", "High", "Critical")
 
 
 def signal_spans(text: str) -> list[tuple[str, int, int]]:
-    """(kind, start, end) of each signal in `text` that is not negated, in reading order."""
+    """(kind, start, end) of each signal in `text` that is not negated, in reading order.
+    Matches may overlap ("why was I charged twice": a payment question holding a double
+    charge), so the search resumes just after each match's start, not at its end."""
     low = text.lower()
     out: list[tuple[str, int, int]] = []
-    for match in _COMBINED.finditer(low):
+    pos = 0
+    while (match := _COMBINED.search(low, pos)) is not None:
         start, end = match.span()
+        pos = start + 1
         if _NEGATION_RE.search(low, max(0, start - 30), start) or _NEGATED_AFTER_RE.match(
             low, end, end + 12
         ):
@@ -251,11 +386,8 @@ def severity_signals(text: str) -> frozenset[str]:
 
 def urgency_floor(signals: frozenset[str]) -> str | None:
     """The least urgency the signals allow (None when there is none)."""
-    if signals & {"data_loss", "security"}:
-        return "Critical"
-    if signals:
-        return "High"
-    return None
+    floors = [FLOORS[kind] for kind in signals]
+    return max(floors, key=_URGENCY_ORDER.index) if floors else None
 
 
 def apply_signals(
@@ -269,10 +401,6 @@ def apply_signals(
         and _URGENCY_ORDER.index(urgency) < _URGENCY_ORDER.index(floor)
     ):
         urgency = floor
-    if (
-        signals & {"crash", "data_loss"}
-        and category in ("Praise", "Other")
-        and "Bug Report" in categories
-    ):
+    if signals & _BUG_KINDS and category in ("Praise", "Other") and "Bug Report" in categories:
         category = "Bug Report"
     return category, urgency

@@ -4,14 +4,15 @@ The seed set trains the zero-setup baseline model (`training.baseline`, served b
 `gateway.local.tfidf`). Every review is written by this project: the sentence templates live in
 `templates/` (app domains with their slot fillers and cores in domains.yaml; per-category cores,
 lead-ins, details, stories, closers, emoji and ratings in categories.yaml; shared fillers and
-noise in common.yaml), and this module fills and combines them, then adds light noise (informal
-spelling, typos, lower case, missing punctuation, emoji). Nothing is copied from any external
-data set.
+noise in common.yaml; reviews in six other languages with their own per-category lead-ins,
+details and closers in multilingual.yaml), and this module fills and combines them, then adds
+light noise (informal spelling, typos, lower case, missing punctuation, emoji). Nothing is
+copied from any external data set.
 
 Output is deterministic for a given `--seed`; the defaults reproduce the committed file byte
 for byte (`make seed-data`). Run from the repository root:
 
-    python -m tools.seed_data.generate [--seed 20240611] [--per-category 85] [--out PATH]
+    python -m tools.seed_data.generate [--seed 20240611] [--per-category 150] [--out PATH]
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "gateway" / "data" / "seed_reviews.jsonl"
 DEFAULT_SEED = 20240611
-DEFAULT_PER_CATEGORY = 85
+DEFAULT_PER_CATEGORY = 150
 
 Urgency = Literal["Critical", "High", "Medium", "Low"]
 URGENCIES: tuple[Urgency, ...] = ("Critical", "High", "Medium", "Low")
@@ -95,18 +96,32 @@ class Common(_Model):
 MultilingualEntry = tuple[str, Urgency, str, str]  # text, urgency, topic, summary
 
 
+class Frames(_Model):
+    """A language's parts around a review of one category, as its speakers write them."""
+
+    lead_ins: tuple[str, ...]
+    details: tuple[str, ...]
+    closers: tuple[str, ...]
+
+
+class Language(_Model):
+    frames: dict[str, Frames]  # per category
+    cores: dict[str, tuple[MultilingualEntry, ...]]  # per category
+
+
 class Templates(_Model):
     domains: tuple[Domain, ...]
     categories: dict[str, Category]  # in generation order
     common: Common
-    multilingual: dict[str, dict[str, tuple[MultilingualEntry, ...]]] = {}
+    multilingual: dict[str, Language] = {}
 
     @model_validator(mode="after")
     def _consistent(self) -> Templates:
         unknown = {name for dom in self.domains for name in dom.cores} - set(self.categories)
-        unknown |= {c for by_cat in self.multilingual.values() for c in by_cat} - set(
-            self.categories
-        )
+        for lang in self.multilingual.values():
+            unknown |= (set(lang.cores) | set(lang.frames)) - set(self.categories)
+            if missing := set(lang.cores) - set(lang.frames):
+                raise ValueError(f"multilingual cores without frames: {sorted(missing)}")
         if unknown:
             raise ValueError(f"domain cores for unknown categories: {sorted(unknown)}")
         for name, cat in self.categories.items():
@@ -358,16 +373,38 @@ def generate(
     return out
 
 
+def _framed(rng: random.Random, frames: Frames, text: str, lang: str) -> str:
+    """`text` with at least one of the language's lead-in, detail and closer around it, then
+    the same noise as English: lower case, no final punctuation."""
+    parts = [text]
+    if rng.random() < 0.5:
+        lead = rng.choice(frames.lead_ins)
+        if lead[-1] not in ".!?:。！？":  # "Hola," / "Pues" run on into the review
+            text = text[:1].lower() + text[1:]
+        parts = [lead, text]
+    if rng.random() < 0.5:
+        parts.append(rng.choice(frames.details))
+    if len(parts) == 1 or rng.random() < 0.5:
+        parts.append(rng.choice(frames.closers))
+    out = ("" if lang == "ja" else " ").join(parts)
+    if rng.random() < 0.4:
+        out = out.lower()
+    if rng.random() < 0.3:
+        out = out.rstrip(".!?。！？ ")
+    return out
+
+
 def multilingual_records(
     rng: random.Random, t: Templates, seen: set[str]
 ) -> list[dict[str, object]]:
-    """Each non-English entry as written, and once lower-cased without final punctuation."""
+    """Each non-English entry as written, and once framed by its language's lead-in, detail or
+    closer for its category (`_framed`)."""
     out: list[dict[str, object]] = []
-    for lang, by_cat in t.multilingual.items():
-        for category, entries in by_cat.items():
+    for lang, language in t.multilingual.items():
+        for category, entries in language.cores.items():
             cat = t.categories[category]
             for i, (text, urgency, topic, summary) in enumerate(entries):
-                variants = [text, text.lower().rstrip(".!?。！？ ")]
+                variants = [text, _framed(rng, language.frames[category], text, lang)]
                 for variant in variants:
                     if variant in seen:
                         continue
