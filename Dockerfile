@@ -57,9 +57,9 @@ RUN groupadd --system --gid 10001 triage \
 
 COPY --from=builder /opt/triage-gateway /opt/triage-gateway
 
-# The zero-setup baseline local model, trained at build time into the data dir (a volume made
-# from the image starts with it; an empty mount gets it rebuilt by `serve`, about a second).
-RUN python -c "from pathlib import Path; from training.baseline import ensure_baseline_model; ensure_baseline_model(Path('/var/lib/triage-gateway'))" \
+# The zero-setup baseline local model, shipped trained in the package, copied into the data dir
+# (a volume made from the image starts with it; an empty mount gets it copied by `serve`).
+RUN python -c "from pathlib import Path; from training.baseline_card import install_packaged_baseline as i; assert i(Path('/var/lib/triage-gateway'))" \
     && chown -R 10001:10001 /var/lib/triage-gateway/models
 
 # GATEWAY_DATA_DIR holds the embedded Redis (when used), the pair spool and the cached local

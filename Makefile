@@ -59,6 +59,7 @@ format: install
 # generator's defaults reproduce gateway/data/seed_reviews.jsonl byte for byte.
 seed-data: install
 	$(BIN)/python -m tools.seed_data.generate --out gateway/data/seed_reviews.jsonl
+	$(BIN)/python -m training.baseline --packaged
 
 # Rewrite the A/A simulation figures in docs/experiments.md (the block between its markers).
 experiments-aa: install

@@ -80,15 +80,22 @@ def serve(
 
 
 def _build_baseline(routes: RoutesConfig, settings: Settings) -> None:
-    """Build the baseline local model into the data directory when a local variant of `routes`
-    uses it and it is missing or stale, in a child process: training loads scikit-learn and
-    scipy (about 150 MB), which the server would otherwise keep for its whole life. The server
-    only loads the model."""
+    """Put the baseline local model into the data directory when a local variant of `routes`
+    uses it and it is missing or stale: a copy of the one the package ships when that is
+    current, else a build in a child process (training loads scikit-learn and scipy, about
+    150 MB, which the server would otherwise keep for its whole life). The server only loads
+    the model."""
     from gateway.local.loader import needs_baseline
-    from training.baseline_card import baseline_is_current
+    from training.baseline_card import baseline_is_current, install_packaged_baseline
 
     if not needs_baseline(routes) or baseline_is_current(settings.data_dir):
         return
+    try:
+        if install_packaged_baseline(settings.data_dir):  # the shipped one: no training
+            log.info("installed the shipped baseline local model into %s", settings.data_dir)
+            return
+    except OSError as exc:
+        raise _fail(f"could not build the baseline local model: {exc}") from None
     command = [sys.executable, "-m", "training.baseline", str(settings.data_dir)]
     build = subprocess.run(
         [*command, "--log-level", settings.log_level],

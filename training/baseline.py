@@ -29,8 +29,9 @@ from gateway.local.loader import (
     baseline_model_path,
     needs_baseline,
 )
-from training.baseline_card import BASELINE_RECIPE, card_is_current
-from training.local import TfidfConfig, swap_dir, train_tfidf
+from training.baseline_card import BASELINE_RECIPE, PACKAGED_BASELINE, card_is_current
+from training.dirs import swap_dir
+from training.local import TfidfConfig, train_tfidf
 from training.seed import SEED_SOURCE, load_seed_examples, seed_bytes
 
 __all__ = ["BASELINE_RECIPE", "BASELINE_TFIDF", "baseline_for_routes", "ensure_baseline_model"]
@@ -53,7 +54,11 @@ def ensure_baseline_model(data_dir: Path) -> Path:
     when it is missing, or its card's seed sha256, format version or recipe differ from this
     code's (`training.baseline_card.card_is_current`). Safe with several processes at once:
     training runs under a file lock into a temporary directory that is renamed into place."""
-    target = baseline_model_path(data_dir)
+    return build_baseline(baseline_model_path(data_dir))
+
+
+def build_baseline(target: Path) -> Path:
+    """Train the baseline into the directory `target` unless a current one is there."""
     models = target.parent
     seed = seed_bytes()
     sha = hashlib.sha256(seed).hexdigest()
@@ -104,15 +109,21 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m training.baseline DATA_DIR [--log-level LEVEL]`: `ensure_baseline_model` in a
-    process of its own, as `serve` runs it. A failure's message is the only output on stdout
-    (exit status 1), for the caller to report; logs go to stderr."""
+    process of its own, as `serve` runs it; `--packaged` instead (re)builds the baseline the
+    package ships (`make seed-data`). A failure's message is the only output on stdout (exit
+    status 1), for the caller to report; logs go to stderr."""
     parser = argparse.ArgumentParser(prog="python -m training.baseline")
-    parser.add_argument("data_dir", type=Path)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("data_dir", type=Path, nargs="?")
+    where.add_argument("--packaged", action="store_true", help="rebuild the shipped baseline")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
     try:
-        ensure_baseline_model(args.data_dir)
+        if args.packaged:
+            build_baseline(PACKAGED_BASELINE)
+        else:
+            ensure_baseline_model(args.data_dir)
     except (LocalModelError, OSError, ValueError) as exc:
         print(exc)
         return 1

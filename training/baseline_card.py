@@ -1,21 +1,37 @@
 """Whether the built-in baseline model of a data directory is current, read from its card with
 no training library loaded.
 
-`triage-gateway serve` checks this in its own process and builds the model
-(`training.baseline`, which loads scikit-learn) only when it is not current, in a child
-process: the server never holds the training libraries.
+The package ships the baseline trained (`PACKAGED_BASELINE`, rebuilt by `make seed-data`), so
+`triage-gateway serve` checks this in its own process and copies that directory into the data
+directory (`install_packaged_baseline`); only when the shipped one is not current either does
+it build the model (`training.baseline`, which loads scikit-learn), in a child process: the
+server never holds the training libraries.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
-from gateway.local.loader import baseline_model_path
+import gateway
+from gateway.local.loader import BASELINE_NAME, baseline_model_path
 from gateway.local.tfidf import FORMAT, FORMAT_VERSION, VOCABULARY_FILE, WEIGHTS_FILE
+from training.dirs import swap_dir
 from training.seed import seed_sha256
 
-__all__ = ["BASELINE_RECIPE", "baseline_is_current", "card_is_current"]
+__all__ = [
+    "BASELINE_RECIPE",
+    "PACKAGED_BASELINE",
+    "baseline_is_current",
+    "card_is_current",
+    "install_packaged_baseline",
+]
+
+PACKAGED_BASELINE = Path(gateway.__file__).parent / "data" / BASELINE_NAME
+"""The baseline trained on the shipped seed reviews, in the package: `make seed-data` rebuilds
+it with the seed file, and a test checks that its card matches them."""
 
 # Bumped when the recipe changes (settings, features, export): a baseline of another recipe is
 # rebuilt by the next `serve`.
@@ -46,3 +62,22 @@ def card_is_current(path: Path, seed_sha: str) -> bool:
         and (path / str(card.get("vocabulary_file") or VOCABULARY_FILE)).is_file()
         and (path / str(card.get("weights_file") or WEIGHTS_FILE)).is_file()
     )
+
+
+def install_packaged_baseline(data_dir: Path) -> bool:
+    """Copy the shipped baseline into `baseline_model_path(data_dir)` when it is current (a
+    copy and a rename: milliseconds, where training takes seconds); False when it is not, and
+    the caller builds one. Raises OSError when the data directory cannot take it."""
+    sha = seed_sha256()
+    if not card_is_current(PACKAGED_BASELINE, sha):
+        return False
+    target = baseline_model_path(data_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{BASELINE_NAME}.tmp-", dir=target.parent))
+    try:
+        shutil.copytree(PACKAGED_BASELINE, tmp, dirs_exist_ok=True)
+        tmp.chmod(0o755)
+        swap_dir(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return card_is_current(target, sha)

@@ -42,7 +42,6 @@ import shutil
 import statistics
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -75,6 +74,7 @@ from training.data import (
     stratified_split,
     text_key,
 )
+from training.dirs import swap_dir
 from training.seed import SEED_SOURCE, load_seed_examples
 
 __all__ = [
@@ -932,24 +932,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def swap_dir(new: Path, target: Path) -> None:
-    """Move directory `new` to `target`, replacing an existing `target`."""
-    old: Path | None = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex}")
-        os.rename(target, old)
-    try:
-        os.rename(new, target)
-    except OSError:
-        if not target.exists() and old is not None:
-            os.rename(old, target)  # put the previous model back
-            old = None
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def dir_size(path: Path) -> int:
