@@ -189,7 +189,7 @@ class Classifier:
     def _spent(self, experiment: str, variant: str, model: str, usd: float) -> None:
         """The one place spend reaches the cost metric (the amount comes computed)."""
         if usd:
-            self.metrics.cost.labels(experiment, variant, model).inc(usd)
+            self.metrics.series(experiment, variant, model).cost.inc(usd)
 
     def _note_failure(self, exp: Experiment, variant: str, exc: UpstreamError) -> None:
         self._spent(exp.name, variant, self.pool.model_name(exp, variant), exc.cost_usd)
@@ -198,15 +198,15 @@ class Classifier:
             self._cooldown[(exp.name, variant)] = self.clock() + exc.retry_after
 
     def _count_success(self, exp: Experiment, a: VariantAnswer, total: float) -> None:
-        m = self.metrics
-        labels = (exp.name, a.variant, a.model)
-        m.requests.labels(*labels, "ok").inc()
-        m.request_duration.labels(*labels).observe(total)
-        m.overhead_duration.labels(exp.name).observe(max(0.0, total - a.model_seconds))
-        self._spent(*labels, a.cost_usd)
+        series = self.metrics.series(exp.name, a.variant, a.model)
+        series.ok.inc()
+        series.duration.observe(total)
+        series.overhead.observe(max(0.0, total - a.model_seconds))
+        if a.cost_usd:
+            series.cost.inc(a.cost_usd)
         if a.prompt_tokens:
-            m.tokens.labels(*labels, "prompt").inc(a.prompt_tokens)
-            m.tokens.labels(*labels, "completion").inc(a.completion_tokens)
+            series.prompt_tokens.inc(a.prompt_tokens)
+            series.completion_tokens.inc(a.completion_tokens)
 
     def _count_failure(self, exp: Experiment, assigned: str, start: float) -> None:
         model = self.pool.model_name(exp, assigned)

@@ -161,7 +161,7 @@ class VariantPool:
             reason = f"local_model_error:{type(exc).__name__}"
             raise UpstreamError(f"the local model failed ({reason})", reason=reason) from None
         elapsed = time.perf_counter() - start
-        self.metrics.upstream_duration.labels(exp.name, name, "local").observe(elapsed)
+        self.metrics.series(exp.name, name, "local").upstream.observe(elapsed)
         triage = self._in_taxonomy(exp, name, pred.triage)
         return VariantAnswer(
             variant=name,
@@ -248,7 +248,7 @@ class VariantPool:
             price=up.price,
             stop=v.stop,
         )
-        self.metrics.upstream_duration.labels(exp.name, v.name, v.model).observe(done.latency_s)
+        self.metrics.series(exp.name, v.name, v.model).upstream.observe(done.latency_s)
         return done
 
     async def _run_upstream(
