@@ -32,6 +32,7 @@ from gateway.api.routes import (
     pairs,
     review,
 )
+from gateway.infra.logs import flush_logs
 from gateway.infra.security import check_bind
 from gateway.infra.settings import Settings
 from gateway.infra.state import build_state
@@ -52,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await state.close()
+            flush_logs()  # the access lines of the last requests
 
     app = FastAPI(
         title="triage-gateway",

@@ -16,16 +16,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets
 import time
 from typing import Literal, TypedDict
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.infra.logs import ACCESS_LOGGER
 from gateway.infra.security import is_loopback_host
+from gateway.request.classify import new_request_id
 
-access_log = logging.getLogger("triage_gateway.access")
+access_log = logging.getLogger(ACCESS_LOGGER)
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _QUIET = {"/healthz", "/readyz", "/metrics"}
 
@@ -117,7 +118,7 @@ class GatewayMiddleware:
         given = _header(scope, b"x-request-id")
         caller_id = given.decode() if given and _VALID_ID.match(given.decode("latin-1")) else None
         state: RequestState = scope.setdefault("state", {})
-        state["request_id"] = secrets.token_hex(16)
+        state["request_id"] = new_request_id()
         state["caller_request_id"] = caller_id
         request_id = caller_id or state["request_id"]  # the X-Request-ID echoed back
         problem: Problem | None = None

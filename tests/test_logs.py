@@ -1,0 +1,85 @@
+"""The JSON log handler: batched on an event loop, immediate elsewhere and for warnings."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+
+from gateway.infra.logs import BatchedStreamHandler, JsonFormatter
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, s: str) -> int:
+        self.writes += 1
+        return super().write(s)
+
+
+def _logger(stream: CountingStream, interval_s: float = 0.05) -> logging.Logger:
+    name = f"test.batched.{id(stream)}"
+    handler = BatchedStreamHandler(stream, batched=(name,), interval_s=interval_s, max_lines=100)
+    handler.setFormatter(JsonFormatter())
+    log = logging.getLogger(name)
+    log.handlers[:] = [handler]
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    return log
+
+
+def test_info_lines_on_a_loop_are_written_together_after_the_interval() -> None:
+    stream = CountingStream()
+    log = _logger(stream)
+
+    async def burst() -> tuple[str, str]:
+        for i in range(50):
+            log.info("request", extra={"fields": {"n": i}})
+        held = stream.getvalue()
+        await asyncio.sleep(0.2)
+        return held, stream.getvalue()
+
+    held, written = asyncio.run(burst())
+    assert held == ""
+    lines = [json.loads(line) for line in written.splitlines()]
+    assert [line["n"] for line in lines] == list(range(50))
+    assert stream.writes == 1
+
+
+def test_a_warning_or_a_full_batch_is_written_at_once_in_order() -> None:
+    stream = CountingStream()
+    log = _logger(stream, interval_s=60)
+
+    async def mixed() -> str:
+        log.info("first")
+        log.warning("second")
+        return stream.getvalue()
+
+    written = asyncio.run(mixed())
+    assert [json.loads(line)["msg"] for line in written.splitlines()] == ["first", "second"]
+    for i in range(100):
+        log.info("n%d", i)  # no loop here: every line at once
+    assert len(stream.getvalue().splitlines()) == 102
+
+
+def test_other_loggers_are_written_at_once_even_on_a_loop() -> None:
+    stream = CountingStream()
+    log = _logger(stream, interval_s=60)
+    other = logging.getLogger(f"test.unbatched.{id(stream)}")
+    other.handlers[:] = log.handlers
+    other.propagate = False
+    other.setLevel(logging.INFO)
+
+    async def lifecycle() -> str:
+        log.info("held")
+        other.info("Application shutdown complete.")
+        return stream.getvalue()
+
+    written = asyncio.run(lifecycle())
+    assert [json.loads(line)["msg"] for line in written.splitlines()] == [
+        "held",
+        "Application shutdown complete.",
+    ]
