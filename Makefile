@@ -101,7 +101,7 @@ bench-redis: install
 BENCH_LOCAL_ARGS ?=
 .PHONY: bench-local-model
 bench-local-model: install
-	$(BIN)/python -m tools.bench.local_model --out reports/local_model.json --doc docs/local-model.md $(BENCH_LOCAL_ARGS)
+	$(BIN)/python -m tools.bench.local_model --out reports/local_model.json --doc docs/local-model.md --readme README.md $(BENCH_LOCAL_ARGS)
 
 # The LiteLLM proxy for `make bench`, in its own venv (its pins clash with the gateway's).
 LITELLM_VENV := .venv-litellm

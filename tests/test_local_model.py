@@ -719,7 +719,14 @@ def test_bench_writes_the_measured_block(tmp_path: Path) -> None:
     doc = tmp_path / "doc.md"
     doc.write_text(f"# Title\n\nbefore\n\n{bench.BEGIN}\nstale figures\n{bench.END}\n\nafter\n")
     out = tmp_path / "figures.json"
-    assert bench.main(["--skip-shared", "--doc", str(doc), "--out", str(out)]) == 0
+    readme = tmp_path / "README.md"
+    readme.write_text("# Readme\n\n<!-- cascade:begin -->\nstale\n<!-- cascade:end -->\n\nend\n")
+    argv = ["--skip-shared", "--doc", str(doc), "--readme", str(readme), "--out", str(out)]
+    assert bench.main(argv) == 0
+    assert readme.read_text() == (
+        "# Readme\n\n<!-- cascade:begin -->\nRecommended cascade: not measured (the shared data"
+        " was not found or left out).\n<!-- cascade:end -->\n\nend\n"
+    )
     text = doc.read_text()
     assert text.startswith("# Title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
     assert "stale figures" not in text and text.count(bench.BEGIN) == 1

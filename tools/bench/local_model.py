@@ -1,8 +1,8 @@
 """Every figure of the local model, measured: `make bench-local-model`.
 
-    python -m tools.bench.local_model [--doc docs/local-model.md] [--out reports/local_model.json]
-        [--approaches tfidf-baseline,tfidf-keep-other,tfidf,minilm] [--skip-minilm]
-        [--skip-shared] [--minilm-epochs 3]
+    python -m tools.bench.local_model [--doc docs/local-model.md] [--readme README.md]
+        [--out reports/local_model.json] [--approaches tfidf-baseline,tfidf-keep-other,tfidf,minilm]
+        [--skip-minilm] [--skip-shared] [--minilm-epochs 3]
 
 **The zero-setup model** (the `tfidf-linear` baseline `make serve` trains from the seed
 reviews, `training.baseline`), always measured:
@@ -34,8 +34,14 @@ model's accuracy on the hand-written English and non-English sets and urgency re
 * `minilm`: `train-local --approach minilm` (the local-strong extra; minutes of CPU). Run by
   default when the extra is installed; `--skip-minilm` leaves it out.
 
+**The recommended cascade** (`tools.bench.local_cascade`), on the Huang-20% held-out split:
+the strongest approach above (`strongest`) first, the LLM below the confidence threshold the
+cascade sweep picks for the plan's target accuracy; what is measured and what is simulated is
+said there.
+
 With `--doc`, the figures and each goal of the local-model issue, marked met or missed from
-its measured figure, replace the block between the `bench-local-model` markers of that file.
+its measured figure, replace the block between the `bench-local-model` markers of that file;
+with `--readme`, the cascade's recommendation replaces that file's `cascade` block.
 Nothing is copied out of the shared data, whose licences are unclear (internal evaluation
 only); no model trained on it is kept.
 """
@@ -69,6 +75,7 @@ from gateway.local.extractive import STOP_WORDS  # noqa: E402
 from gateway.local.loader import LocalModel, load_local_model  # noqa: E402
 from gateway.request.triage import DEFAULT_URGENCIES, Triage  # noqa: E402
 from loadtest.bench import cpu_model  # noqa: E402
+from tools.bench import local_cascade  # noqa: E402
 from tools.bench.local_eval import (  # noqa: E402
     LANGUAGES,
     SETS,
@@ -292,6 +299,11 @@ def run_shared(
 # --------------------------------------------------------------------------------------------
 
 
+def strongest(shared: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The shared-data row of the strong model the goals judge: best MARC test accuracy."""
+    return max(shared, key=lambda r: r["marc_test_accuracy"], default=None)
+
+
 def _verdict(ok: bool | None) -> str:
     return "not measured" if ok is None else ("**met**" if ok else "**missed**")
 
@@ -336,8 +348,7 @@ def goals(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         z["urgency_set_urgent_recall"] >= URGENT_RECALL,
     )
     add("Urgency: per-class precision/recall reported", "reported", "below", True)
-    shared = result.get("shared") or []
-    strong = max(shared, key=lambda r: r["marc_test_accuracy"], default=None)
+    strong = strongest(result.get("shared") or [])
     name = f"Strong model `{strong['approach']}`" if strong else "Strong model"
     add(
         f"{name}: MARC test accuracy",
@@ -467,18 +478,21 @@ def render(result: dict[str, Any]) -> str:
                 f" {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['size_mb']:.1f} |"
                 f" {r['train_s']:.0f} |"
             )
+        cascade = result.get("cascade")
+        if cascade is not None and cascade["best"] is not None:
+            lines += local_cascade.doc_lines(cascade, result["cascade_approach"])
     else:
         lines += ["", f"Shared data: {result.get('shared_note', 'not measured')}."]
     lines.append(END)
     return "\n".join(lines)
 
 
-def write_doc(path: Path, block: str) -> None:
-    """Replace the marked block of `path` (appended when the file has none)."""
+def write_doc(path: Path, block: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the block of `path` between `begin` and `end` (appended when it has none)."""
     text = path.read_text(encoding="utf-8")
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text, encoding="utf-8")
@@ -500,6 +514,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--minilm-epochs", type=float, default=3.0)
     parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON")
     parser.add_argument("--doc", type=Path, default=None, help="rewrite this file's block")
+    parser.add_argument(
+        "--readme", type=Path, default=None, help="rewrite this file's cascade block"
+    )
     args = parser.parse_args(argv)
     if args.approaches is None:
         approaches = ["tfidf-baseline", "tfidf-keep-other", "tfidf"]
@@ -536,6 +553,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 row = run_shared(approach, Path(tmp), args.minilm_epochs, sets)
                 say(json.dumps(row))
                 result["shared"].append(row)
+            cheap = strongest(result["shared"])
+            if cheap is not None:
+                say(f"== recommended cascade ({cheap['approach']} first)")
+                huang_test = load_split(keep_marc_other=False)[2]
+                work = Path(tmp)
+                result["cascade"] = local_cascade.measure(
+                    work / cheap["approach"], huang_test, work
+                )
+                result["cascade_approach"] = cheap["approach"]
     block = render(result)
     print(block)
     if args.out is not None:
@@ -543,6 +569,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     if args.doc is not None:
         write_doc(args.doc, block)
+    if args.readme is not None:
+        stamp = f"by `{COMMAND}` on {result['machine']}, {result['date']}"
+        readme = local_cascade.readme_block(
+            result.get("cascade"), result.get("cascade_approach"), stamp
+        )
+        write_doc(args.readme, readme, local_cascade.README_BEGIN, local_cascade.README_END)
     return 0
 
 
