@@ -34,6 +34,10 @@ CORPUS: dict[str, str] = {
     "digit_pairs": "1 " * 4000,
     "phone_parens": "(" * 4000 + "1" * 4000,
     "www_runs": "www." * 2000,
+    # Whitespace runs: the summary's sentence split was quadratic in them (0.4 s at 8,000).
+    "space_run": " " * 7999 + "x",
+    "space_run_short": " " * 599 + "x",  # predicted inline on the event loop
+    "ideographic_spaces": "\u3000" * 7999 + "x",
     # The longest text accepted, one word and many.
     "max_one_word": "a" * 8000,
     "max_words": ("the app crashes again " * 400)[:8000],

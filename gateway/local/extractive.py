@@ -314,7 +314,9 @@ _WORD_RE = re.compile(r"[^\W\d_](?:[\w'’-]*\w)?")
 _CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff66-\uff9f]")
 _CJK_CONTENT_RE = re.compile(r"[\u30a0-\u30ff\u3400-\u9fff\uff66-\uff9fー]{2,}")
 _CHUNK_SPLIT_RE = re.compile(r"[.,;:!?…()\[\]\"“”«»/|+&–—\n]+|\s-\s")
-_SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?…。！？])\s*|\s*[\r\n]+\s*")
+# A newline run is matched from its first whitespace only ((?<!\s)): the plain `\s*[\r\n]+\s*`
+# retries from every space of a long run of spaces, quadratic in its length.
+_SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?…。！？])\s*|(?<!\s)\s*[\r\n]\s*")
 _HAS_WORD_RE = re.compile(r"\w")
 
 
