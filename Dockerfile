@@ -59,7 +59,7 @@ COPY --from=builder /opt/triage-gateway /opt/triage-gateway
 
 # The zero-setup baseline local model, shipped trained in the package, copied into the data dir
 # (a volume made from the image starts with it; an empty mount gets it copied by `serve`).
-RUN python -c "from pathlib import Path; from training.baseline_card import install_packaged_baseline as i; assert i(Path('/var/lib/triage-gateway'))" \
+RUN /opt/triage-gateway/bin/python -c "from pathlib import Path; from training.baseline_card import install_packaged_baseline as i; assert i(Path('/var/lib/triage-gateway'))" \
     && chown -R 10001:10001 /var/lib/triage-gateway/models
 
 # GATEWAY_DATA_DIR holds the embedded Redis (when used), the pair spool and the cached local

@@ -36,7 +36,7 @@ def test_info_lines_on_a_loop_are_written_together_after_the_interval() -> None:
     log = _logger(stream)
 
     async def burst() -> tuple[str, str]:
-        for i in range(50):
+        for i in range(20):
             log.info("request", extra={"fields": {"n": i}})
         held = stream.getvalue()
         await asyncio.sleep(0.2)
@@ -45,8 +45,8 @@ def test_info_lines_on_a_loop_are_written_together_after_the_interval() -> None:
     held, written = asyncio.run(burst())
     assert held == ""
     lines = [json.loads(line) for line in written.splitlines()]
-    assert [line["n"] for line in lines] == list(range(50))
-    assert stream.writes == 1
+    assert [line["n"] for line in lines] == list(range(20))
+    assert stream.writes == 1  # 20 short lines: one write
 
 
 def test_a_warning_or_a_full_batch_is_written_at_once_in_order() -> None:
@@ -83,3 +83,27 @@ def test_other_loggers_are_written_at_once_even_on_a_loop() -> None:
         "held",
         "Application shutdown complete.",
     ]
+
+
+def test_a_batch_goes_out_in_whole_line_writes_of_at_most_a_pipe_buffer() -> None:
+    stream = CountingStream()
+    log = _logger(stream)
+    writes: list[str] = []
+    original = stream.write
+
+    def record(s: str) -> int:
+        writes.append(s)
+        return original(s)
+
+    stream.write = record  # type: ignore[method-assign]
+
+    async def burst() -> None:
+        for i in range(90):
+            log.info("request", extra={"fields": {"n": i, "pad": "x" * 200}})
+        await asyncio.sleep(0.2)
+
+    asyncio.run(burst())
+    assert len(writes) > 1
+    assert all(len(w.encode()) <= 4096 and w.endswith("\n") for w in writes)
+    lines = "".join(writes).splitlines()
+    assert [json.loads(line)["n"] for line in lines] == list(range(90))

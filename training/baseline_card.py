@@ -78,6 +78,11 @@ def install_packaged_baseline(data_dir: Path) -> bool:
         shutil.copytree(PACKAGED_BASELINE, tmp, dirs_exist_ok=True)
         tmp.chmod(0o755)
         swap_dir(tmp, target)
+    except OSError:
+        # Another process starting on this data directory may have put it there first (the
+        # renames then collide): theirs is as good as ours.
+        if not card_is_current(target, sha):
+            raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return card_is_current(target, sha)

@@ -85,10 +85,33 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
             return
         lines, self._lines = self._lines, []
         try:
-            self.stream.write("\n".join(lines) + "\n")
-            self.stream.flush()
+            for chunk in _chunks(lines, PIPE_BUF):
+                self.stream.write(chunk)
+                self.stream.flush()
         except (OSError, ValueError):  # a closed stream at exit: nothing to write to
             pass
+
+
+PIPE_BUF = 4096
+"""Writes up to this size to a pipe are atomic: `serve --workers N` processes share stderr,
+so a batch goes out in writes of whole lines no larger than this (a longer line alone), and
+lines of two workers never interleave mid-line."""
+
+
+def _chunks(lines: list[str], limit: int) -> list[str]:
+    out: list[str] = []
+    size = 0
+    current: list[str] = []
+    for line in lines:
+        n = len(line.encode()) + 1
+        if current and size + n > limit:
+            out.append("\n".join(current) + "\n")
+            current, size = [], 0
+        current.append(line)
+        size += n
+    if current:
+        out.append("\n".join(current) + "\n")
+    return out
 
 
 def flush_logs() -> None:
