@@ -79,6 +79,9 @@ def serve(
     _run_workers(settings, common)
 
 
+BASELINE_BUILD_TIMEOUT_S = 600.0  # seconds on one core: a few, on a busy one tens
+
+
 def _build_baseline(routes: RoutesConfig, settings: Settings) -> None:
     """Put the baseline local model into the data directory when a local variant of `routes`
     uses it and it is missing or stale: a copy of the one the package ships when that is
@@ -97,13 +100,20 @@ def _build_baseline(routes: RoutesConfig, settings: Settings) -> None:
     except OSError as exc:
         raise _fail(f"could not build the baseline local model: {exc}") from None
     command = [sys.executable, "-m", "training.baseline", str(settings.data_dir)]
-    build = subprocess.run(
-        [*command, "--log-level", settings.log_level],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,  # the failure's message; logs go to our stderr
-        text=True,
-        check=False,
-    )
+    try:
+        build = subprocess.run(
+            [*command, "--log-level", settings.log_level],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,  # the failure's message; logs go to our stderr
+            text=True,
+            check=False,
+            timeout=BASELINE_BUILD_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        raise _fail(
+            "could not build the baseline local model: "
+            f"no result within {BASELINE_BUILD_TIMEOUT_S:g} s"
+        ) from None
     if build.returncode != 0:
         reason = build.stdout.strip() or f"the build exited with status {build.returncode}"
         raise _fail(f"could not build the baseline local model: {reason}")

@@ -50,3 +50,7 @@ def test_shipped_baseline_matches_the_seed_set_and_installs(tmp_path: Path) -> N
     model = load_local_model(baseline_model_path(tmp_path))
     answer = model.predict("The app crashes every time I tap pay at checkout")
     assert answer.triage.category == "Bug Report"
+    weights = baseline_model_path(tmp_path) / "weights.npz"
+    weights.write_bytes(weights.read_bytes()[:-100])  # a damaged copy is not current
+    assert not baseline_is_current(tmp_path)
+    assert install_packaged_baseline(tmp_path) and baseline_is_current(tmp_path)

@@ -10,6 +10,7 @@ server never holds the training libraries.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -45,23 +46,34 @@ def baseline_is_current(data_dir: Path) -> bool:
 
 
 def card_is_current(path: Path, seed_sha: str) -> bool:
-    """Whether the model directory `path` has both its files and a card that records
-    `seed_sha` (the seed file's sha256), the `tfidf-linear` format version and
-    `BASELINE_RECIPE` (the files are plain JSON + numpy arrays: library versions do not
-    matter)."""
+    """Whether the model directory `path` has a card that records `seed_sha` (the seed file's
+    sha256), the `tfidf-linear` format version and `BASELINE_RECIPE`, and both its files with
+    the sha256 the card records (a truncated or damaged copy is not current; the files are
+    plain JSON + numpy arrays: library versions do not matter)."""
     try:
         card = json.loads((path / "model_card.json").read_text())
     except (OSError, ValueError):
         return False
-    return (
+    if not (
         isinstance(card, dict)
         and card.get("format") == FORMAT
         and card.get("format_version") == FORMAT_VERSION
         and card.get("seed_sha256") == seed_sha
         and card.get("recipe") == BASELINE_RECIPE
-        and (path / str(card.get("vocabulary_file") or VOCABULARY_FILE)).is_file()
-        and (path / str(card.get("weights_file") or WEIGHTS_FILE)).is_file()
+    ):
+        return False
+    files = (
+        (card.get("vocabulary_file") or VOCABULARY_FILE, card.get("vocabulary_sha256")),
+        (card.get("weights_file") or WEIGHTS_FILE, card.get("model_sha256")),
     )
+    return all(_sha256(path / str(name)) == expected for name, expected in files)
+
+
+def _sha256(file: Path) -> str | None:
+    try:
+        return hashlib.sha256(file.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def install_packaged_baseline(data_dir: Path) -> bool:
