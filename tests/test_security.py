@@ -318,3 +318,12 @@ def test_redis_down_answers_503_unavailable_on_every_redis_route(tmp: Path, sim:
         redis.stop(kill=True)
     assert "Traceback" not in log and "internal_error" not in log
     assert '"status": 500' not in log and '"status":500' not in log
+
+
+def test_provider_keys_lose_the_newline_a_secret_file_leaves(tmp: Path) -> None:
+    settings = Settings(
+        data_dir=tmp,
+        provider_keys={"together": "tg-key\n"},
+        openrouter_api_key="sk-or-key \n",
+    )
+    assert settings.provider_key_values() == {"together": "tg-key", "openrouter": "sk-or-key"}

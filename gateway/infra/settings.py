@@ -112,10 +112,13 @@ class Settings(BaseSettings):
         return value.expanduser().absolute()
 
     def provider_key_values(self) -> dict[str, str]:
+        """Provider name -> key, without surrounding whitespace: a key read from a file (a
+        Kubernetes secret made with --from-file) often ends in a newline, which no HTTP
+        client accepts in a header."""
         keys = {name: secret.get_secret_value() for name, secret in self.provider_keys.items()}
         if self.openrouter_api_key is not None:
             keys.setdefault("openrouter", self.openrouter_api_key.get_secret_value())
-        return keys
+        return {name: key.strip() for name, key in keys.items()}
 
     def is_loopback(self) -> bool:
         from gateway.infra.security import is_loopback_host
