@@ -60,13 +60,6 @@ class LocalModel(Protocol):
     @property
     def name(self) -> str: ...
 
-    @property
-    def inline_chars(self) -> int:
-        """Reviews up to this many characters cost little enough to predict on the event
-        loop (a fraction of a millisecond); longer ones, and every review when 0, go to the
-        pool's model thread."""
-        ...
-
     def predict(
         self, text: str, app: str | None = None, rating: int | None = None
     ) -> LocalPrediction: ...

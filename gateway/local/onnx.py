@@ -127,10 +127,6 @@ class EncoderOnnxModel:
     def name(self) -> str:
         return self._name
 
-    @property
-    def inline_chars(self) -> int:
-        return 0  # milliseconds per review even when short: always in the model thread
-
     def logits(self, texts: Sequence[str]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         """Raw (category, urgency) logits for a batch (urgency empty without a head)."""
         ids, mask = encode_batch(self._tokenizer, texts)

@@ -284,12 +284,6 @@ class TfidfLinearModel:
             scores += np.concatenate(parts) @ self._coef[cols]
         return self._category.proba(scores), self._urgency.proba(scores)
 
-    @property
-    def inline_chars(self) -> int:
-        # A sparse dot product over the review's n-grams: ~0.3 ms at the typical review's
-        # length, growing with it (tens of ms at 8,000 characters).
-        return 600
-
     def predict(
         self, text: str, app: str | None = None, rating: int | None = None
     ) -> LocalPrediction:

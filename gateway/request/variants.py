@@ -146,17 +146,14 @@ class VariantPool:
     ) -> VariantAnswer:
         start = time.perf_counter()
         try:
-            if len(review.text) <= model.inline_chars:
-                # Cheaper than the hand-off to the model thread and back.
-                pred = model.predict(review.text, review.app, review.rating)
-            else:
-                # In the pool's one local-model thread: a prediction costs milliseconds (tens
-                # for an 8,000-character review), which would stall every request on the event
-                # loop. One thread, not many: predictions hold the GIL, so several threads
-                # would only make the event loop wait its turn behind each of them.
-                pred = await asyncio.get_running_loop().run_in_executor(
-                    self._local_thread, model.predict, review.text, review.app, review.rating
-                )
+            # In the pool's one local-model thread, even for a short review: predicting on the
+            # event loop would be cheaper for one, but a batch of 100 short reviews would then
+            # hold the loop for the whole batch (~150 ms). One thread, not many: predictions
+            # hold the GIL, so several threads would only make the event loop wait its turn
+            # behind each of them.
+            pred = await asyncio.get_running_loop().run_in_executor(
+                self._local_thread, model.predict, review.text, review.app, review.rating
+            )
         except Exception as exc:  # a broken model must fall back, not fail the request
             reason = f"local_model_error:{type(exc).__name__}"
             raise UpstreamError(f"the local model failed ({reason})", reason=reason) from None
