@@ -64,11 +64,20 @@ def train_local(
     approach: Annotated[
         str,
         typer.Option(
-            help="auto (tfidf; plus minilm when the local-strong extra is installed and --val "
-            "is given, keeping the better one on --val within 5 ms p50) | tfidf | minilm."
+            help="auto (tfidf; plus multilingual and minilm when their extras are installed and "
+            "--val is given, keeping the best on --val within 5 ms p50) | tfidf | multilingual "
+            "| minilm."
         ),
     ] = "auto",
     name: Annotated[str | None, typer.Option(help="Model name (default: DIR's name).")] = None,
+    with_seed: Annotated[
+        bool,
+        typer.Option(
+            "--with-seed",
+            help="Add the project's seed reviews (six categories, seven languages, urgency "
+            "labelled) to the training data.",
+        ),
+    ] = False,
 ) -> None:
     """Train a CPU local model (category + urgency, calibrated confidence) into DIR."""
     import json
@@ -85,6 +94,7 @@ def train_local(
             out,
             approach=approach,  # type: ignore[arg-type]
             name=name,
+            include_seed=with_seed,
             progress=lambda msg: typer.echo(msg, err=True),
         )
     except (DataError, ValueError, RuntimeError, OSError) as exc:

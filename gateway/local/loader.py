@@ -13,20 +13,26 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from gateway.local.extractive import model_triage
 from gateway.request.triage import Triage
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from gateway.experiments.config import RoutesConfig
 
 # Runtime modules imported on demand, by format name, so `serve` loads only what it uses.
 FORMAT_MODULES: dict[str, str] = {
     "tfidf-linear": "gateway.local.tfidf",
     "encoder-onnx": "gateway.local.onnx",
+    "use-linear": "gateway.local.use",
+    "ensemble": "gateway.local.ensemble",
 }
 
 _LOADERS: dict[str, Callable[[Path], LocalModel]] = {}
@@ -63,6 +69,82 @@ class LocalModel(Protocol):
     def predict(
         self, text: str, app: str | None = None, rating: int | None = None
     ) -> LocalPrediction: ...
+
+
+def scored_prediction(
+    text: str,
+    category: str,
+    urgency: str,
+    categories: Sequence[str],
+    p_cat: Sequence[float] | np.ndarray[Any, Any],
+    topic_idf: tuple[Mapping[str, float], float],
+) -> LocalPrediction:
+    """A model's prediction from its heads' argmax `category` and `urgency`: the severity rules
+    may raise both, topic and summary are extracted (`extractive.model_triage`), and the
+    confidence is the probability `p_cat` gives the final category (0 when not finite)."""
+    idf, default_idf = topic_idf
+    triage = model_triage(text, category, urgency, categories, idf, default_idf)
+    confidence = float(p_cat[list(categories).index(triage.category)])
+    if not math.isfinite(confidence):
+        confidence = 0.0
+    return LocalPrediction(triage=triage, confidence=min(1.0, max(0.0, confidence)))
+
+
+@runtime_checkable
+class ScoringModel(LocalModel, Protocol):
+    """A local model that also gives its heads' probabilities, so an `ensemble` can pool it."""
+
+    @property
+    def categories(self) -> tuple[str, ...]: ...
+
+    @property
+    def urgencies(self) -> tuple[str, ...]: ...
+
+    @property
+    def topic_idf(self) -> tuple[dict[str, float], float]:
+        """(word -> idf, idf of an unseen word) for the extractive topic."""
+        ...
+
+    def probabilities(
+        self, text: str
+    ) -> tuple[np.ndarray[Any, np.dtype[np.float64]], np.ndarray[Any, np.dtype[np.float64]]]:
+        """(category, urgency) probabilities in the order of `categories` and `urgencies`,
+        before the severity rules."""
+        ...
+
+
+class ArgmaxPredictor:
+    """`predict` for a `ScoringModel`: the most probable category and urgency of its heads,
+    then `scored_prediction`."""
+
+    def predict(
+        self: ScoringModel, text: str, app: str | None = None, rating: int | None = None
+    ) -> LocalPrediction:
+        """Classify one review; `app` and `rating` are unused (the model is text-only)."""
+        del app, rating
+        p_cat, p_urg = self.probabilities(text)
+        category = self.categories[int(p_cat.argmax())]
+        urgency = self.urgencies[int(p_urg.argmax())]
+        return scored_prediction(text, category, urgency, self.categories, p_cat, self.topic_idf)
+
+
+def load_versioned(
+    path: Path, fmt: str, version: int, build: Callable[[Path, dict[str, object]], LocalModel]
+) -> LocalModel:
+    """`build(path, card)` for a directory whose card says `format: fmt` and
+    `format_version: version`; any error reading it becomes a `LocalModelError`."""
+    path = Path(path)
+    card = read_model_card(path, fmt)
+    if card.get("format_version") != version:
+        raise LocalModelError(
+            f"{path}: {fmt} format_version {card.get('format_version')!r} is not {version}"
+        )
+    try:
+        return build(path, card)
+    except LocalModelError:
+        raise
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise LocalModelError(f"{path}: not a usable {fmt} model: {exc}") from exc
 
 
 def register_format(

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from gateway.local.extractive import model_triage
 from gateway.local.loader import (
     LocalModel,
     LocalModelError,
     LocalPrediction,
     read_model_card,
     register_format,
+    scored_prediction,
 )
 
 __all__ = ["FORMAT", "EncoderOnnxModel", "encode_batch", "load_encoder_onnx", "softmax"]
@@ -134,25 +133,28 @@ class EncoderOnnxModel:
         urg = out[1] if len(out) > 1 else np.zeros((len(ids), 0))
         return np.asarray(out[0]), np.asarray(urg)
 
+    @property
+    def topic_idf(self) -> tuple[dict[str, float], float]:
+        return self._idf, self._default_idf
+
+    def probabilities(self, text: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """(category, urgency) calibrated probabilities; urgency empty without a head."""
+        lc, lu = self.logits([text])
+        p_urg = softmax(lu[0], self._t_urg) if self.urgencies else np.zeros(0)
+        return softmax(lc[0], self._t_cat), p_urg
+
     def predict(
         self, text: str, app: str | None = None, rating: int | None = None
     ) -> LocalPrediction:
         """Classify one review; `app` and `rating` are unused (the model is text-only)."""
         del app, rating
-        lc, lu = self.logits([text])
-        p_cat = softmax(lc[0], self._t_cat)
+        p_cat, p_urg = self.probabilities(text)
         category = self.categories[int(p_cat.argmax())]
         if self.urgencies:
-            urgency = self.urgencies[int(softmax(lu[0], self._t_urg).argmax())]
+            urgency = self.urgencies[int(p_urg.argmax())]
         else:
             urgency = self._default_urgency.get(category, "Low")
-        triage = model_triage(
-            text, category, urgency, self.categories, self._idf, self._default_idf
-        )
-        confidence = float(p_cat[self.categories.index(triage.category)])
-        if not math.isfinite(confidence):
-            confidence = 0.0
-        return LocalPrediction(triage=triage, confidence=min(1.0, max(0.0, confidence)))
+        return scored_prediction(text, category, urgency, self.categories, p_cat, self.topic_idf)
 
 
 @register_format(FORMAT)

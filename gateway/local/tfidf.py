@@ -40,11 +40,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gateway.local.extractive import model_triage
 from gateway.local.loader import (
+    ArgmaxPredictor,
     LocalModel,
     LocalModelError,
-    LocalPrediction,
     read_model_card,
     register_format,
 )
@@ -204,7 +203,7 @@ class _Head:
         return out
 
 
-class TfidfLinearModel:
+class TfidfLinearModel(ArgmaxPredictor):
     """A loaded `tfidf-linear` model. Thread-safe: `predict` only reads loaded arrays."""
 
     def __init__(
@@ -270,6 +269,10 @@ class TfidfLinearModel:
     def urgencies(self) -> tuple[str, ...]:
         return self._urgency.classes
 
+    @property
+    def topic_idf(self) -> tuple[dict[str, float], float]:
+        return self._idf, self._default_idf
+
     def probabilities(self, text: str) -> tuple[Floats, Floats]:
         """(category probabilities, urgency probabilities) of the two learned heads, in the
         order of `categories` and `urgencies`, before the severity rules."""
@@ -283,21 +286,6 @@ class TfidfLinearModel:
         if cols:
             scores += np.concatenate(parts) @ self._coef[cols]
         return self._category.proba(scores), self._urgency.proba(scores)
-
-    def predict(
-        self, text: str, app: str | None = None, rating: int | None = None
-    ) -> LocalPrediction:
-        """Classify one review. `app` and `rating` are accepted for the interface and unused
-        (the model is text-only)."""
-        del app, rating
-        p_cat, p_urg = self.probabilities(text)
-        category = self._category.classes[int(p_cat.argmax())]
-        urgency = self._urgency.classes[int(p_urg.argmax())]
-        triage = model_triage(
-            text, category, urgency, self.categories, self._idf, self._default_idf
-        )
-        confidence = float(p_cat[self._category.classes.index(triage.category)])
-        return LocalPrediction(triage=triage, confidence=min(1.0, max(0.0, confidence)))
 
 
 @register_format(FORMAT)
