@@ -23,6 +23,7 @@ from cli.app import fail as _fail
 
 if TYPE_CHECKING:
     from gateway.experiments.config import RoutesConfig
+    from gateway.infra.embedded_redis import EmbeddedRedis
     from gateway.infra.settings import Settings
 
 __all__ = ["app", "main"]
@@ -39,8 +40,6 @@ def serve(
 ) -> None:
     """Run the gateway (uvicorn), first building the baseline local model into the data
     directory when a local variant uses it and it is missing or stale."""
-    import uvicorn
-
     from gateway.experiments.config import RoutesFileError, load_routes
     from gateway.infra.logs import configure_logging
     from gateway.infra.security import InsecureBindError, check_bind
@@ -59,6 +58,30 @@ def serve(
     except RoutesFileError as exc:
         raise _fail(str(exc)) from None
     _build_baseline(routes_config, settings)
+    launched = _launch_embedded_redis(settings)
+    try:
+        _run(settings, launched)
+    finally:
+        if launched is not None:
+            launched.stop()  # after the app stopped it, a no-op; before it started, the only stop
+
+
+def _launch_embedded_redis(settings: Settings) -> EmbeddedRedis | None:
+    """Launch the embedded Redis of a one-process gateway without a GATEWAY_REDIS_URL now, so
+    that it loads its data while the server's modules import (the app waits for it)."""
+    if settings.workers != 1 or settings.redis_url is not None:
+        return None
+    from gateway.infra.embedded_redis import EmbeddedRedis
+
+    try:
+        return EmbeddedRedis(settings.data_dir / "redis").launch()
+    except (OSError, RuntimeError) as exc:
+        raise _fail(f"cannot start the embedded redis ({exc})") from None
+
+
+def _run(settings: Settings, launched: EmbeddedRedis | None) -> None:
+    import uvicorn
+
     common: dict[str, Any] = {
         # X-Forwarded-* are handled in the app, from GATEWAY_TRUSTED_PROXIES only (the same
         # for every entry point); uvicorn's own handling would trust 127.0.0.1 by default.
@@ -74,7 +97,7 @@ def serve(
     if settings.workers == 1:
         from gateway.api.app import create_app
 
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(create_app(settings, launched_redis=launched), **common)
         return
     _run_workers(settings, common)
 

@@ -317,6 +317,42 @@ async def test_torn_aof_tail_inside_a_script_stores_nothing_twice(tmp: Path) -> 
         server.stop()
 
 
+def test_aof_check_is_skipped_only_after_a_clean_stop(tmp: Path) -> None:
+    """A start after our clean SIGTERM stop skips `redis-check-aof` (it reads the whole
+    file); a start after a kill -9, or after the file changed since the clean stop, runs it
+    and cuts a torn tail."""
+    data_dir = tmp / "redis"
+    aof = data_dir / "appendonly.aof"
+    checker = data_dir / "redis-check-aof"
+    server = EmbeddedRedis(data_dir, port=free_port())
+
+    def start_counting_checks() -> bool:
+        checker.unlink(missing_ok=True)  # repair_aof links it again each time it runs
+        server.start()
+        return checker.is_symlink()
+
+    try:
+        server.start()
+        client = redis.Redis.from_url(server.url)
+        client.set("k", "1")
+        server.stop()
+        assert (data_dir / "clean-stop.json").is_file()
+        assert start_counting_checks() is False  # clean stop, unchanged file: no check
+        assert not (data_dir / "clean-stop.json").exists()  # consumed by the start
+        assert redis.Redis.from_url(server.url).get("k") == b"1"
+        server.stop(kill=True)
+        assert not (data_dir / "clean-stop.json").exists()
+        assert start_counting_checks() is True  # after a kill -9: checked
+        server.stop()
+        with aof.open("ab") as f:  # changed after the clean stop: a torn command
+            f.write(b"*3\r\n$3\r\nSET\r\n$1\r\nt")
+        assert start_counting_checks() is True
+        assert redis.Redis.from_url(server.url).get("k") == b"1"
+        assert not aof.read_bytes().endswith(b"$1\r\nt")  # the torn tail was cut
+    finally:
+        server.stop()
+
+
 def test_embedded_redis_is_restarted_then_given_up_on(tmp: Path) -> None:
     """Supervision: a kill -9 is followed by a restart (the dead child reaped); when the
     server cannot start again (its port taken), it gives up after N tries and says so."""

@@ -32,6 +32,7 @@ from gateway.api.routes import (
     pairs,
     review,
 )
+from gateway.infra.embedded_redis import EmbeddedRedis
 from gateway.infra.logs import flush_logs
 from gateway.infra.security import check_bind
 from gateway.infra.settings import Settings
@@ -40,14 +41,15 @@ from gateway.infra.state import build_state
 log = logging.getLogger("triage_gateway")
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the app; nothing is started until the lifespan runs. Raises
+def create_app(settings: Settings, *, launched_redis: EmbeddedRedis | None = None) -> FastAPI:
+    """Build the app; nothing is started until the lifespan runs (which waits for
+    `launched_redis`, an embedded Redis `serve` launched early, and owns it from then). Raises
     `InsecureBindError` for keyless settings on a non-loopback GATEWAY_HOST."""
     check_bind(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = await build_state(settings)
+        state = await build_state(settings, launched_redis)
         app.state.gateway = state
         try:
             yield

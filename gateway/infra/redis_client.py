@@ -67,10 +67,13 @@ def client_for(
     return aioredis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=connect_s)
 
 
-def redis_url(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
+def redis_url(
+    settings: Settings, launched: EmbeddedRedis | None = None
+) -> tuple[str, EmbeddedRedis | None]:
     """The configured Redis URL, or an embedded server started under the data directory
-    (returned too: the caller stops it). Also chooses the key layout (`redis_keys.configure`):
-    every connection of the process starts here."""
+    (returned too: the caller stops it), or `launched` (an embedded server `serve` launched
+    earlier) once it answers. Also chooses the key layout (`redis_keys.configure`): every
+    connection of the process starts here."""
     redis_keys.configure(
         cluster=settings.redis_cluster,
         pair_shards=settings.pair_shards,
@@ -78,7 +81,7 @@ def redis_url(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
     )
     if settings.redis_url is not None:
         return settings.redis_url.get_secret_value(), None
-    embedded = EmbeddedRedis(settings.data_dir / "redis").start()
+    embedded = (launched or EmbeddedRedis(settings.data_dir / "redis")).launch().wait()
     log.info(
         "no GATEWAY_REDIS_URL: started embedded Redis", extra={"fields": {"url": embedded.url}}
     )

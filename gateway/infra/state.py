@@ -129,7 +129,9 @@ async def _record_routes(client: aioredis.Redis, path: Path) -> None:
         log.warning("served routes not recorded", extra={"fields": {"error": type(exc).__name__}})
 
 
-async def build_state(settings: Settings) -> GatewayState:
+async def build_state(
+    settings: Settings, launched_redis: EmbeddedRedis | None = None
+) -> GatewayState:
     routes = load_routes(settings.routes)
     metrics = GatewayMetrics()
     metrics.build_info.labels(__version__, sys.version.split()[0]).set(1)
@@ -143,7 +145,7 @@ async def build_state(settings: Settings) -> GatewayState:
     pool = VariantPool.build(
         routes, facts, upstream, metrics, provider_keys=keys, baseline_model=baseline
     )
-    url, embedded = redis_url(settings)
+    url, embedded = redis_url(settings, launched_redis)
     try:
         # A blocking pool: a burst of admin/review calls waits for a connection instead of failing.
         if settings.redis_cluster:
