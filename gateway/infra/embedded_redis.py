@@ -160,6 +160,8 @@ def _stopped_cleanly(data_dir: Path) -> bool:
         return bool(recorded) and recorded == _aof_fingerprint(data_dir)
     except (OSError, ValueError, AttributeError):
         return False
+
+
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the terminating NUL (Linux)
 SOCKET_FILE = "redis.sock"
 
