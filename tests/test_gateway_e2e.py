@@ -293,8 +293,9 @@ def test_names_why_the_baseline_could_not_be_built(tmp: Path) -> None:
     assert "Not a directory" in last
 
 
+@pytest.mark.parametrize("leave_after_s", [0.05, 0.5])  # before and after the watcher starts
 def test_client_disconnect_cancels_the_upstream_call(
-    tmp: Path, sim: Simulator, redis_url: str
+    tmp: Path, sim: Simulator, redis_url: str, leave_after_s: float
 ) -> None:
     sim.control(timeout_rate=1.0, hang_s=8)
     with run_gateway(tmp, routes=ab_routes(sim.base_url), redis_url=redis_url) as gw:
@@ -303,7 +304,7 @@ def test_client_disconnect_cancels_the_upstream_call(
                 f"{gw.url}/v1/classify",
                 json={"text": "slow one", "review_id": "gone"},
                 headers={**gw.headers, "x-request-id": "gone-1"},
-                timeout=0.5,
+                timeout=leave_after_s,
             )
         deadline = time.monotonic() + 3
         line = None
