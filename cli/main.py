@@ -71,11 +71,24 @@ def _launch_embedded_redis(settings: Settings) -> EmbeddedRedis | None:
     that it loads its data while the server's modules import (the app waits for it)."""
     if settings.workers != 1 or settings.redis_url is not None:
         return None
+    import signal
+
     from gateway.infra.embedded_redis import EmbeddedRedis
 
+    embedded = EmbeddedRedis(settings.data_dir / "redis")
+
+    def stop_then_die(signum: int, frame: object) -> None:
+        # before uvicorn's own handlers are in place (and when it re-raises the signal after
+        # its graceful shutdown): stop the server, then end as the signal would have
+        embedded.stop()
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop_then_die)
     try:
-        return EmbeddedRedis(settings.data_dir / "redis").launch()
-    except (OSError, RuntimeError) as exc:
+        return embedded.launch()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         raise _fail(f"cannot start the embedded redis ({exc})") from None
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -274,6 +276,50 @@ def test_zero_setup_server_holds_no_training_libraries(tmp: Path) -> None:
     out = subprocess.run(child, capture_output=True, text=True, timeout=300, check=True)
     assert "training the baseline local model" in out.stderr
     assert (built_here / "models" / "baseline" / "model_card.json").is_file()
+
+
+def _processes_naming(needle: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and needle in (proc / "cmdline").read_text():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_while_starting_leaves_no_redis_behind(tmp: Path, signum: int) -> None:
+    """`serve` launches its embedded Redis before the app's modules load; a SIGTERM or SIGHUP
+    then (before uvicorn's handlers are in place) or later stops that server too."""
+    from tests.servers import free_port
+
+    data = tmp / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve", "--port", str(free_port())],
+        env={**env, "GATEWAY_DATA_DIR": str(data)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _processes_naming(str(data / "redis")):  # redis-server is up
+            assert proc.poll() is None and time.monotonic() < deadline, "no redis-server"
+            time.sleep(0.005)
+        proc.send_signal(signum)
+        assert proc.wait(timeout=30) in (0, -signum)
+        deadline = time.monotonic() + 10
+        while _processes_naming(str(data / "redis")):
+            assert time.monotonic() < deadline, "redis-server left running"
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in _processes_naming(str(data / "redis")):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_names_why_the_baseline_could_not_be_built(tmp: Path) -> None:

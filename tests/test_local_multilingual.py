@@ -146,16 +146,54 @@ def _copy(trained: Path, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
         (lambda c: [m.update(weight=0) for m in c["members"]], "weight 0"),
         (lambda c: c.update(categories=["Bug Report", "Praise"]), "categories differ"),
         (lambda c: c.update(format_version=9), "format_version"),
+        (lambda c: c["members"][0].pop("weight"), "no weight"),
+        (lambda c: c["members"][0].update(path="loop"), "not a usable"),
     ],
 )
 def test_bad_ensemble_cards_are_refused(
     trained: Path, tmp_path: Path, change: Any, message: str
 ) -> None:
     out, card = _copy(trained, tmp_path)
+    (out / "loop").symlink_to(out / "loop")  # a symlink loop as a member path
     change(card)
     (out / "model_card.json").write_text(json.dumps(card))
     with pytest.raises(LocalModelError, match=message):
         load_local_model(out)
+
+
+def test_weights_are_normalised(trained: Path, tmp_path: Path) -> None:
+    """Weights 2 and 2 pool as 0.5 and 0.5, not as the product of the distributions."""
+    out, card = _copy(trained, tmp_path)
+    for member in card["members"]:
+        member["weight"] = 2.0
+    (out / "model_card.json").write_text(json.dumps(card))
+    doubled = load_local_model(out)
+    for member in card["members"]:
+        member["weight"] = 0.5
+    (out / "model_card.json").write_text(json.dumps(card))
+    halves = load_local_model(out)
+    assert isinstance(doubled, EnsembleModel) and isinstance(halves, EnsembleModel)
+    text = "Die App stürzt beim Bezahlen ab"
+    np.testing.assert_allclose(doubled.probabilities(text)[0], halves.probabilities(text)[0])
+
+
+@pytest.mark.parametrize("name", ["../weights.npz", "/etc/passwd", "sub/weights.npz", ".."])
+def test_member_files_stay_in_the_model_directory(trained: Path, tmp_path: Path, name: str) -> None:
+    out, _ = _copy(trained, tmp_path)
+    card = json.loads((out / "use" / "model_card.json").read_text())
+    card["weights_file"] = name
+    (out / "use" / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(LocalModelError, match="must be a file name"):
+        load_local_model(out / "use")
+
+
+def test_truncated_weights_are_a_clear_error(trained: Path, tmp_path: Path) -> None:
+    out, _ = _copy(trained, tmp_path)
+    for member in ("use", "tfidf"):
+        weights = out / member / "weights.npz"
+        weights.write_bytes(weights.read_bytes()[:1000])
+        with pytest.raises(LocalModelError, match=r"not a usable|unreadable"):
+            load_local_model(out / member)
 
 
 def test_bad_use_member_is_refused(trained: Path, tmp_path: Path) -> None:

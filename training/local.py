@@ -21,7 +21,7 @@ Approaches (`approach=`):
 * `multilingual` (needs the `local-multilingual` extra, numpy only): the packaged multilingual
   sentence encoder (Universal Sentence Encoder multilingual v3, frozen) with linear heads,
   pooled with the `tfidf` model (`ensemble` format; `training.ensemble`). Reads the seven seed
-  languages and more; ~3 ms a review.
+  languages and more; a few ms a review (docs/local-model.md has the measured figure).
 * `auto`: trains `tfidf`, and `multilingual` and `minilm` too when their extras are installed
   and `val` is given; keeps the candidate with the best macro-F1 on `val` among those within
   the latency budget.

@@ -9,7 +9,8 @@ holds one sub-directory per member, each a model directory of its own format, an
 Every member must give its heads' probabilities (`loader.ScoringModel`: `tfidf-linear`,
 `use-linear`, `encoder-onnx`) over the card's categories. The category distribution is the
 weighted log-linear pool of the members' (each member's calibrated log-probabilities times its
-weight, renormalised): the confidence is its probability of the predicted category. Urgency is
+weight, the weights normalised to sum to 1, the result renormalised): the confidence is its
+probability of the predicted category. Urgency is
 the weighted mean of the members' urgency distributions (members without an urgency head left
 out). The severity rules, topic and summary are applied once, as for every local format, with
 the idf table of the first member.
@@ -73,7 +74,9 @@ class EnsembleModel(ArgmaxPredictor):
             sub = (path / str(member.get("path") or "")).resolve()
             if sub == root or not sub.is_relative_to(root):
                 raise LocalModelError(f"{path}: member {i} must be a sub-directory")
-            weight = float(member.get("weight", 1.0))
+            if "weight" not in member:
+                raise LocalModelError(f"{path}: member {i} has no weight")
+            weight = float(member["weight"])
             if not math.isfinite(weight) or weight < 0:
                 raise LocalModelError(f"{path}: member {i} weight must be a number >= 0")
             model = load_local_model(sub)
@@ -97,7 +100,8 @@ class EnsembleModel(ArgmaxPredictor):
         urgency_weights = zip(weights, self._urg_index, strict=True)
         if not any(w > 0 and ix is not None for w, ix in urgency_weights):
             raise LocalModelError(f"{path}: no member of weight > 0 has an urgency head")
-        self._weights: Floats = np.asarray(weights, dtype=np.float64)
+        # normalised: weights 1 and 1 pool as 0.5 and 0.5, not as a product of distributions
+        self._weights: Floats = np.asarray(weights, dtype=np.float64) / sum(weights)
         self._idf, self._default_idf = self._members[0].topic_idf
 
     @property

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,15 @@ class ArgmaxPredictor:
         return scored_prediction(text, category, urgency, self.categories, p_cat, self.topic_idf)
 
 
+def card_file(path: Path, card: Mapping[str, object], key: str, default: str) -> Path:
+    """The file a model card names under `key` (else `default`), inside the model directory:
+    a plain file name, never a path."""
+    name = str(card.get(key) or default)
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise LocalModelError(f"{path}: {key} must be a file name in the model directory")
+    return path / name
+
+
 def load_versioned(
     path: Path, fmt: str, version: int, build: Callable[[Path, dict[str, object]], LocalModel]
 ) -> LocalModel:
@@ -143,7 +153,15 @@ def load_versioned(
         return build(path, card)
     except LocalModelError:
         raise
-    except (OSError, KeyError, TypeError, ValueError) as exc:
+    except (
+        OSError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        RuntimeError,  # a symlink loop, on Python 3.11
+        zipfile.BadZipFile,  # a truncated .npz
+    ) as exc:
         raise LocalModelError(f"{path}: not a usable {fmt} model: {exc}") from exc
 
 

@@ -38,6 +38,7 @@ from gateway.local.loader import (
     LocalModel,
     LocalModelError,
     LocalPrediction,
+    card_file,
     read_model_card,
     register_format,
     scored_prediction,
@@ -99,7 +100,7 @@ class EncoderOnnxModel:
         max_tokens = int(card.get("max_tokens") or 128)
 
         self._tokenizer: Any = tokenizer_cls.from_file(
-            str(path / str(card.get("tokenizer_file") or "tokenizer.json"))
+            str(card_file(path, card, "tokenizer_file", "tokenizer.json"))
         )
         self._tokenizer.enable_truncation(max_length=max_tokens)
         self._tokenizer.no_padding()
@@ -109,7 +110,7 @@ class EncoderOnnxModel:
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        model_file = path / str(card.get("model_file") or "model.onnx")
+        model_file = card_file(path, card, "model_file", "model.onnx")
         self._session: Any = ort.InferenceSession(
             str(model_file), options, providers=["CPUExecutionProvider"]
         )
@@ -118,7 +119,7 @@ class EncoderOnnxModel:
             raise LocalModelError(f"{model_file}: no `category_logits` output")
         self._outputs = ["category_logits"] + (["urgency_logits"] if self.urgencies else [])
 
-        idf_doc = json.loads((path / str(card.get("idf_file") or "idf.json")).read_text())
+        idf_doc = json.loads(card_file(path, card, "idf_file", "idf.json").read_text())
         self._idf: dict[str, float] = {str(k): float(v) for k, v in idf_doc["idf"].items()}
         self._default_idf = float(idf_doc.get("default_idf") or 1.0)
 

