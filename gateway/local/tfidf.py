@@ -208,6 +208,9 @@ class _Head:
 class TfidfLinearModel(ArgmaxPredictor):
     """A loaded `tfidf-linear` model. Thread-safe: `predict` only reads loaded arrays."""
 
+    inline = True
+    """Cheap enough to predict a short review on the event loop (`VariantPool`)."""
+
     def __init__(
         self, name: str, vocabulary: Mapping[str, Any], weights: Mapping[str, Floats]
     ) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,16 @@ class _Upstream:
     api_key: str | None
     price: Price | None
     response_format: ResponseFormat | None
+
+
+LOCAL_INLINE_MAX_CHARS = 1_000
+"""Longest review a cheap local model (one whose `inline` attribute is true: `tfidf-linear`,
+well under a millisecond at this length) predicts on the event loop; longer ones, and every
+encoder, go to the local-model thread."""
+
+local_inline: ContextVar[bool] = ContextVar("local_inline", default=True)
+"""Off for the items of a batch (the batch route sets it): a hundred inline predictions started
+in one loop iteration would hold the loop for all of them, so they go to the thread."""
 
 
 class VariantPool:
@@ -146,14 +157,22 @@ class VariantPool:
     ) -> VariantAnswer:
         start = time.perf_counter()
         try:
-            # In the pool's one local-model thread, even for a short review: predicting on the
-            # event loop would be cheaper for one, but a batch of 100 short reviews would then
-            # hold the loop for the whole batch (~150 ms). One thread, not many: predictions
-            # hold the GIL, so several threads would only make the event loop wait its turn
-            # behind each of them.
-            pred = await asyncio.get_running_loop().run_in_executor(
-                self._local_thread, model.predict, review.text, review.app, review.rating
-            )
+            if (
+                local_inline.get()
+                and getattr(model, "inline", False)
+                and len(review.text) <= LOCAL_INLINE_MAX_CHARS
+            ):
+                # a cheap model on a short review: cheaper here than the hop to the thread
+                # and back (which, on one core, also makes the two threads take turns with
+                # the GIL)
+                pred = model.predict(review.text, review.app, review.rating)
+            else:
+                # In the pool's one local-model thread: one thread, not many, as predictions
+                # hold the GIL, so several threads would only make the event loop wait its
+                # turn behind each of them.
+                pred = await asyncio.get_running_loop().run_in_executor(
+                    self._local_thread, model.predict, review.text, review.app, review.rating
+                )
         except Exception as exc:  # a broken model must fall back, not fail the request
             reason = f"local_model_error:{type(exc).__name__}"
             raise UpstreamError(f"the local model failed ({reason})", reason=reason) from None
