@@ -5,6 +5,7 @@ trainer, `train-local --approach multilingual --with-seed`, and serving the resu
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -12,10 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import redis.asyncio as aioredis
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
 from cli.main import app as cli_app
+from gateway.experiments import model_registry
+from gateway.experiments.model_registry import ModelRecord
 from gateway.local.ensemble import EnsembleModel, pool
 from gateway.local.loader import LocalModelError, ScoringModel, load_local_model
 from gateway.local.use import UseLinearModel, embed
@@ -269,3 +273,62 @@ def test_unknown_approach_and_missing_extra_messages(tmp_path: Path) -> None:
             tmp_path / "x",
             approach="bogus",  # type: ignore[arg-type]
         )
+
+
+async def _register_local(name: str, path: Path, redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        record = ModelRecord(name=name, kind="local", path=str(path))
+        await model_registry.register(client, record, replace=True)
+    finally:
+        await client.aclose()
+
+
+def test_deploying_a_local_variant_does_not_stall_the_event_loop(
+    trained: Path, tmp_path: Path, redis_url: str
+) -> None:
+    """The admin API adds a `local` variant whose model takes a while to load (the encoder's
+    weights, loaded once per process): /healthz keeps answering meanwhile."""
+    import threading
+    import time
+
+    import httpx
+
+    from tests.servers import put_experiment
+
+    routes = {
+        "experiments": [
+            {
+                "name": "triage",
+                "salt": "t",
+                "variants": [{"name": "local", "model": "local", "weight": 1.0}],
+            }
+        ]
+    }
+    admin = {"Authorization": "Bearer k"}
+    env = {"GATEWAY_ADMIN_KEYS": "k"}
+    asyncio.run(_register_local("ml-local", trained, redis_url))
+    with run_gateway(tmp_path, routes=routes, redis_url=redis_url, env=env) as gw:
+        stalls: list[float] = []
+        done = threading.Event()
+
+        def poll() -> None:
+            with httpx.Client(base_url=gw.url, timeout=10) as client:
+                while not done.is_set():
+                    t0 = time.perf_counter()
+                    assert client.get("/healthz").status_code == 200
+                    stalls.append(time.perf_counter() - t0)
+                    time.sleep(0.005)
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        try:
+            time.sleep(0.2)
+            added = put_experiment(gw.url, admin, "variants", name="ml", registry_name="ml-local")
+            time.sleep(0.1)
+        finally:
+            done.set()
+            poller.join(timeout=30)
+        assert added.status_code == 200, added.text
+        assert len(stalls) > 20
+        assert max(stalls) < 0.25, f"/healthz waited {max(stalls) * 1000:.0f} ms"

@@ -277,6 +277,9 @@ class RouteStore:
         """Experiment -> the stored weights version that cannot be loaded (ignored)."""
         self._bad_variants: dict[str, str] = {}
         """Experiment -> the last error of its stored variants state (logged once)."""
+        self._installing = asyncio.Lock()
+        """One install of runtime variants at a time: builds run in a thread, so a poll and an
+        admin call could otherwise interleave and the older read finish last."""
         for exp in table.experiments():
             metrics.route_store_bad_state.labels(exp.name).set(0)
 
@@ -409,17 +412,18 @@ class RouteStore:
         """Install the stored runtime variants of a new version; False when unchanged. An entry
         that cannot be installed (bad JSON, a name clash, a runtime that cannot be built) is
         left out and logged, once per version; the others are installed."""
-        if version == self.table.variant_versions[experiment]:
-            return False
-        raw: Any = await self.redis.hgetall(redis_keys.runtime_variants(experiment))
-        runtime: dict[str, RuntimeVariant] = {}
-        for key, value in raw.items():
-            try:
-                runtime[key.decode()] = RuntimeVariant.model_validate_json(value)
-            except ValidationError as exc:
-                self._skip(experiment, key.decode(), version, str(exc))
-        self._install_variants(experiment, runtime, version)
-        return True
+        async with self._installing:  # the stored state is read inside: always the newest
+            if version == self.table.variant_versions[experiment]:
+                return False
+            raw: Any = await self.redis.hgetall(redis_keys.runtime_variants(experiment))
+            runtime: dict[str, RuntimeVariant] = {}
+            for key, value in raw.items():
+                try:
+                    runtime[key.decode()] = RuntimeVariant.model_validate_json(value)
+                except ValidationError as exc:
+                    self._skip(experiment, key.decode(), version, str(exc))
+            await self._install_variants(experiment, runtime, version)
+            return True
 
     def _skip(self, experiment: str, variant: str, version: int, error: str) -> None:
         log.error(
@@ -434,7 +438,7 @@ class RouteStore:
             },
         )
 
-    def _install_variants(
+    async def _install_variants(
         self, experiment: str, runtime: Mapping[str, RuntimeVariant], version: int
     ) -> None:
         accepted: dict[str, RuntimeVariant] = {}
@@ -442,7 +446,7 @@ class RouteStore:
             trial = {**accepted, name: r}
             try:
                 exp, _ = self.table.with_runtime(experiment, trial)
-                self._build(exp, r.variant)
+                await self._build(exp, r.variant)
             except InvalidRequestError as exc:
                 self._skip(experiment, name, version, exc.detail)
                 continue
@@ -461,11 +465,13 @@ class RouteStore:
             },
         )
 
-    def _build(self, exp: Experiment, variant: Variant) -> None:
+    async def _build(self, exp: Experiment, variant: Variant) -> None:
+        """Build a variant's runtime in a worker thread: a local model can take a second to
+        load (an encoder's weights), which must not hold the event loop."""
         if self.build_variant is None:
             return
         try:
-            self.build_variant(exp, variant)
+            await asyncio.to_thread(self.build_variant, exp, variant)
         except Exception as exc:  # a provider that cannot be resolved, a model that won't load
             raise InvalidRequestError(
                 f"variant {variant.name!r} cannot be built: {type(exc).__name__}: {exc}"
@@ -476,7 +482,7 @@ class RouteStore:
         replica installs it at its next poll."""
         current = {**self.table.runtime_variants(experiment), runtime.variant.name: runtime}
         exp, _ = self.table.with_runtime(experiment, current)
-        self._build(exp, runtime.variant)
+        await self._build(exp, runtime.variant)
         RuntimeVariant.model_validate_json(runtime.model_dump_json())  # it loads back
         try:
             version = await store_runtime_variant(self.redis, experiment, runtime)
