@@ -69,7 +69,10 @@ from gateway.infra.metrics import GatewayMetrics
 log = logging.getLogger("triage_gateway")
 
 VARIANTS_VERSION = "variants_version"  # field of the weights hash
-VariantBuilder = Callable[[Experiment, Variant], None]
+VariantBuilder = Callable[[Experiment, Variant], Callable[[], None]]
+"""Builds a variant's runtime (slow: may load a model; run in a worker thread) and returns the
+function that installs it into the pool (fast: called on the event loop, beside the route
+table's switch, so requests never see one without the other)."""
 HISTORY_SCAN = 10_000
 """How many history entries (newest first) a rollback or a version look-up reads at most."""
 _WRITE_ATTEMPTS = 8
@@ -258,6 +261,10 @@ async def store_runtime_variant(
     return int(version)
 
 
+def _nothing() -> None:
+    """The installer of a variant built by no builder."""
+
+
 class RouteStore:
     def __init__(
         self,
@@ -442,16 +449,19 @@ class RouteStore:
         self, experiment: str, runtime: Mapping[str, RuntimeVariant], version: int
     ) -> None:
         accepted: dict[str, RuntimeVariant] = {}
+        installers: list[Callable[[], None]] = []
         for name, r in sorted(runtime.items(), key=lambda kv: (kv[1].ts, kv[0])):
             trial = {**accepted, name: r}
             try:
                 exp, _ = self.table.with_runtime(experiment, trial)
-                await self._build(exp, r.variant)
+                installers.append(await self._build(exp, r.variant))
             except InvalidRequestError as exc:
                 self._skip(experiment, name, version, exc.detail)
                 continue
             accepted = trial
         exp, weights = self.table.with_runtime(experiment, accepted)
+        for install in installers:  # no await from here on: the pool and the table switch
+            install()  # together
         self.table.set_runtime(experiment, exp, accepted, weights, version)
         self.metrics.set_weights(experiment, weights)
         log.info(
@@ -465,13 +475,14 @@ class RouteStore:
             },
         )
 
-    async def _build(self, exp: Experiment, variant: Variant) -> None:
-        """Build a variant's runtime in a worker thread: a local model can take a second to
-        load (an encoder's weights), which must not hold the event loop."""
+    async def _build(self, exp: Experiment, variant: Variant) -> Callable[[], None]:
+        """Build a variant's runtime in a worker thread (a local model can take a second to
+        load, an encoder's weights, which must not hold the event loop); returns its
+        installer."""
         if self.build_variant is None:
-            return
+            return _nothing
         try:
-            await asyncio.to_thread(self.build_variant, exp, variant)
+            return await asyncio.to_thread(self.build_variant, exp, variant)
         except Exception as exc:  # a provider that cannot be resolved, a model that won't load
             raise InvalidRequestError(
                 f"variant {variant.name!r} cannot be built: {type(exc).__name__}: {exc}"

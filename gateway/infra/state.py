@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +107,7 @@ def runtime_variant_builder(
             except ProviderError:
                 continue
 
-    def build(exp: Experiment, v: Variant) -> None:
+    def build(exp: Experiment, v: Variant) -> Callable[[], None]:
         if not v.is_local and not v.is_cascade:
             ep = facts.endpoint(v)
             key_name = v.api_key or ep.provider
@@ -116,7 +117,7 @@ def runtime_variant_builder(
                     f"provider key {key_name!r} is only sent to {where}, not {ep.base_url}; "
                     "name another key (api_key) or add the endpoint to the routes file"
                 )
-        pool.add(exp, v, facts, keys, baseline)
+        return pool.prepare(exp, v, facts, keys, baseline)
 
     return build
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
+from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from gateway.errors import InvalidOutputError, UpstreamError
 from gateway.experiments.config import Cascade, Experiment, Price, RoutesConfig, Variant
@@ -59,14 +62,51 @@ class _Upstream:
     response_format: ResponseFormat | None
 
 
+_R = TypeVar("_R")
+
 LOCAL_INLINE_MAX_CHARS = 1_000
 """Longest review a cheap local model (one whose `inline` attribute is true: `tfidf-linear`,
-well under a millisecond at this length) predicts on the event loop; longer ones, and every
+a millisecond or two at this length) predicts on the event loop; longer ones, and every
 encoder, go to the local-model thread."""
 
-local_inline: ContextVar[bool] = ContextVar("local_inline", default=True)
-"""Off for the items of a batch (the batch route sets it): a hundred inline predictions started
-in one loop iteration would hold the loop for all of them, so they go to the thread."""
+INLINE_BUDGET_S = 0.005
+"""Most time spent predicting on the event loop in one iteration of it (`LoopSlices`)."""
+
+
+class LoopSlices:
+    """Short CPU-bound calls run on the event loop, in order of arrival, at most `budget_s` of
+    them per iteration of the loop; the rest wait for the next iteration, so the loop polls for
+    I/O in between: a burst of requests, or a batch, never holds a health check for the sum of
+    its calls, and no call pays a thread hop."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s = budget_s
+        self._queue: deque[tuple[asyncio.Future[Any], Callable[[], Any]]] = deque()
+        self._scheduled = False
+
+    def run(self, fn: Callable[..., _R], *args: Any) -> asyncio.Future[_R]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_R] = loop.create_future()
+        self._queue.append((future, functools.partial(fn, *args)))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._drain)
+        return future
+
+    def _drain(self) -> None:
+        deadline = time.perf_counter() + self.budget_s
+        while self._queue and time.perf_counter() < deadline:
+            future, call = self._queue.popleft()
+            if future.done():  # cancelled: its request went away
+                continue
+            try:
+                future.set_result(call())
+            except Exception as exc:  # the caller's await raises it
+                future.set_exception(exc)
+        if self._queue:
+            asyncio.get_running_loop().call_soon(self._drain)  # runs after the next I/O poll
+        else:
+            self._scheduled = False
 
 
 class VariantPool:
@@ -79,6 +119,7 @@ class VariantPool:
         self._locals: dict[tuple[str, str], LocalModel] = {}
         self._cascades: dict[tuple[str, str], Cascade] = {}
         self._local_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-model")
+        self._slices = LoopSlices(INLINE_BUDGET_S)
 
     @classmethod
     def build(
@@ -107,10 +148,23 @@ class VariantPool:
         baseline_model: Path | None,
         models: dict[str, LocalModel] | None = None,
     ) -> None:
+        self.prepare(exp, v, facts, provider_keys, baseline_model, models)()
+
+    def prepare(
+        self,
+        exp: Experiment,
+        v: Variant,
+        facts: ProviderFacts,
+        provider_keys: dict[str, str],
+        baseline_model: Path | None,
+        models: dict[str, LocalModel] | None = None,
+    ) -> Callable[[], None]:
+        """Build variant `v`'s runtime (loading a local model: slow, safe in a worker thread)
+        without touching the pool; the function returned installs it, in place of whatever
+        ran under that name (call it on the event loop, beside the route table's switch)."""
         key = (exp.name, v.name)
         if v.cascade is not None:
-            self._cascades[key] = v.cascade
-            return
+            return self._installer(key, self._cascades, v.cascade)
         if v.is_local:
             path = Path(v.model_path) if v.model_path else baseline_model
             if path is None:
@@ -126,8 +180,7 @@ class VariantPool:
                     f"taxonomy (categories: {', '.join(exp.taxonomy.categories)}; urgencies: "
                     f"{', '.join(exp.taxonomy.urgencies)}); use a model trained on it"
                 )
-            self._locals[key] = cache[str(path)]
-            return
+            return self._installer(key, self._locals, cache[str(path)])
         endpoint = facts.endpoint(v)
         key_name = v.api_key or endpoint.provider
         fmt: ResponseFormat | None = None
@@ -135,7 +188,19 @@ class VariantPool:
             fmt = {"type": "json_object"}
         elif v.response_format == "json_schema":
             fmt = {"type": "json_schema", "json_schema": json_schema(exp.taxonomy)}
-        self._upstreams[key] = _Upstream(endpoint, provider_keys.get(key_name), facts.price(v), fmt)
+        upstream = _Upstream(endpoint, provider_keys.get(key_name), facts.price(v), fmt)
+        return self._installer(key, self._upstreams, upstream)
+
+    def _installer(
+        self, key: tuple[str, str], table: dict[tuple[str, str], _R], runtime: _R
+    ) -> Callable[[], None]:
+        def install() -> None:
+            self._locals.pop(key, None)  # a variant replaced by one of another kind
+            self._cascades.pop(key, None)
+            self._upstreams.pop(key, None)
+            table[key] = runtime
+
+        return install
 
     def model_name(self, exp: Experiment, name: str) -> str:
         return exp.variant(name).model
@@ -157,15 +222,11 @@ class VariantPool:
     ) -> VariantAnswer:
         start = time.perf_counter()
         try:
-            if (
-                local_inline.get()
-                and getattr(model, "inline", False)
-                and len(review.text) <= LOCAL_INLINE_MAX_CHARS
-            ):
-                # a cheap model on a short review: cheaper here than the hop to the thread
-                # and back (which, on one core, also makes the two threads take turns with
-                # the GIL)
-                pred = model.predict(review.text, review.app, review.rating)
+            if getattr(model, "inline", False) and len(review.text) <= LOCAL_INLINE_MAX_CHARS:
+                # a cheap model on a short review: on the event loop, in slices (cheaper than
+                # the hop to the thread and back, which on one core also makes the two threads
+                # take turns with the GIL)
+                pred = await self._slices.run(model.predict, review.text, review.app, review.rating)
             else:
                 # In the pool's one local-model thread: one thread, not many, as predictions
                 # hold the GIL, so several threads would only make the event loop wait its

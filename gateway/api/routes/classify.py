@@ -27,7 +27,6 @@ from gateway.errors import GatewayError, InvalidRequestError
 from gateway.infra.state import GatewayState
 from gateway.request.classify import ClassifyResult
 from gateway.request.triage import ReviewIn
-from gateway.request.variants import local_inline
 
 VARIANT_HEADER = "x-triage-variant"
 
@@ -135,7 +134,6 @@ async def classify_batch(request: Request, state: State) -> BatchResponse:
             return BatchItem(index=index, ok=False, error=exc.code, detail=exc.detail)
         return BatchItem(index=index, ok=True, result=ClassifyResponse.of(r))
 
-    local_inline.set(False)  # this request's task only: its items predict in the model thread
     items = await cancel_on_disconnect(
         request, asyncio.gather(*(one(i, item) for i, item in enumerate(body.items)))
     )
