@@ -276,6 +276,32 @@ def run_module(
     )
 
 
+@contextlib.contextmanager
+def healthz_waits(url: str, pause_s: float = 0.002) -> Iterator[list[float]]:
+    """Poll `url`/healthz from a thread while the block runs; yields the list of each
+    answer's wait in seconds (filled as it goes, complete when the block ends)."""
+    import threading
+
+    waits: list[float] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            while not done.is_set():
+                t0 = time.perf_counter()
+                assert client.get("/healthz").status_code == 200
+                waits.append(time.perf_counter() - t0)
+                time.sleep(pause_s)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        yield waits
+    finally:
+        done.set()
+        poller.join(timeout=30)
+
+
 def put_experiment(url: str, headers: dict[str, str], part: str, **body: Any) -> httpx.Response:
     """PUT `body` as the triage experiment's `part` (variants or weights) to the admin API."""
     return httpx.put(

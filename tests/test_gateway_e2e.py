@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from gateway.request.triage import DEFAULT_TAXONOMY, Triage
-from tests.servers import Gateway, Simulator, ab_routes, run_gateway, wait_http
+from tests.servers import Gateway, Simulator, ab_routes, healthz_waits, run_gateway, wait_http
 
 SECRET = "sk-or-test-secret-0123456789"
 
@@ -368,8 +368,6 @@ def test_concurrent_local_requests_do_not_hold_the_loop(tmp: Path, redis_url: st
     """Single reviews predicted on the event loop (a cheap local model, short texts) share a
     per-iteration budget: 64 reviews of ~1,000 characters arriving together (about 2 ms of
     prediction each) would otherwise hold /healthz for their sum."""
-    import threading
-
     local = {"name": "local", "model": "local", "weight": 1.0}
     routes = {"experiments": [{"name": "triage", "salt": "t", "variants": [local]}]}
     sentence = "The app keeps crashing when I open the checkout page after adding items. "
@@ -386,24 +384,9 @@ def test_concurrent_local_requests_do_not_hold_the_loop(tmp: Path, redis_url: st
         asyncio.run(burst(gw))  # warm: connections, first predictions
         worst: list[float] = []
         for _ in range(2):  # a second try only when a scheduling hiccup hit the first
-            done, stalls = threading.Event(), [0.0]
-
-            def poll(done: threading.Event = done, stalls: list[float] = stalls) -> None:
-                with httpx.Client(base_url=gw.url, timeout=10) as client:
-                    while not done.is_set():
-                        t0 = time.perf_counter()
-                        assert client.get("/healthz").status_code == 200
-                        stalls.append(time.perf_counter() - t0)
-                        time.sleep(0.002)
-
-            poller = threading.Thread(target=poll)
-            poller.start()
-            try:
+            with healthz_waits(gw.url) as stalls:
                 for _ in range(3):
                     asyncio.run(burst(gw))
-            finally:
-                done.set()
-                poller.join(timeout=30)
             worst.append(max(stalls) * 1000)
             if worst[-1] < 50:
                 break

@@ -289,12 +289,9 @@ def test_deploying_a_local_variant_does_not_stall_the_event_loop(
 ) -> None:
     """The admin API adds a `local` variant whose model takes a while to load (the encoder's
     weights, loaded once per process): /healthz keeps answering meanwhile."""
-    import threading
     import time
 
-    import httpx
-
-    from tests.servers import put_experiment
+    from tests.servers import healthz_waits, put_experiment
 
     routes = {
         "experiments": [
@@ -309,26 +306,10 @@ def test_deploying_a_local_variant_does_not_stall_the_event_loop(
     env = {"GATEWAY_ADMIN_KEYS": "k"}
     asyncio.run(_register_local("ml-local", trained, redis_url))
     with run_gateway(tmp_path, routes=routes, redis_url=redis_url, env=env) as gw:
-        stalls: list[float] = []
-        done = threading.Event()
-
-        def poll() -> None:
-            with httpx.Client(base_url=gw.url, timeout=10) as client:
-                while not done.is_set():
-                    t0 = time.perf_counter()
-                    assert client.get("/healthz").status_code == 200
-                    stalls.append(time.perf_counter() - t0)
-                    time.sleep(0.005)
-
-        poller = threading.Thread(target=poll)
-        poller.start()
-        try:
+        with healthz_waits(gw.url) as stalls:
             time.sleep(0.2)
             added = put_experiment(gw.url, admin, "variants", name="ml", registry_name="ml-local")
             time.sleep(0.1)
-        finally:
-            done.set()
-            poller.join(timeout=30)
         assert added.status_code == 200, added.text
         assert len(stalls) > 20
         assert max(stalls) < 0.25, f"/healthz waited {max(stalls) * 1000:.0f} ms"
