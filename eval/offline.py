@@ -194,7 +194,7 @@ async def _from_store(
     try:
         exp, _ = table.with_runtime(exp.name, runtime)
         for record in records:
-            build(exp, exp.variant(record.name))
+            build(exp, exp.variant(record.name))()  # build, then install into the pool
     except InvalidRequestError as exc:
         raise EvalError(exc.detail) from None
     except ValueError as exc:
