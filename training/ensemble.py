@@ -30,6 +30,7 @@ from sklearn.metrics import f1_score
 from gateway.local.ensemble import FORMAT as ENSEMBLE_FORMAT
 from gateway.local.ensemble import FORMAT_VERSION as ENSEMBLE_FORMAT_VERSION
 from gateway.local.ensemble import pool
+from gateway.local.onnx import softmax
 from gateway.local.use import ENCODER_PACKAGE, embed
 from gateway.local.use import FORMAT as USE_FORMAT
 from gateway.local.use import FORMAT_VERSION as USE_FORMAT_VERSION
@@ -108,11 +109,7 @@ def _fit_use_heads(
 
 def _head_probabilities(heads: dict[str, Any], x: Floats) -> Floats:
     coef, intercept = _softmax_head(heads["category"], heads["temperature"])
-    z = x @ coef + intercept
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    out: Floats = e / e.sum(axis=1, keepdims=True)
-    return out
+    return softmax(x @ coef + intercept)
 
 
 def train_use(
@@ -168,7 +165,7 @@ def _pool_weight(
     best: tuple[float, float, float] | None = None
     for w in WEIGHT_GRID:
         weights = np.array([w, 1.0 - w])
-        pooled = np.stack([pool(logs[:, i, :], weights) for i in range(len(y_idx))])
+        pooled = pool(logs, weights)
         nll = float(-np.log(np.clip(pooled[np.arange(len(y_idx)), y_idx], 1e-12, 1.0)).mean())
         if best is None or nll < best[1] - 1e-12:
             f1 = float(f1_score(y_idx, pooled.argmax(1), average="macro"))

@@ -34,6 +34,7 @@ from gateway.local.loader import (
     load_versioned,
     register_format,
 )
+from gateway.local.onnx import softmax
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "EnsembleModel", "load_ensemble", "pool"]
 
@@ -44,13 +45,9 @@ Floats = np.ndarray[Any, np.dtype[np.float64]]
 
 
 def pool(log_probs: Floats, weights: Floats) -> Floats:
-    """The log-linear pool of rows of log-probabilities (members x classes) with `weights`,
-    renormalised to a distribution."""
-    z = weights @ log_probs
-    z = z - z.max()
-    e = np.exp(z)
-    out: Floats = e / e.sum()
-    return out
+    """The log-linear pool of log-probabilities (members x ... x classes) with `weights` (one
+    per member), renormalised over the classes."""
+    return softmax(np.tensordot(weights, log_probs, axes=1))
 
 
 class EnsembleModel(ArgmaxPredictor):

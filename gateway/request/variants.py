@@ -82,15 +82,17 @@ class LoopSlices:
     def __init__(self, budget_s: float) -> None:
         self.budget_s = budget_s
         self._queue: deque[tuple[asyncio.Future[Any], Callable[[], Any]]] = deque()
-        self._scheduled = False
+        self._scheduled_on: asyncio.AbstractEventLoop | None = None
+        """The loop a drain is scheduled on (None: none is)."""
 
     def run(self, fn: Callable[..., _R], *args: Any) -> asyncio.Future[_R]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_R] = loop.create_future()
-        self._queue.append((future, functools.partial(fn, *args)))
-        if not self._scheduled:
-            self._scheduled = True
+        if self._scheduled_on is not loop:  # none scheduled, or on a loop that has ended
+            self._queue = deque(item for item in self._queue if item[0].get_loop() is loop)
+            self._scheduled_on = loop
             loop.call_soon(self._drain)
+        self._queue.append((future, functools.partial(fn, *args)))
         return future
 
     def _drain(self) -> None:
@@ -106,7 +108,7 @@ class LoopSlices:
         if self._queue:
             asyncio.get_running_loop().call_soon(self._drain)  # runs after the next I/O poll
         else:
-            self._scheduled = False
+            self._scheduled_on = None
 
 
 class VariantPool:
@@ -136,19 +138,8 @@ class VariantPool:
         models: dict[str, LocalModel] = {}
         for exp in routes.experiments:
             for v in exp.variants:
-                pool.add(exp, v, facts, provider_keys, baseline_model, models)
+                pool.prepare(exp, v, facts, provider_keys, baseline_model, models)()
         return pool
-
-    def add(
-        self,
-        exp: Experiment,
-        v: Variant,
-        facts: ProviderFacts,
-        provider_keys: dict[str, str],
-        baseline_model: Path | None,
-        models: dict[str, LocalModel] | None = None,
-    ) -> None:
-        self.prepare(exp, v, facts, provider_keys, baseline_model, models)()
 
     def prepare(
         self,
