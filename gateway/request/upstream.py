@@ -1,13 +1,12 @@
 """A lean async client for OpenAI-compatible chat completions (OpenRouter, Together, Fireworks,
-vLLM, the simulator): one pooled aiohttp session per base URL, orjson on both ends.
+vLLM, the simulator): keep-alive connections per base URL (`gateway.request.http1`), orjson on
+both ends.
 
-litellm's request path costs milliseconds of CPU per call, and httpx's pool degrades at high
-concurrency. pyreqwest spends about half of aiohttp's CPU per call (0.06 vs 0.12 ms on one core
-at 64 concurrent calls), but cancelling its call does not abort the request (a client that goes
-away would keep the upstream generating, and paid for, until the timeout), it bounds
-connections per client rather than per host, and it can abort the interpreter at exit after an
-HTTPS call; aiohttp stays. This client is the hot path, so it does the minimum: build the
-body, POST, read
+litellm's request path costs milliseconds of CPU per call, httpx's pool degrades at high
+concurrency, and aiohttp spends about three times the CPU of `http1` per call. pyreqwest
+spends about half of aiohttp's, but cancelling its call does not abort the request (a client
+that goes away would keep the upstream generating, and paid for, until the timeout). This
+client is the hot path, so it does the minimum: build the body, POST, read
 `choices[0].message.content` and `usage`. Failures are raised as `gateway.errors.UpstreamError`
 subclasses, the type the API answers with; the cost of a call is computed here, once
 (`gateway.request.pricing.call_cost`), and carried along from then on.
@@ -15,16 +14,15 @@ subclasses, the type the API answers with; the cost of a call is computed here, 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from typing import TypedDict
 
-import aiohttp
 import orjson
 
 from gateway.errors import RateLimitedError, UpstreamError, UpstreamTimeoutError
 from gateway.experiments.config import Price
+from gateway.request.http1 import HttpError, Origin, encode_headers
 from gateway.request.pricing import Endpoint, call_cost
 
 
@@ -83,25 +81,37 @@ def _parse(payload: bytes, latency_s: float, price: Price | None) -> Completion:
 
 
 class UpstreamClient:
-    """Owns one `aiohttp.ClientSession` per upstream base URL; close it on shutdown."""
+    """Owns the keep-alive connections to each upstream origin (`gateway.request.http1`);
+    close it on shutdown."""
 
     def __init__(self, *, max_connections_per_host: int = 512) -> None:
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._origins: dict[str, Origin] = {}
+        self._headers: dict[str | None, bytes] = {}
         self._limit = max_connections_per_host
 
-    def _session(self, base_url: str) -> aiohttp.ClientSession:
-        session = self._sessions.get(base_url)
-        if session is None or session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=0, limit_per_host=self._limit, ttl_dns_cache=300, keepalive_timeout=30
-            )
-            session = aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",))
-            self._sessions[base_url] = session
-        return session
+    def _origin(self, base_url: str) -> Origin:
+        origin = self._origins.get(base_url)
+        if origin is None:
+            origin = Origin(base_url, limit=self._limit)
+            self._origins[base_url] = origin
+        return origin
+
+    def _header_block(self, api_key: str | None) -> bytes:
+        block = self._headers.get(api_key)
+        if block is None:
+            headers = {"Content-Type": "application/json", "Accept": "application/json"}
+            if api_key:
+                headers["Authorization"] = f"Bearer {api_key}"
+            block = encode_headers(headers)
+            if len(self._headers) > 64:  # keys rotate rarely; never grow without bound
+                self._headers.clear()
+            self._headers[api_key] = block
+        return block
 
     async def close(self) -> None:
-        sessions, self._sessions = list(self._sessions.values()), {}
-        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        origins, self._origins = list(self._origins.values()), {}
+        for origin in origins:
+            origin.close()
 
     async def chat(
         self,
@@ -128,27 +138,25 @@ class UpstreamClient:
             body["response_format"] = response_format
         if stop:
             body["stop"] = stop
-        headers = {"Content-Type": "application/json"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        url = f"{endpoint.base_url}/chat/completions"
         start = time.perf_counter()
         try:
-            async with self._session(endpoint.base_url).post(
-                url,
-                data=orjson.dumps(body),
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
-            ) as resp:
-                payload = await resp.read()
-                status = resp.status
-                retry_after = resp.headers.get("Retry-After")
+            origin = self._origin(endpoint.base_url)
+            resp = await origin.post(
+                "/chat/completions",
+                orjson.dumps(body),
+                self._header_block(api_key),
+                timeout_s=timeout_s,
+            )
         except TimeoutError:
             raise UpstreamTimeoutError(f"no answer within {timeout_s:g}s") from None
-        except aiohttp.ClientError as exc:
+        except HttpError as exc:
+            raise UpstreamError(f"connection failed ({exc})", reason="connection") from None
+        except ValueError as exc:  # a base URL or key that cannot make a request
             raise UpstreamError(
-                f"connection failed ({type(exc).__name__})", reason="connection"
+                f"invalid upstream request ({type(exc).__name__})", reason="connection"
             ) from None
+        payload, status = resp.body, resp.status
+        retry_after = resp.headers.get("retry-after")
         latency = time.perf_counter() - start
         if status == 429:
             raise RateLimitedError(
