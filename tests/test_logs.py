@@ -107,3 +107,46 @@ def test_a_batch_goes_out_in_whole_line_writes_of_at_most_a_pipe_buffer() -> Non
     assert all(len(w.encode()) <= 4096 and w.endswith("\n") for w in writes)
     lines = "".join(writes).splitlines()
     assert [json.loads(line)["n"] for line in lines] == list(range(90))
+
+
+def test_access_lines_skip_the_log_record_only_when_nothing_else_would_see_them() -> None:
+    """`log_access` writes the JSON line straight into the gateway's handler, in the shape the
+    formatter gives every other line; once another handler listens (a log capture), the line
+    goes through `logging` so that handler sees it too."""
+    from gateway.infra.logs import ACCESS_LOGGER, log_access
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = CountingStream()
+    handler = BatchedStreamHandler(stream, interval_s=0.05)
+    handler.setFormatter(JsonFormatter())
+    seen: list[logging.LogRecord] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    async def burst() -> tuple[str, str]:
+        for i in range(3):
+            log_access({"status": 200, "n": i})
+        logging.getLogger(ACCESS_LOGGER).info("request", extra={"fields": {"status": 200, "n": 3}})
+        held = stream.getvalue()
+        await asyncio.sleep(0.2)
+        return held, stream.getvalue()
+
+    try:
+        root.handlers[:] = [handler]
+        root.setLevel(logging.INFO)
+        held, written = asyncio.run(burst())
+        assert held == ""  # batched like any access line
+        lines = [json.loads(line) for line in written.splitlines()]
+        assert [line["n"] for line in lines] == [0, 1, 2, 3]
+        assert {tuple(sorted(line)) for line in lines[:3]} == {tuple(sorted(lines[3]))}
+        assert lines[0]["logger"] == ACCESS_LOGGER and lines[0]["msg"] == "request"
+        assert not seen
+        root.handlers.append(Capture())
+        log_access({"status": 200, "n": 4})
+        assert [r.fields["n"] for r in seen] == [4]  # type: ignore[attr-defined]
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])

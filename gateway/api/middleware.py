@@ -22,7 +22,7 @@ from typing import Literal, TypedDict
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.infra.logs import ACCESS_LOGGER
+from gateway.infra.logs import ACCESS_LOGGER, log_access
 from gateway.infra.security import is_loopback_host
 from gateway.request.classify import new_request_id
 
@@ -205,21 +205,18 @@ class GatewayMiddleware:
             return
         if not access_log.isEnabledFor(logging.INFO):
             return
-        access_log.info(
-            "request",
-            extra={
-                "fields": {
-                    "request_id": state.get("request_id"),
-                    "caller_request_id": state.get("caller_request_id"),
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "latency_ms": round((time.perf_counter() - start) * 1000, 3),
-                    "experiment": state.get("experiment"),
-                    "variant": state.get("variant"),
-                    "outcome": state.get("outcome", "ok" if status < 400 else "error"),
-                }
-            },
+        log_access(
+            {
+                "request_id": state.get("request_id"),
+                "caller_request_id": state.get("caller_request_id"),
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "latency_ms": round((time.perf_counter() - start) * 1000, 3),
+                "experiment": state.get("experiment"),
+                "variant": state.get("variant"),
+                "outcome": state.get("outcome", "ok" if status < 400 else "error"),
+            }
         )
 
 
