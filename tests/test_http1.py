@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import gzip
 import ssl
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -17,7 +18,13 @@ from aiohttp import web
 
 from gateway.errors import UpstreamError
 from gateway.experiments.config import Price
-from gateway.request.http1 import MAX_RESPONSE_BYTES, HttpError, Origin, encode_headers
+from gateway.request.http1 import (
+    MAX_RESPONSE_BYTES,
+    STALE_WINDOW_S,
+    HttpError,
+    Origin,
+    encode_headers,
+)
 from gateway.request.pricing import Endpoint
 from gateway.request.upstream import UpstreamClient
 
@@ -148,19 +155,31 @@ async def test_an_idle_connection_the_server_dropped_is_replaced_once() -> None:
     assert len(srv.requests) == 3  # the second one was sent twice
 
 
-async def test_a_response_cut_short_fails_and_is_not_sent_again() -> None:
-    async def answer(n: int, request: bytes) -> bytes:
-        if n == 0:
-            return OK
-        return Close(b'HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{"partial')
+async def cut_short(n: int, request: bytes) -> bytes | None:
+    return OK if n == 0 else Close(b'HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{"part')
 
+
+async def dropped_late(n: int, request: bytes) -> bytes | None:
+    if n == 0:
+        return OK
+    await asyncio.sleep(STALE_WINDOW_S + 0.3)
+    return None
+
+
+@pytest.mark.parametrize("answer", [cut_short, dropped_late], ids=["cut-short", "dropped-late"])
+async def test_a_failure_after_the_upstream_may_have_worked_is_not_sent_again(
+    answer: Script,
+) -> None:
+    """A response cut short, or a reused connection dropped without an answer after the
+    stale window: the upstream may have worked (and billed) on the request, so the failure
+    is the caller's."""
     async with raw_server(answer) as srv:
         origin = Origin(srv.url)
         await origin.post("/x", b"1", HEADERS, timeout_s=5)
         with pytest.raises(HttpError, match="closed before the whole response"):
             await origin.post("/x", b"2", HEADERS, timeout_s=5)
         origin.close()
-    assert len(srv.requests) == 2  # the partly answered request was not sent again
+    assert len(srv.requests) == 2
 
 
 async def test_a_timeout_aborts_the_connection_so_the_upstream_sees_it() -> None:
@@ -292,3 +311,158 @@ async def test_tls_with_a_verified_certificate() -> None:
             await untrusting.post("/chat/completions", b"hi", HEADERS, timeout_s=5)
     finally:
         await runner.cleanup()
+
+
+async def test_an_interim_response_is_skipped_and_never_answers_the_next_call() -> None:
+    """103 Early Hints before the answer: the call gets its own 200, and the next call on the
+    same connection gets the next answer, not this one's."""
+
+    async def answer(n: int, request: bytes) -> bytes:
+        body = b'{"n":%d}' % n
+        final = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        return b"HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n\r\n" + final
+
+    async with raw_server(answer) as srv:
+        origin = Origin(srv.url)
+        first = await origin.post("/x", b"", HEADERS, timeout_s=5)
+        second = await origin.post("/x", b"", HEADERS, timeout_s=5)
+        origin.close()
+    assert (first.status, first.body, second.body) == (200, b'{"n":0}', b'{"n":1}')
+    assert srv.connections == 1
+
+
+async def test_an_unrequested_second_response_spoils_the_connection_not_the_next_call() -> None:
+    async def answer(n: int, request: bytes) -> bytes:
+        body = b'{"n":%d}' % n
+        one = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        # a second, unasked-for response, cut mid-body: its tail would prefix the next answer
+        extra = b'HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n{"extra'
+        return one + extra if n == 0 else one
+
+    async with raw_server(answer) as srv:
+        origin = Origin(srv.url)
+        assert (await origin.post("/x", b"", HEADERS, timeout_s=5)).body == b'{"n":0}'
+        assert (await origin.post("/x", b"", HEADERS, timeout_s=5)).body == b'{"n":0}'
+        origin.close()
+    assert srv.connections == 2  # the first connection was dropped, not reused
+
+
+async def test_a_response_without_a_length_ends_with_the_connection() -> None:
+    async def answer(n: int, request: bytes) -> bytes:
+        return Close(b'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"whole":true}')
+
+    async with raw_server(answer) as srv:
+        origin = Origin(srv.url)
+        for _ in range(2):
+            response = await origin.post("/x", b"", HEADERS, timeout_s=5)
+            assert (response.status, response.body) == (200, b'{"whole":true}')
+        origin.close()
+    assert srv.connections == 2
+
+
+async def test_a_closed_origin_fails_calls_in_flight_and_starts_no_more() -> None:
+    release, arrived = asyncio.Event(), asyncio.Event()
+
+    async def slow(n: int, request: bytes) -> bytes:
+        arrived.set()
+        await release.wait()
+        return OK
+
+    async with raw_server(slow) as srv:
+        origin = Origin(srv.url)
+        call = asyncio.ensure_future(origin.post("/x", b"", HEADERS, timeout_s=5))
+        await asyncio.wait_for(arrived.wait(), 5)
+        origin.close()
+        with pytest.raises(HttpError):
+            await call
+        with pytest.raises(HttpError, match="closed"):
+            await origin.post("/x", b"", HEADERS, timeout_s=5)
+        release.set()
+    assert len(srv.requests) == 1 and srv.connections == 1
+
+
+async def test_an_endless_response_head_is_cut_off() -> None:
+    async def answer(n: int, request: bytes) -> bytes:
+        return b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (4 << 20) + b"\r\nContent-Length: 2\r\n\r\n{}"
+
+    async with raw_server(answer) as srv:
+        origin = Origin(srv.url)
+        with pytest.raises(HttpError, match="head larger"):
+            await origin.post("/x", b"", HEADERS, timeout_s=10)
+        origin.close()
+
+
+async def test_an_error_status_keeps_its_headers_whatever_its_encoding() -> None:
+    async def answer(n: int, request: bytes) -> bytes:
+        head = b"HTTP/1.1 429 Too Many\r\nRetry-After: 7\r\nContent-Encoding: br\r\n"
+        return head + b"Content-Length: 2\r\n\r\nxx"
+
+    async with raw_server(answer) as srv:
+        origin = Origin(srv.url)
+        response = await origin.post("/x", b"", HEADERS, timeout_s=5)
+        origin.close()
+    assert (response.status, response.headers["retry-after"]) == (429, "7")
+
+
+async def test_a_protocol_switch_is_an_http_error() -> None:
+    async def answer(n: int, request: bytes) -> bytes:
+        return (
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+        )
+
+    async with raw_server(answer) as srv:
+        origin = Origin(srv.url)
+        with pytest.raises(HttpError, match="switched protocols"):
+            await origin.post("/x", b"", HEADERS, timeout_s=5)
+        origin.close()
+
+
+def test_an_origin_serves_a_second_event_loop() -> None:
+    """The pool belongs to the loop that made it: on another loop, the connections the first
+    one kept (open: the server runs in its own thread) are aborted on their own loop, not
+    used (that loop is not running, so nothing would read their answers)."""
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    started = threading.Event()
+    stop: list[Callable[[], object]] = []
+    port: list[int] = []
+
+    def serve() -> None:
+        async def main() -> None:
+            app = web.Application()
+            app.router.add_post("/v1/x", ok)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            port.append(runner.addresses[0][1])
+            done = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            stop.append(lambda: loop.call_soon_threadsafe(done.set))
+            started.set()
+            await done.wait()
+            await runner.cleanup()
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    origin = Origin(f"http://127.0.0.1:{port[0]}/v1")
+
+    async def call() -> int:
+        return (await origin.post("/x", b"", HEADERS, timeout_s=3)).status
+
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        assert first.run_until_complete(call()) == 200
+        assert second.run_until_complete(call()) == 200
+        first.run_until_complete(asyncio.sleep(0.05))  # runs the abort it was handed
+        origin.close()
+        second.run_until_complete(asyncio.sleep(0.05))
+    finally:
+        first.close()
+        second.close()
+        stop[0]()
+        thread.join(10)

@@ -9,14 +9,18 @@ and stops generating. There are no redirects, cookies, proxies or content negoti
 gateway talks to OpenAI-compatible APIs that use none of them. A gzip or deflate body is still
 decoded, and a response is refused past `MAX_RESPONSE_BYTES`.
 
-A request that fails on a reused connection before any byte of its response arrived (the
-server closed the idle connection as the request went out) is sent once more on a new
-connection; any other failure is the caller's to handle.
+A request that fails on a reused connection within half a second of the send, before any
+byte of its answer arrived (the server closed the idle connection as the request went out),
+is sent once more on a new connection; any other failure is the caller's to handle, as a
+later one may follow work the upstream did and bills. Interim responses (1xx) are skipped; a
+response without a length ends when the server closes the connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import ssl
 import zlib
 from dataclasses import dataclass
@@ -28,9 +32,14 @@ import httptools
 __all__ = ["MAX_RESPONSE_BYTES", "HttpError", "HttpResponse", "Origin", "encode_headers"]
 
 MAX_RESPONSE_BYTES = 16 << 20
-IDLE_TIMEOUT_S = 30.0
-"""A connection idle for longer is closed rather than reused."""
+MAX_HEAD_BYTES = 64 << 10
 MAX_HEADERS = 128
+IDLE_TIMEOUT_S = 15.0
+"""A connection idle for longer (or longer than the server's `Keep-Alive: timeout` less a
+second) is closed rather than reused."""
+STALE_WINDOW_S = 0.5
+"""A reused connection that fails this soon after the send, without a byte of answer, was
+closed by the server while idle: the request is sent once more (see `Origin._stale`)."""
 
 _ssl_context: ssl.SSLContext | None = None
 
@@ -65,12 +74,19 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[HttpResponse] | None = None
         self.headers: dict[str, str] = {}
+        self.head_bytes = 0
+        self.head_done = False
+        self.until_close = False
+        """The response has no length: its body ends when the server closes."""
         self.chunks: list[bytes] = []
         self.size = 0
         self.received = False
         """Whether any byte of the current response arrived."""
+        self.sent_at = 0.0
         self.closed = False
         self.idle_since = 0.0
+        self.keep_alive_s: float | None = None
+        """The server's `Keep-Alive: timeout=N`, when it gave one."""
 
     # asyncio.Protocol
 
@@ -82,8 +98,15 @@ class _Connection(asyncio.Protocol):
             self.abort()
             return
         self.received = True
+        if not self.head_done:  # the head is at least what came before this read
+            if self.head_bytes > MAX_HEAD_BYTES:
+                self._fail(HttpError(f"response head larger than {MAX_HEAD_BYTES} bytes"))
+                return
+            self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(HttpError("the server switched protocols"))
         except httptools.HttpParserError as exc:  # a callback's HttpError comes wrapped
             cause = exc.__context__
             self._fail(
@@ -94,16 +117,41 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(HttpError("connection closed before the whole response"))
-        self.waiter = None
+        waiter, self.waiter = self.waiter, None
+        if waiter is None or waiter.done():
+            return
+        if exc is None and self.head_done and self.until_close:  # the close ends the body
+            waiter.set_result(self._response())
+        else:
+            waiter.set_exception(HttpError("connection closed before the whole response"))
 
     # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        if self.waiter is None:  # a second response to one request
+            raise HttpError("unrequested response")
+        self.headers, self.chunks, self.size = {}, [], 0
+        self.head_done = self.until_close = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(self.headers) >= MAX_HEADERS:
             raise HttpError("too many response headers")
         self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self.head_done = True
+        status = self.parser.get_status_code()
+        self.until_close = (
+            status >= 200
+            and status not in (204, 304)
+            and "content-length" not in self.headers
+            and "chunked" not in self.headers.get("transfer-encoding", "").lower()
+        )
+        keep_alive = self.headers.get("keep-alive", "")
+        for part in keep_alive.split(","):
+            name, _, value = part.strip().partition("=")
+            if name.lower() == "timeout" and value.strip().isdigit():
+                self.keep_alive_s = float(value)
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
@@ -112,24 +160,40 @@ class _Connection(asyncio.Protocol):
         self.chunks.append(body)
 
     def on_message_complete(self) -> None:
+        if 100 <= self.parser.get_status_code() < 200:
+            return  # an interim response (100 Continue, 103 Early Hints): the answer follows
         waiter, self.waiter = self.waiter, None
-        response = HttpResponse(self.parser.get_status_code(), self.headers, b"".join(self.chunks))
-        keep = self.parser.should_keep_alive()
-        self.headers, self.chunks, self.size = {}, [], 0
-        if not keep:
+        response = self._response()
+        if not self.parser.should_keep_alive():
             self.close()
         if waiter is not None and not waiter.done():
             waiter.set_result(response)
+
+    def _response(self) -> HttpResponse:
+        return HttpResponse(self.parser.get_status_code(), self.headers, b"".join(self.chunks))
 
     # the client's side
 
     def send(self, request: bytes) -> asyncio.Future[HttpResponse]:
         if self.transport is None or self.waiter is not None:
             raise HttpError("connection not ready")
-        self.waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.waiter = loop.create_future()
         self.received = False
+        self.head_bytes = 0
+        self.sent_at = loop.time()
         self.transport.write(request)
         return self.waiter
+
+    def reusable(self, now: float, idle_timeout_s: float) -> bool:
+        """Open, idle for less than `idle_timeout_s` and less than the server's own
+        keep-alive timeout (less a second)."""
+        if self.closed or self.transport is None or self.transport.is_closing():
+            return False
+        limit = idle_timeout_s
+        if self.keep_alive_s is not None:
+            limit = min(limit, self.keep_alive_s - 1.0)
+        return now - self.idle_since < limit
 
     def _fail(self, exc: HttpError) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -141,6 +205,21 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+    def leave(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Drop a connection of another event loop: aborted on that loop when it is still
+        open, else shut down (the peer sees it close; the descriptor goes with the
+        transport)."""
+        self.closed = True
+        if self.transport is None:
+            return
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.transport.abort)
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def abort(self) -> None:
         self.closed = True
@@ -185,10 +264,14 @@ class Origin:
         self._host_line = f"Host: {host if default_port else f'{host}:{self.port}'}\r\n".encode()
         self._ssl = ssl_context
         self._starts: dict[str, bytes] = {}
+        self.limit = limit
+        self.idle_timeout_s = idle_timeout_s
+        self._closed = False
+        # the pool belongs to one event loop (connections and the semaphore are bound to it)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: list[_Connection] = []
         self._busy: set[_Connection] = set()
         self._slots = asyncio.Semaphore(limit)
-        self.idle_timeout_s = idle_timeout_s
 
     async def post(
         self, path: str, body: bytes, headers: bytes, *, timeout_s: float
@@ -203,16 +286,37 @@ class Origin:
             start = f"POST {self.path}{path} HTTP/1.1\r\n".encode() + self._host_line
             self._starts[path] = start
         request = b"".join((start, headers, b"Content-Length: %d\r\n\r\n" % len(body), body))
+        self._bind()
         async with asyncio.timeout(timeout_s), self._slots:
             conn = self._reuse()
             if conn is not None:
                 try:
                     return await self._exchange(conn, request)
                 except HttpError:
-                    if conn.received:
+                    if not self._stale(conn):
                         raise
-                    # closed by the server as it went out: once more, on a new connection
             return await self._exchange(await self._connect(), request)
+
+    def _bind(self) -> None:
+        if self._closed:
+            raise HttpError("the client is closed")
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # first use, or a new event loop: the old pool is unusable
+            old, self._loop = self._loop, loop
+            for conn in [*self._idle, *self._busy]:
+                conn.leave(old)
+            self._idle, self._busy = [], set()
+            self._slots = asyncio.Semaphore(self.limit)
+
+    @staticmethod
+    def _stale(conn: _Connection) -> bool:
+        """A reused connection that failed as if the server had closed it while it was idle:
+        not a byte of answer, within `STALE_WINDOW_S` of the send. The request is then sent
+        once more on a new connection; a failure later on might follow work the server did
+        (and bills), so it is the caller's."""
+        if conn.received:
+            return False
+        return asyncio.get_running_loop().time() - conn.sent_at < STALE_WINDOW_S
 
     async def _exchange(self, conn: _Connection, request: bytes) -> HttpResponse:
         self._busy.add(conn)
@@ -223,7 +327,9 @@ class Origin:
             raise
         finally:
             self._busy.discard(conn)
-        if not conn.closed:
+        if self._closed:
+            conn.close()
+        elif not conn.closed:
             conn.idle_since = asyncio.get_running_loop().time()
             self._idle.append(conn)
         return _decoded(response)
@@ -232,7 +338,7 @@ class Origin:
         now = asyncio.get_running_loop().time()
         while self._idle:
             conn = self._idle.pop()  # the most recently used: the least likely to be stale
-            if not conn.closed and now - conn.idle_since < self.idle_timeout_s:
+            if conn.reusable(now, self.idle_timeout_s):
                 return conn
             conn.close()
         return None
@@ -249,18 +355,26 @@ class Origin:
                 _, conn = await loop.create_connection(_Connection, self.host, self.port)
         except (OSError, ssl.SSLError) as exc:
             raise HttpError(f"cannot connect ({type(exc).__name__})") from None
+        if self._closed:
+            conn.abort()
+            raise HttpError("the client is closed")
         return conn
 
     def close(self) -> None:
-        """Close every connection; calls in flight fail."""
+        """Close every connection; calls in flight fail and none is started again."""
+        self._closed = True
+        if self._loop is None or self._loop.is_closed():
+            return
         for conn in [*self._idle, *self._busy]:
             conn.abort()
         self._idle.clear()
 
 
 def _decoded(response: HttpResponse) -> HttpResponse:
+    """The response with its gzip or deflate body decoded; an error status is returned as it
+    is (its body is not read, and its status and headers must reach the caller)."""
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    if encoding in ("identity", ""):
+    if encoding in ("identity", "") or response.status >= 300:
         return response
     if encoding not in ("gzip", "deflate"):
         raise HttpError(f"unsupported content-encoding {encoding!r}")
