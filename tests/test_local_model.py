@@ -747,3 +747,16 @@ def test_bench_writes_the_measured_block(tmp_path: Path) -> None:
         "Italian",
         "Japanese",
     }
+
+
+def test_signals_of_mixed_scripts_come_in_reading_order() -> None:
+    """Latin-script and Japanese patterns are searched apart (the Japanese ones only in text
+    with Japanese script): their spans still come back merged in reading order."""
+    from gateway.local.signals import signal_spans
+
+    text = "I was charged twice! ログインできない。 The app crashes, 写真が消えた"
+    spans = signal_spans(text)
+    kinds = list(dict.fromkeys(kind for kind, _, _ in spans))
+    assert kinds == ["money_lost", "lockout", "crash", "data_loss"]
+    assert [start for _, start, _ in spans] == sorted(start for _, start, _ in spans)
+    assert all(text[start:end].strip() for _, start, end in spans)
