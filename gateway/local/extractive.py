@@ -392,7 +392,7 @@ def _runs(text: str) -> list[list[tuple[str, str, int]]]:
         run: list[tuple[str, str, int]] = []
         for m in _WORD_RE.finditer(chunk):
             raw = m.group()
-            if _CJK_RE.search(raw):
+            if not raw.isascii() and _CJK_RE.search(raw):
                 if run:
                     runs.append(run)
                     run = []
@@ -683,10 +683,9 @@ def _pick_sentence(text: str, sentences: list[str], signal_at: int | None) -> st
     if questions:
         return questions[0]
 
-    def content(s: str) -> int:
-        return sum(_is_content(_norm(w)) for w in _WORD_RE.findall(s))
-
-    return max(sentences, key=lambda s: (content(s) >= 2, content(s), -sentences.index(s)))
+    counts = [sum(_is_content(_norm(w)) for w in _WORD_RE.findall(s)) for s in sentences]
+    best = max(range(len(sentences)), key=lambda i: (counts[i] >= 2, counts[i], -i))
+    return sentences[best]
 
 
 def _statement(clause: str, category: str | None) -> tuple[str, str]:
