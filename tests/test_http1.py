@@ -9,8 +9,9 @@ import contextlib
 import gzip
 import ssl
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import trustme
@@ -466,3 +467,21 @@ def test_an_origin_serves_a_second_event_loop() -> None:
         second.close()
         stop[0]()
         thread.join(10)
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        test_tls_with_a_verified_certificate,
+        test_a_timeout_aborts_the_connection_so_the_upstream_sees_it,
+        test_an_interim_response_is_skipped_and_never_answers_the_next_call,
+        test_a_closed_origin_fails_calls_in_flight_and_starts_no_more,
+        test_an_idle_connection_the_server_dropped_is_replaced_once,
+    ],
+    ids=lambda f: f.__name__.removeprefix("test_"),
+)
+def test_on_uvloop(check: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """The gateway serves on uvloop, whose transports (TLS above all) are its own."""
+    import uvloop
+
+    uvloop.run(check())
