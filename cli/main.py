@@ -85,7 +85,7 @@ def _launch_embedded_redis(settings: Settings) -> EmbeddedRedis | None:
     def stop_then_die(signum: int, frame: object) -> None:
         # before uvicorn's own handlers are in place (and when it re-raises the signal after
         # its graceful shutdown): stop the server, then end as the signal would have
-        embedded.stop()
+        embedded.stop(compact=False)  # at once: the process is going
         signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)
 

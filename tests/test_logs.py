@@ -147,6 +147,21 @@ def test_access_lines_skip_the_log_record_only_when_nothing_else_would_see_them(
         root.handlers.append(Capture())
         log_access({"status": 200, "n": 4})
         assert [r.fields["n"] for r in seen] == [4]  # type: ignore[attr-defined]
+        root.handlers[:] = [handler]
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        log_access({"status": 200, "n": 5})  # a plain-text setup gets its plain line
+        handler.flush()
+        assert stream.getvalue().endswith("INFO request\n")
+        handler.setFormatter(JsonFormatter())
+        parent = logging.getLogger(ACCESS_LOGGER.rpartition(".")[0])
+        parent.propagate = False  # the line goes nowhere now, as logging would have it
+        try:
+            before = stream.getvalue()
+            log_access({"status": 200, "n": 6})
+            handler.flush()
+            assert stream.getvalue() == before
+        finally:
+            parent.propagate = True
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])

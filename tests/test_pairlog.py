@@ -392,6 +392,23 @@ def test_a_clean_stop_compacts_the_aof_into_a_snapshot(tmp: Path) -> None:
         server.stop()
 
 
+def test_compaction_of_a_server_that_does_not_answer_gives_up_in_time(tmp: Path) -> None:
+    """A stop must not hang on a frozen server: the client's own retries once made one
+    `compact_aof` take 26 s; the deadline now bounds it."""
+    server = EmbeddedRedis(tmp / "redis", port=free_port(), compact_min_bytes=0)
+    server.start()
+    pid = server.pid
+    assert pid is not None
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        began = time.monotonic()
+        assert server.compact_aof(timeout_s=1.0) is False
+        assert time.monotonic() - began < 3.0
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        server.stop()
+
+
 def test_embedded_redis_is_restarted_then_given_up_on(tmp: Path) -> None:
     """Supervision: a kill -9 is followed by a restart (the dead child reaped); when the
     server cannot start again (its port taken), it gives up after N tries and says so."""

