@@ -68,12 +68,29 @@ def test_shipped_routes_files_are_valid() -> None:
         ),
         ({"bogus": 1}, "experiments[0].variants[0].bogus: Extra inputs are not permitted"),
         ({"timeout_s": 0}, "experiments[0].variants[0].timeout_s"),
+        (
+            {"model": "openai/x", "api_base": "ftp://h/v1"},
+            "api_base: Value error, must be an http:// or https:// URL with a host",
+        ),
+        (
+            {"model": "openai/x", "api_base": "https://user:sk-secret@h/v1"},
+            "api_base: Value error, must not hold credentials",
+        ),
+        (
+            {"model": "openai/x", "api_base": "https://h/v1?api-version=1"},
+            "api_base: Value error, must not hold a query",
+        ),
+        ({"model": "openai/x", "api_base": "https://h:port/v1"}, "api_base: Value error"),
+        ({"model": "openai/x", "api_base": "https://h/v1 x"}, "api_base: Value error"),
     ],
 )
 def test_bad_variant_is_named(patch: dict[str, object], message: str) -> None:
     variant = {"name": "a", "model": "local", "weight": 1.0, **patch}
-    with pytest.raises(RoutesFileError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(
+        RoutesFileError, match=message.replace("[", r"\[").replace("]", r"\]")
+    ) as err:
         parse_routes({"experiments": [{"name": "x", "salt": "s", "variants": [variant]}]})
+    assert "sk-secret" not in str(err.value)
 
 
 def test_unknown_fallback_and_shadow_are_named() -> None:

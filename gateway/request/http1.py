@@ -255,6 +255,8 @@ class Origin:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
         if any(c.isspace() or ord(c) < 32 for c in base_url):
             raise ValueError(f"URL holds white space or control characters: {base_url!r}")
+        if parts.username is not None or parts.query:  # never sent: refused, not dropped
+            raise ValueError("URL holds credentials or a query")
         self.host = parts.hostname
         self.tls = parts.scheme == "https"
         self.port = parts.port or (443 if self.tls else 80)
