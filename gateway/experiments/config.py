@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -21,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.request.http1 import split_base_url
 from gateway.request.triage import DEFAULT_TAXONOMY, Taxonomy
 
 DEFAULT_ROUTES_PATH = Path(__file__).parents[1] / "routes.default.yaml"
@@ -88,20 +88,9 @@ class Variant(BaseModel):
     @field_validator("api_base")
     @classmethod
     def _http_base(cls, value: str | None) -> str | None:
-        """An http(s) URL the upstream client can call: a host, no credentials (a key goes
-        by name in `api_key`), no query or fragment (the request path is appended)."""
-        if value is None:
-            return value
-        if any(c.isspace() or ord(c) < 32 for c in value):
-            raise ValueError("must not hold white space or control characters")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
-        if parts.username is not None or parts.password is not None:
-            raise ValueError("must not hold credentials: name the provider key in `api_key`")
-        if parts.query or parts.fragment:
-            raise ValueError("must not hold a query or a fragment")
-        _ = parts.port  # a port that is not a number raises ValueError
+        """A URL the upstream client can call (`gateway.request.http1.split_base_url`)."""
+        if value is not None:
+            split_base_url(value)
         return value
 
     @model_validator(mode="after")

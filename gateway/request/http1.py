@@ -25,11 +25,18 @@ import ssl
 import zlib
 from dataclasses import dataclass
 from typing import cast
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import httptools
 
-__all__ = ["MAX_RESPONSE_BYTES", "HttpError", "HttpResponse", "Origin", "encode_headers"]
+__all__ = [
+    "MAX_RESPONSE_BYTES",
+    "HttpError",
+    "HttpResponse",
+    "Origin",
+    "encode_headers",
+    "split_base_url",
+]
 
 MAX_RESPONSE_BYTES = 16 << 20
 MAX_HEAD_BYTES = 64 << 10
@@ -227,6 +234,23 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()
 
 
+def split_base_url(url: str) -> SplitResult:
+    """`url` split, when a client can call it: http(s) with a host, no white space or control
+    characters, no credentials (never sent: a key goes in a header) and no query or fragment
+    (the request path is appended); else ValueError, whose message does not repeat the URL."""
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        raise ValueError("must not hold white space or control characters")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not hold credentials: name the provider key in `api_key`")
+    if parts.query or parts.fragment:
+        raise ValueError("must not hold a query or a fragment")
+    _ = parts.port  # a port that is not a number raises ValueError
+    return parts
+
+
 def encode_headers(headers: dict[str, str]) -> bytes:
     """The header lines of a request (`Origin.post` adds Host and Content-Length); a name or
     value that could split the request (CR, LF, NUL; a colon in a name) is refused."""
@@ -250,13 +274,8 @@ class Origin:
         idle_timeout_s: float = IDLE_TIMEOUT_S,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {base_url!r}")
-        if any(c.isspace() or ord(c) < 32 for c in base_url):
-            raise ValueError(f"URL holds white space or control characters: {base_url!r}")
-        if parts.username is not None or parts.query:  # never sent: refused, not dropped
-            raise ValueError("URL holds credentials or a query")
+        parts = split_base_url(base_url)
+        assert parts.hostname is not None
         self.host = parts.hostname
         self.tls = parts.scheme == "https"
         self.port = parts.port or (443 if self.tls else 80)
