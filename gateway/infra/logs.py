@@ -62,32 +62,27 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
         except Exception:
             self.handleError(record)
             return
-        self._lines.append(line)
-        if (
-            record.name not in self.batched
-            or record.levelno >= logging.WARNING
-            or len(self._lines) >= self.max_lines
-        ):
-            self._write()
-            return
-        if len(self._lines) == 1:
-            try:
-                asyncio.get_running_loop().call_later(self.interval_s, self.flush)
-            except RuntimeError:  # no event loop in this thread: write now
-                self._write()
+        self._queue(
+            line, at_once=record.name not in self.batched or record.levelno >= logging.WARNING
+        )
 
     def add_line(self, line: str) -> None:
         """Queue a line formatted already, as `emit` queues a batched INFO line (`log_access`
         writes the access log this way, without a `LogRecord` per request)."""
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
-            self._lines.append(line)
-            if len(self._lines) >= self.max_lines:
+            self._queue(line, at_once=False)
+
+    def _queue(self, line: str, *, at_once: bool) -> None:
+        """Add `line`; write now when `at_once`, the batch is full or no loop runs here, else
+        once the interval has passed (called under self.lock)."""
+        self._lines.append(line)
+        if at_once or len(self._lines) >= self.max_lines:
+            self._write()
+        elif len(self._lines) == 1:
+            try:
+                asyncio.get_running_loop().call_later(self.interval_s, self.flush)
+            except RuntimeError:  # no event loop in this thread: write now
                 self._write()
-            elif len(self._lines) == 1:
-                try:
-                    asyncio.get_running_loop().call_later(self.interval_s, self.flush)
-                except RuntimeError:  # no event loop in this thread: write now
-                    self._write()
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__

@@ -27,7 +27,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from gateway.local.signals import apply_signals, signal_spans
+from gateway.local.signals import JAPANESE_SCRIPT, apply_signals, signal_spans
 from gateway.request.triage import SUMMARY_MAX_CHARS, TOPIC_MAX_CHARS, Triage
 
 __all__ = [
@@ -311,7 +311,6 @@ _LANG_HINTS: dict[str, frozenset[str]] = {
 }
 
 _WORD_RE = re.compile(r"[^\W\d_](?:[\w'’-]*\w)?")
-_CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff66-\uff9f]")
 _CJK_CONTENT_RE = re.compile(r"[\u30a0-\u30ff\u3400-\u9fff\uff66-\uff9fー]{2,}")
 _CHUNK_SPLIT_RE = re.compile(r"[.,;:!?…()\[\]\"“”«»/|+&–—\n]+|\s-\s")
 # A newline run is matched from its first whitespace only ((?<!\s)): the plain `\s*[\r\n]+\s*`
@@ -328,7 +327,7 @@ def default_topic(category: str) -> str:
 def detect_language(text: str) -> str:
     """ "English", "Japanese", or one of German/Spanish/French/Portuguese/Italian by function
     words; English when nothing else scores."""
-    if _CJK_RE.search(text):
+    if JAPANESE_SCRIPT.search(text):
         return "Japanese"
     words = [w.lower() for w in _WORD_RE.findall(text)]
     if not words:
@@ -392,7 +391,7 @@ def _runs(text: str) -> list[list[tuple[str, str, int]]]:
         run: list[tuple[str, str, int]] = []
         for m in _WORD_RE.finditer(chunk):
             raw = m.group()
-            if not raw.isascii() and _CJK_RE.search(raw):
+            if not raw.isascii() and JAPANESE_SCRIPT.search(raw):
                 if run:
                     runs.append(run)
                     run = []

@@ -355,7 +355,8 @@ def _alternations() -> tuple[re.Pattern[str], re.Pattern[str]]:
 
 
 _LATIN, _JAPANESE = _alternations()
-_JAPANESE_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff66-\uff9f]")
+JAPANESE_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff66-\uff9f]")
+"""Kana, CJK ideographs and half-width katakana: text with none of them is not Japanese."""
 
 _NEGATION_RE = re.compile(_NEGATION + r"(?:\W+\w+){0,2}\W*$")
 _NEGATED_AFTER_RE = re.compile(r"\s*(?:nie|nicht|nimmer|never)\b")
@@ -369,15 +370,13 @@ def signal_spans(text: str) -> list[tuple[str, int, int]]:
     charge), so the search resumes just after each match's start, not at its end. At most
     one match starts at a position (the Latin-script patterns' when both match there)."""
     low = text.lower()
-    found = (
-        {start: match for start, match in _starts(_JAPANESE, low)}
-        if (not low.isascii() and _JAPANESE_SCRIPT.search(low))
-        else {}
-    )
-    found.update(_starts(_LATIN, low))
+    matches = _starts(_LATIN, low)  # in reading order
+    if not low.isascii() and JAPANESE_SCRIPT.search(low):
+        found = dict(_starts(_JAPANESE, low))
+        found.update(matches)
+        matches = sorted(found.items())
     out: list[tuple[str, int, int]] = []
-    for start in sorted(found):
-        match = found[start]
+    for start, match in matches:
         end = match.end()
         if _NEGATION_RE.search(low, max(0, start - 30), start) or _NEGATED_AFTER_RE.match(
             low, end, end + 12
