@@ -133,9 +133,18 @@ def card_file(path: Path, card: Mapping[str, object], key: str, default: str) ->
     """The file a model card names under `key` (else `default`), inside the model directory:
     a plain file name, never a path."""
     name = str(card.get(key) or default)
-    if not name or "/" in name or "\\" in name or name in (".", ".."):
+    if "/" in name or "\\" in name or name in (".", ".."):
         raise LocalModelError(f"{path}: {key} must be a file name in the model directory")
     return path / name
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray[Any, Any]]:
+    """Every array of an `.npz` file, pickles refused. The file is opened here: `np.load`
+    leaves its own handle open when the zip is corrupt."""
+    import numpy
+
+    with path.open("rb") as fh, numpy.load(fh, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
 
 
 def load_versioned(

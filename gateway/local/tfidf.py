@@ -46,6 +46,7 @@ from gateway.local.loader import (
     LocalModel,
     LocalModelError,
     card_file,
+    load_npz,
     read_model_card,
     register_format,
 )
@@ -309,9 +310,7 @@ def load_tfidf(path: Path) -> LocalModel:
     weights_path = card_file(path, card, "weights_file", WEIGHTS_FILE)
     try:
         vocabulary = json.loads(vocab_path.read_text(encoding="utf-8"))
-        # opened here: np.load leaves its own handle open when the zip is corrupt
-        with weights_path.open("rb") as fh, np.load(fh, allow_pickle=False) as npz:
-            weights = {k: npz[k] for k in npz.files}
+        weights = load_npz(weights_path)
     except FileNotFoundError as exc:
         raise LocalModelError(f"{exc.filename} not found") from exc
     except (OSError, ValueError, zipfile.BadZipFile) as exc:

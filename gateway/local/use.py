@@ -37,6 +37,7 @@ from gateway.local.loader import (
     LocalModel,
     LocalModelError,
     card_file,
+    load_npz,
     load_versioned,
     register_format,
 )
@@ -93,9 +94,7 @@ class UseLinearModel(ArgmaxPredictor):
         if len(self.categories) < 2 or len(self.urgencies) < 2:
             raise LocalModelError(f"{path}: the card needs two or more categories and urgencies")
         weights_file = card_file(path, card, "weights_file", "weights.npz")
-        # opened here: np.load leaves its own handle open when the zip is corrupt
-        with weights_file.open("rb") as fh, np.load(fh, allow_pickle=False) as npz:
-            arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in npz.files}
+        arrays = {k: np.asarray(v, dtype=np.float64) for k, v in load_npz(weights_file).items()}
         self._heads: dict[str, tuple[Floats, Floats]] = {}
         for head, classes in (("category", self.categories), ("urgency", self.urgencies)):
             coef, intercept = arrays[f"{head}_coef"], arrays[f"{head}_intercept"].ravel()
