@@ -155,11 +155,18 @@ def _aof_fingerprint(data_dir: Path) -> list[list[object]]:
     return out
 
 
+def _write_json(path: Path, value: object) -> None:
+    """Write `value` to `path` whole or not at all (a temporary file, then a rename); a failure
+    leaves the old file."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}")
+    with contextlib.suppress(OSError):
+        tmp.write_text(json.dumps(value))
+        tmp.replace(path)
+
+
 def _record_clean_stop(data_dir: Path) -> None:
     with contextlib.suppress(OSError):
-        tmp = data_dir / f"{CLEAN_STOP_FILE}.{os.getpid()}"
-        tmp.write_text(json.dumps({"aof": _aof_fingerprint(data_dir)}))
-        os.replace(tmp, data_dir / CLEAN_STOP_FILE)
+        _write_json(data_dir / CLEAN_STOP_FILE, {"aof": _aof_fingerprint(data_dir)})
 
 
 def _stopped_cleanly(data_dir: Path) -> bool:
@@ -326,10 +333,7 @@ class EmbeddedRedis:
 
     def _write_owner(self, redis_pid: int) -> None:
         info = {"owner": self.owner, "pid": os.getpid(), "redis_pid": redis_pid}
-        tmp = self.data_dir / f"{OWNER_FILE}.{os.getpid()}"
-        with contextlib.suppress(OSError):
-            tmp.write_text(json.dumps(info))
-            tmp.replace(self.data_dir / OWNER_FILE)
+        _write_json(self.data_dir / OWNER_FILE, info)
 
     def _clear_owner(self) -> None:
         path = self.data_dir / OWNER_FILE

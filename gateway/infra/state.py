@@ -7,6 +7,7 @@ without a server), the CLI its Redis clients through `gateway.infra.redis_client
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import Callable
@@ -63,8 +64,8 @@ class GatewayState:
             await self.pairs.close()
         await self.upstream.close()
         await self.redis.aclose()
-        if self.embedded is not None:
-            self.embedded.stop()
+        if self.embedded is not None:  # its AOF compaction may take seconds: off the loop
+            await asyncio.to_thread(self.embedded.stop)
 
 
 def baseline_model_dir(settings: Settings, routes: RoutesConfig) -> Path | None:
