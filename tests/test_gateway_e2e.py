@@ -293,13 +293,12 @@ def _processes_naming(needle: str) -> list[int]:
 def test_a_signal_while_starting_leaves_no_redis_behind(tmp: Path, signum: int) -> None:
     """`serve` launches its embedded Redis before the app's modules load; a SIGTERM or SIGHUP
     then (before uvicorn's handlers are in place) or later stops that server too."""
-    from tests.servers import free_port
+    from tests.servers import clean_env, free_port
 
     data = tmp / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli", "serve", "--port", str(free_port())],
-        env={**env, "GATEWAY_DATA_DIR": str(data)},
+        env=clean_env(GATEWAY_DATA_DIR=str(data)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -51,7 +51,6 @@ class RawServer:
         self.open = 0
         self.most_open = 0
         self.requests: list[bytes] = []
-        self.lost = asyncio.Event()
         self.url = ""
         self.reader: asyncio.StreamReader | None = None
         """The connection being answered (a script may wait on it)."""
@@ -84,7 +83,6 @@ class RawServer:
             pass
         finally:
             self.open -= 1
-            self.lost.set()
             writer.close()
 
 
@@ -187,10 +185,9 @@ async def test_a_timeout_aborts_the_connection_so_the_upstream_sees_it() -> None
     """The upstream, still working on its answer, sees the connection end when the call
     times out (and would stop generating)."""
     seen_gone = asyncio.Event()
-    servers: list[RawServer] = []
 
     async def slow(n: int, request: bytes) -> bytes | None:
-        reader = servers[0].reader
+        reader = srv.reader  # the server below, assigned before any request arrives
         assert reader is not None
         with contextlib.suppress(ConnectionError):
             await reader.read()  # b"" (or a reset) once the client has gone
@@ -198,7 +195,6 @@ async def test_a_timeout_aborts_the_connection_so_the_upstream_sees_it() -> None
         return None
 
     async with raw_server(slow) as srv:
-        servers.append(srv)
         origin = Origin(srv.url)
         with pytest.raises(TimeoutError):
             await origin.post("/x", b"", HEADERS, timeout_s=0.2)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from gateway.experiments.model_registry import ModelRecord
 from gateway.local.ensemble import EnsembleModel, pool
 from gateway.local.loader import LocalModelError, ScoringModel, load_local_model
 from gateway.local.use import UseLinearModel, embed
-from tests.servers import run_gateway
+from tests.servers import healthz_waits, put_experiment, run_gateway
 from training.ensemble import _softmax_head, multilingual_available
 from training.local import train_local_examples
 from training.seed import load_seed_records, records_to_examples, template_split
@@ -195,7 +197,7 @@ def test_truncated_weights_are_a_clear_error(trained: Path, tmp_path: Path) -> N
     out, _ = _copy(trained, tmp_path)
     for member in ("use", "tfidf"):
         weights = out / member / "weights.npz"
-        weights.write_bytes(weights.read_bytes()[:1000])
+        os.truncate(weights, 1000)
         with pytest.raises(LocalModelError, match=r"not a usable|unreadable"):
             load_local_model(out / member)
 
@@ -289,10 +291,6 @@ def test_deploying_a_local_variant_does_not_stall_the_event_loop(
 ) -> None:
     """The admin API adds a `local` variant whose model takes a while to load (the encoder's
     weights, loaded once per process): /healthz keeps answering meanwhile."""
-    import time
-
-    from tests.servers import healthz_waits, put_experiment
-
     routes = {
         "experiments": [
             {

