@@ -760,3 +760,31 @@ def test_signals_of_mixed_scripts_come_in_reading_order() -> None:
     assert kinds == ["money_lost", "lockout", "crash", "data_loss"]
     assert [start for _, start, _ in spans] == sorted(start for _, start, _ in spans)
     assert all(text[start:end].strip() for _, start, end in spans)
+
+
+def test_word_caches_are_bounded_and_change_no_answer(
+    baseline_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The char n-gram columns and the topic's word verdicts are kept per word: a cold model
+    and a warm one answer alike, the caches never pass their bound, and a long word (a hostile
+    review's) is not kept."""
+    from gateway.local import extractive, tfidf
+
+    texts = [e.text for e in load_seed_examples()[:300]]
+    texts.append("crash " + "x" * 5_000 + " after the update")
+    monkeypatch.setattr(extractive, "_TOKENS_MAX", 1)
+    cold = [load_tfidf(baseline_dir).predict(t) for t in texts]  # a fresh model per review
+    monkeypatch.setattr(tfidf, "CACHED_WORDS", 64)
+    monkeypatch.setattr(extractive, "_TOKENS_MAX", 64)
+    warm_model = load_tfidf(baseline_dir)
+    assert isinstance(warm_model, TfidfLinearModel)
+    counters = [
+        v._count for v in warm_model._vectorizers if isinstance(v._count, tfidf._CharWbCounter)
+    ]
+    assert len(counters) == 1
+    for _ in range(2):
+        assert [warm_model.predict(t) for t in texts] == cold
+        assert 0 < len(counters[0].words) <= 64
+        assert 0 < len(extractive._TOKENS) <= 64
+    assert max(map(len, counters[0].words)) <= tfidf.CACHED_WORD_CHARS
+    assert max(map(len, extractive._TOKENS)) <= extractive._TOKEN_CACHED_CHARS

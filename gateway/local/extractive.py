@@ -383,6 +383,27 @@ def _is_content(word: str) -> bool:
     return not (word.endswith("ed") and len(word) > 4 and not word.endswith("eed"))
 
 
+# A review's words repeat across reviews (Zipf), and normalising and testing one costs more
+# than a dict lookup: the verdicts are kept, bounded in entries and word length, and emptied
+# when full (a dict is safe to share between threads under the GIL).
+_TOKENS: dict[str, tuple[str, bool]] = {}
+_TOKENS_MAX = 16_384
+_TOKEN_CACHED_CHARS = 32
+
+
+def _token(raw: str) -> tuple[str, bool]:
+    """(normalised, is a content word) of a word as written."""
+    hit = _TOKENS.get(raw)
+    if hit is None:
+        word = _norm(raw)
+        hit = (word, _is_content(word))
+        if len(raw) <= _TOKEN_CACHED_CHARS:
+            if len(_TOKENS) >= _TOKENS_MAX:
+                _TOKENS.clear()
+            _TOKENS[raw] = hit
+    return hit
+
+
 def _runs(text: str) -> list[list[tuple[str, str, int]]]:
     """Runs of consecutive content words: [(normalised, as written, position)]."""
     runs: list[list[tuple[str, str, int]]] = []
@@ -398,9 +419,9 @@ def _runs(text: str) -> list[list[tuple[str, str, int]]]:
                 runs += [[(c, c, pos + i)] for i, c in enumerate(_CJK_CONTENT_RE.findall(raw))]
                 pos += 10
                 continue
-            word = _norm(raw)
+            word, content = _token(raw)
             pos += 1
-            if _is_content(word):
+            if content:
                 run.append((word, raw.strip("'’-"), pos))
             elif run:
                 runs.append(run)
@@ -430,9 +451,7 @@ def extract_topic(
     and no signal."""
     runs = _runs(text)
     counts: Counter[str] = Counter(w for run in runs for w, _, _ in run)
-
-    def weight(word: str) -> float:
-        return (1.0 + math.log(counts[word])) * idf.get(word, default_idf)
+    weight = {w: (1.0 + math.log(n)) * idf.get(w, default_idf) for w, n in counts.items()}
 
     best: list[tuple[str, str, int]] = []
     best_score = 0.0
@@ -443,7 +462,7 @@ def extract_topic(
                 if len({w for w, _, _ in window}) < size:
                     continue
                 # longer phrases must earn their words; earlier phrases win ties
-                score = sum(weight(w) for w, _, _ in window) / size**0.45
+                score = sum([weight[w] for w, _, _ in window]) / size**0.45
                 score -= window[0][2] * 1e-6
                 if score > best_score:
                     best, best_score = window, score
@@ -682,7 +701,7 @@ def _pick_sentence(text: str, sentences: list[str], signal_at: int | None) -> st
     if questions:
         return questions[0]
 
-    counts = [sum(_is_content(_norm(w)) for w in _WORD_RE.findall(s)) for s in sentences]
+    counts = [sum(_token(w)[1] for w in _WORD_RE.findall(s)) for s in sentences]
     best = max(range(len(sentences)), key=lambda i: (counts[i] >= 2, counts[i], -i))
     return sentences[best]
 

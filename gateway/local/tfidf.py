@@ -69,6 +69,10 @@ DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 HEADS = ("category", "urgency")
 
 _WHITE_SPACES = re.compile(r"\s\s+")
+CACHED_WORDS = 16_384
+"""Words whose `char_wb` columns a vectoriser keeps (see `_CharWbCounter`)."""
+CACHED_WORD_CHARS = 32
+"""Longer words are not kept."""
 Floats = npt.NDArray[np.float64]
 
 
@@ -84,7 +88,7 @@ class Vectorizer:
     """One TF-IDF vectoriser of the feature union: text -> (column indices, values)."""
 
     __slots__ = (
-        "_analyze",
+        "_count",
         "_lowercase",
         "_norm",
         "_strip",
@@ -99,12 +103,7 @@ class Vectorizer:
         lo, hi = (int(n) for n in spec.get("ngram_range", (1, 1)))
         if not 1 <= lo <= hi:
             raise LocalModelError(f"bad ngram_range {spec.get('ngram_range')!r}")
-        if analyzer == "word":
-            pattern = re.compile(str(spec.get("token_pattern") or DEFAULT_TOKEN_PATTERN))
-            self._analyze: Callable[[str], list[str]] = _word_analyzer(pattern.findall, lo, hi)
-        elif analyzer == "char_wb":
-            self._analyze = _char_wb_analyzer(lo, hi)
-        else:
+        if analyzer not in ("word", "char_wb"):
             raise LocalModelError(f"analyzer {analyzer!r} is not supported (word, char_wb)")
         strip = spec.get("strip_accents")
         if strip not in (None, "unicode"):
@@ -122,6 +121,13 @@ class Vectorizer:
         self.idf = idf
         self.offset = offset
         self.vocabulary: dict[str, int] = {str(t): offset + i for i, t in enumerate(terms)}
+        if analyzer == "word":
+            pattern = re.compile(str(spec.get("token_pattern") or DEFAULT_TOKEN_PATTERN))
+            self._count: Callable[[str], Counter[int]] = _word_counter(
+                pattern.findall, lo, hi, self.vocabulary
+            )
+        else:
+            self._count = _CharWbCounter(lo, hi, self.vocabulary)
 
     def preprocess(self, text: str) -> str:
         if self._lowercase:
@@ -132,18 +138,11 @@ class Vectorizer:
 
     def transform(self, text: str) -> tuple[list[int], Floats]:
         """(global column indices, tf-idf values) of the terms of `text` in the vocabulary."""
-        vocab = self.vocabulary
-        counts = Counter(self._analyze(self.preprocess(text)))
-        cols: list[int] = []
-        tfs: list[float] = []
-        for term, n in counts.items():
-            col = vocab.get(term)
-            if col is not None:
-                cols.append(col)
-                tfs.append(n)
-        if not cols:
-            return cols, np.zeros(0)
-        values = np.asarray(tfs, dtype=np.float64)
+        counts = self._count(self.preprocess(text))
+        if not counts:
+            return [], np.zeros(0)
+        cols = list(counts)
+        values = np.fromiter(counts.values(), dtype=np.float64, count=len(cols))
         if self._sublinear:
             values = np.log(values) + 1.0
         values *= self.idf[np.asarray(cols) - self.offset]
@@ -154,37 +153,61 @@ class Vectorizer:
         return cols, values
 
 
-def _word_analyzer(
-    tokenize: Callable[[str], list[str]], lo: int, hi: int
-) -> Callable[[str], list[str]]:
-    def analyze(doc: str) -> list[str]:
+def _word_counter(
+    tokenize: Callable[[str], list[str]], lo: int, hi: int, vocab: Mapping[str, int]
+) -> Callable[[str], Counter[int]]:
+    """doc -> {column: count} of its word n-grams in `vocab`, in order of first appearance."""
+    get = vocab.get
+
+    def count(doc: str) -> Counter[int]:
         tokens = tokenize(doc)
-        if hi == 1:
-            return tokens
-        out = list(tokens) if lo == 1 else []
+        terms = list(tokens) if lo == 1 else []
         n_tok = len(tokens)
         for n in range(max(lo, 2), min(hi + 1, n_tok + 1)):
-            out += [" ".join(tokens[i : i + n]) for i in range(n_tok - n + 1)]
-        return out
+            terms += [" ".join(tokens[i : i + n]) for i in range(n_tok - n + 1)]
+        return Counter([c for c in map(get, terms) if c is not None])
 
-    return analyze
+    return count
 
 
-def _char_wb_analyzer(lo: int, hi: int) -> Callable[[str], list[str]]:
-    def analyze(doc: str) -> list[str]:
-        out: list[str] = []
-        append = out.append
-        for w in _WHITE_SPACES.sub(" ", doc).split():
-            w = f" {w} "
-            w_len = len(w)
-            for n in range(lo, hi + 1):
-                if w_len <= n:  # a short word counts once, whole
-                    append(w)
-                    break
-                out += [w[i : i + n] for i in range(w_len - n + 1)]
-        return out
+class _CharWbCounter:
+    """doc -> {column: count} of its `char_wb` n-grams in `vocab`, in order of first appearance.
 
-    return analyze
+    `char_wb` n-grams never cross a word boundary, so each word's columns are computed once and
+    kept: review words repeat (Zipf), and a word's columns cost ~40 dict lookups. `words` is
+    bounded in entries and in word length, and emptied when full; a dict is safe to share
+    between threads under the GIL."""
+
+    __slots__ = ("get", "hi", "lo", "words")
+
+    def __init__(self, lo: int, hi: int, vocab: Mapping[str, int]) -> None:
+        self.lo, self.hi, self.get = lo, hi, vocab.get
+        self.words: dict[str, tuple[int, ...]] = {}
+
+    def columns(self, word: str) -> tuple[int, ...]:
+        w = f" {word} "
+        w_len = len(w)
+        grams: list[str] = []
+        for n in range(self.lo, self.hi + 1):
+            if w_len <= n:  # a short word counts once, whole
+                grams.append(w)
+                break
+            grams += [w[i : i + n] for i in range(w_len - n + 1)]
+        return tuple([c for c in map(self.get, grams) if c is not None])
+
+    def __call__(self, doc: str) -> Counter[int]:
+        words = self.words
+        cols: list[int] = []
+        for word in _WHITE_SPACES.sub(" ", doc).split():
+            hit = words.get(word)
+            if hit is None:
+                hit = self.columns(word)
+                if len(word) <= CACHED_WORD_CHARS:
+                    if len(words) >= CACHED_WORDS:
+                        words.clear()
+                    words[word] = hit
+            cols += hit
+        return Counter(cols)
 
 
 class _Head:
