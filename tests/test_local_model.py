@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.local.extractive import extract_summary, extract_topic
+from gateway.local.extractive import detect_language, extract_summary, extract_topic
 from gateway.local.loader import BASELINE_NAME, LocalModel, LocalModelError, load_local_model
 from gateway.local.tfidf import FORMAT, VOCABULARY_FILE, WEIGHTS_FILE, TfidfLinearModel, load_tfidf
 from gateway.request.triage import (
@@ -364,6 +364,28 @@ def test_extract_topic_rules() -> None:
     assert extract_topic("🔥🔥", idf, 4.0, "Praise") == "Praise"
     assert extract_topic("zebra " * 10, idf, 4.0, "X") == "Zebra"
     assert extract_topic("die der das und", idf, 4.0, "X") == "X"
+
+
+def test_topic_of_reviews_not_in_english(model: LocalModel) -> None:
+    """Elided articles and pronouns are not part of a topic word; question words and the
+    modal and wish verbs of a request are not topics; a review not in English with a severity
+    signal gets the signal's topic, not a phrase of two languages."""
+    idf: dict[str, float] = {}
+    assert extract_topic("l'export", idf, 4.0, "X") == "Export"
+    assert extract_topic("Dell'agenda", idf, 4.0, "X") == "Agenda"
+    for asking in ("c'est", "Vorrei poter", "¿Cómo puedo?", "Könntet ihr", "Gostaria de poder"):
+        assert extract_topic(asking, idf, 4.0, "X") == "X", asking
+    assert extract_topic("El mapa falla", idf, 4.0, "X", signals={"crash"}) == "Mapa Falla Crash"
+    assert extract_topic("El mapa", idf, 4.0, "X", signals={"crash"}, english=False) == "App Crash"
+    topics = {
+        "Die Kalender-Ansicht stürzt beim Scrollen ständig ab.": "App Crash",
+        "Meine ganzen Notizen sind nach dem Update verschwunden.": "Data Loss",
+        "L'applicazione si chiude sempre quando apro il calendario.": "App Crash",
+    }
+    for text, topic in topics.items():
+        assert model.predict(text).triage.topic == topic, text
+    assert detect_language("Il calendario della app non si apre più.") == "Italian"
+    assert detect_language("Desde ayer no hay forma de entrar.") == "Spanish"
 
 
 # --- loader errors ---------------------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 **Topic**: a 1-4 word noun phrase naming the feature or problem. Candidates are runs of
 content words between punctuation and stop words (function words, pronouns, auxiliaries,
-sentiment and filler words, in English, German, Spanish, French, Portuguese and Italian;
-katakana/kanji runs in Japanese), trimmed of verb forms at their edges; the best run by idf
-(from the model's training texts) wins, at most 3 words. A severity signal
+question words, the modal and wish verbs of a request, sentiment and filler words, in English,
+German, Spanish, French, Portuguese and Italian; katakana/kanji runs in Japanese), trimmed of
+verb forms at their edges, with French and Italian elisions dropped ("l'onglet" is "onglet");
+the best run by idf (from the model's training texts) wins, at most 3 words. A severity signal
 (`gateway.local.signals`: outage, crash, data loss, security, lost money, payment, lock-out)
-names the problem: "Checkout Crash", "Payment Problem"; a review with no content word gets
-the category's fallback topic.
+names the problem: "Checkout Crash", "Payment Problem"; in a review not in English it is the
+whole topic ("Data Loss", not "Gespeicherten Rezepte Loss"); a review with no content word
+gets the category's fallback topic.
 
 **Summary**: one third-person sentence of at most 25 words: the most informative sentence of
 the review (the one with a severity signal, else the first question, else the one with the
@@ -146,8 +148,23 @@ per perché più poi quando quello questa questo se senza si sono su sua suo sul
 tutti tutto un una uno grazie ottimo bello brutto app applicazione aggiornamento sempre volta
 riesco funziona
 """
+# Question words, and the modal and wish verbs a request or a question is phrased with ("I
+# would like to be able to share ...", "could you add ..."): the feature is what follows them.
+_ASK = """
+wann wieso weshalb welche welcher welches könnte könntet könnten können kannst würde würden
+wäre wären möchte möchten hätte hätten gerne gern wünsche machen einbauen hinzufügen
+cómo dónde cuándo cuál cuáles quién podría podrían podrías poder pueden puedes debería
+deberían sería gustaría quiero quisiera añadir agregar agreguen añadan hay
+comment quand quoi quel quelle quels quelles lequel laquelle pourrait pourriez pourrais
+pouvez pouvoir voudrais voudrait aimerais aimerait serait souhaite ajouter ajoutez ajouter
+est-ce y-a-t-il a-t-il
+onde cadê qual quais quem poderia poderiam podiam poder pode posso deveria deveriam seria
+gostaria queria quero adicionar adicionem coloquem faço dá
+dove quale quali chi cosa potreste potrebbe potete potrei poter posso vorrei vorremmo
+sarebbe servirebbe dovrebbe aggiungere aggiungete mettere
+"""
 STOP_WORDS: frozenset[str] = frozenset(
-    w for block in (_EN, _DE, _ES, _FR, _PT, _IT) for w in block.split()
+    w for block in (_EN, _DE, _ES, _FR, _PT, _IT, _ASK) for w in block.split()
 )
 
 # A word that is the problem itself: named by the signal suffix, never part of the phrase.
@@ -228,6 +245,14 @@ _LANG_HINTS: dict[str, frozenset[str]] = {
             "auf",
             "bitte",
             "wenn",
+            "auch",
+            "sich",
+            "ohne",
+            "kann",
+            "wird",
+            "beim",
+            "zum",
+            "sie",
         ]
     ),
     "Spanish": frozenset(
@@ -248,6 +273,11 @@ _LANG_HINTS: dict[str, frozenset[str]] = {
             "pero",
             "cuando",
             "mi",
+            "está",
+            "hay",
+            "también",
+            "desde",
+            "ya",
         ]
     ),
     "French": frozenset(
@@ -268,6 +298,12 @@ _LANG_HINTS: dict[str, frozenset[str]] = {
             "quand",
             "mon",
             "ne",
+            "des",
+            "du",
+            "au",
+            "sur",
+            "ça",
+            "qui",
         ]
     ),
     "Portuguese": frozenset(
@@ -287,6 +323,12 @@ _LANG_HINTS: dict[str, frozenset[str]] = {
             "meu",
             "minha",
             "você",
+            "do",
+            "ao",
+            "em",
+            "isso",
+            "esse",
+            "essa",
         ]
     ),
     "Italian": frozenset(
@@ -306,6 +348,13 @@ _LANG_HINTS: dict[str, frozenset[str]] = {
             "mio",
             "mia",
             "sono",
+            "di",
+            "della",
+            "nel",
+            "più",
+            "anche",
+            "questo",
+            "questa",
         ]
     ),
 }
@@ -367,8 +416,16 @@ _EN_HINTS = frozenset(
 # --- topic -----------------------------------------------------------------------------------
 
 
+# French and Italian elide an article, pronoun or preposition into the next word ("l'onglet",
+# "j'adore", "c'est", "dell'app"): the word is what follows the apostrophe.
+_ELISION_RE = re.compile(
+    r"^(?:[cdjlmnst]|qu|jusqu|lorsqu|puisqu|un|dell|dall|nell|sull|all|quell|quest|com)['’](?=\w)",
+    re.IGNORECASE,
+)
+
+
 def _norm(word: str) -> str:
-    return word.lower().replace("’", "'").strip("'-")
+    return _ELISION_RE.sub("", word.lower().replace("’", "'")).strip("'-")
 
 
 def _is_content(word: str) -> bool:
@@ -386,17 +443,17 @@ def _is_content(word: str) -> bool:
 # A review's words repeat across reviews (Zipf), and normalising and testing one costs more
 # than a dict lookup: the verdicts are kept, bounded in entries and word length, and emptied
 # when full (a dict is safe to share between threads under the GIL).
-_TOKENS: dict[str, tuple[str, bool]] = {}
+_TOKENS: dict[str, tuple[str, bool, str]] = {}
 _TOKENS_MAX = 16_384
 _TOKEN_CACHED_CHARS = 32
 
 
-def _token(raw: str) -> tuple[str, bool]:
-    """(normalised, is a content word) of a word as written."""
+def _token(raw: str) -> tuple[str, bool, str]:
+    """(normalised, is a content word, as shown in a topic) of a word as written."""
     hit = _TOKENS.get(raw)
     if hit is None:
         word = _norm(raw)
-        hit = (word, _is_content(word))
+        hit = (word, _is_content(word), _ELISION_RE.sub("", raw).strip("'’-"))
         if len(raw) <= _TOKEN_CACHED_CHARS:
             if len(_TOKENS) >= _TOKENS_MAX:
                 _TOKENS.clear()
@@ -419,10 +476,10 @@ def _runs(text: str) -> list[list[tuple[str, str, int]]]:
                 runs += [[(c, c, pos + i)] for i, c in enumerate(_CJK_CONTENT_RE.findall(raw))]
                 pos += 10
                 continue
-            word, content = _token(raw)
+            word, content, shown = _token(raw)
             pos += 1
             if content:
-                run.append((word, raw.strip("'’-"), pos))
+                run.append((word, shown, pos))
             elif run:
                 runs.append(run)
                 run = []
@@ -446,9 +503,11 @@ def extract_topic(
     fallback: str,
     *,
     signals: Iterable[str] = (),
+    english: bool = True,
 ) -> str:
     """The review's topic (see the module docstring); `fallback` when it has no content word
-    and no signal."""
+    and no signal. A review not in English (`english=False`) with a signal gets the signal's
+    own topic: its words would make a phrase of two languages."""
     runs = _runs(text)
     counts: Counter[str] = Counter(w for run in runs for w, _, _ in run)
     weight = {w: (1.0 + math.log(n)) * idf.get(w, default_idf) for w, n in counts.items()}
@@ -470,7 +529,7 @@ def extract_topic(
     kinds = [k for k in _SIGNAL_ORDER if k in set(signals)]
     if kinds:
         alone, suffix = SIGNAL_TOPICS[kinds[0]]
-        if not phrase:
+        if not phrase or not english:
             return alone
         if suffix.lower() not in phrase.lower().split():
             phrase = f"{phrase} {suffix}"
@@ -796,11 +855,16 @@ def model_triage(
     severity signals in the text may raise both; the topic and summary are extracted."""
     spans = signal_spans(text)
     signals = frozenset(kind for kind, _, _ in spans)
+    english = True
     if signals:
         category, urgency = apply_signals(category, urgency, signals, categories)
+        english = detect_language(text) == "English"
+    topic = extract_topic(
+        text, idf, default_idf, default_topic(category), signals=signals, english=english
+    )
     return Triage(
         category=category,
         urgency=urgency,
-        topic=extract_topic(text, idf, default_idf, default_topic(category), signals=signals),
+        topic=topic,
         summary=extract_summary(text, category, signal_at=spans[0][1] if spans else None),
     )
