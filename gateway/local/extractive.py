@@ -801,14 +801,19 @@ def _and_asks(frame: str, body: str, question: str) -> str:
 
 
 def extract_summary(
-    text: str, category: str | None = None, *, signal_at: int | bool | None = True
+    text: str,
+    category: str | None = None,
+    *,
+    signal_at: int | bool | None = True,
+    language: str | None = None,
 ) -> str:
     """One third-person sentence of at most 25 words (see the module docstring). With
     `signal_at` (the offset of a severity signal, `gateway.local.signals.signal_spans`), the
     sentence holding it is the one summarised (True, the default: look the signals up here;
     None: there is none); otherwise the first question, else the sentence with the most content
     words. A review's question is never dropped: when the summarised sentence is not one, the
-    first question is added to it ("... and asks whether ...?")."""
+    first question is added to it ("... and asks whether ...?"). `language`: the review's, if
+    known (`detect_language`)."""
     sentences = [s for s in _SENTENCE_SPLIT_RE.split(text) if s and _HAS_WORD_RE.search(s)]
     if not sentences:
         return _NO_WORDS_SUMMARY
@@ -821,7 +826,7 @@ def extract_summary(
     clause = _clean(chosen)
     if not _HAS_WORD_RE.search(clause):
         clause = " ".join(chosen.split()).rstrip(".!?")
-    lang = detect_language(text)
+    lang = language or detect_language(text)
     if lang != "English":
         end = "?" if question else "."
         frame = f"The user {'asks' if question else 'writes'} in {lang}:"
@@ -855,16 +860,16 @@ def model_triage(
     severity signals in the text may raise both; the topic and summary are extracted."""
     spans = signal_spans(text)
     signals = frozenset(kind for kind, _, _ in spans)
-    english = True
     if signals:
         category, urgency = apply_signals(category, urgency, signals, categories)
-        english = detect_language(text) == "English"
+    lang = detect_language(text)
     topic = extract_topic(
-        text, idf, default_idf, default_topic(category), signals=signals, english=english
+        text, idf, default_idf, default_topic(category), signals=signals, english=lang == "English"
     )
+    signal_at = spans[0][1] if spans else None
     return Triage(
         category=category,
         urgency=urgency,
         topic=topic,
-        summary=extract_summary(text, category, signal_at=spans[0][1] if spans else None),
+        summary=extract_summary(text, category, signal_at=signal_at, language=lang),
     )
