@@ -361,3 +361,54 @@ def test_a_bad_stored_state_neither_stops_a_start_nor_the_weight_poll(
         wait_share(gw.url, "candidate", 0.9)
         assert metric(gw.url, gauge) == 0.0
     assert "Traceback" not in gw.log_text()
+
+
+async def test_a_runtime_local_variant_loads_its_model_once(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An admin PUT of a local variant loads its model once (the check's load is the one
+    installed), adding another variant rebuilds the first without loading it again, and a
+    model directory retrained in place (a new model card) is loaded afresh."""
+    import shutil
+
+    from gateway.experiments.config import Variant
+    from gateway.experiments.table import RuntimeVariant
+    from gateway.infra.state import runtime_variant_builder
+    from gateway.request import variants
+    from gateway.request.pricing import ProviderFacts
+    from gateway.request.upstream import UpstreamClient
+
+    model_dir = tmp_path / "local-model"
+    shutil.copytree(Path(variants.__file__).parent.parent / "data" / "baseline", model_dir)
+    loads: list[Path] = []
+    from gateway.local.loader import load_local_model as real_load
+
+    def counted_load(path: Path) -> Any:
+        loads.append(path)
+        return real_load(path)
+
+    monkeypatch.setattr(variants, "load_local_model", counted_load)
+    client = aioredis.Redis.from_url(redis_url)
+    routes = RoutesConfig.model_validate(ab_routes("http://127.0.0.1:9/v1"))
+    metrics = GatewayMetrics()
+    pool = variants.VariantPool(UpstreamClient(), metrics)
+    builder = runtime_variant_builder(pool, routes, ProviderFacts.from_litellm(), {}, None)
+    store = RouteStore(client, RouteTable(routes), metrics, build_variant=builder)
+
+    def runtime(name: str, **fields: Any) -> RuntimeVariant:
+        return RuntimeVariant(variant=Variant(name=name, weight=0.0, **fields), actor="t")
+
+    try:
+        await store.refresh()
+        await store.put_variant("triage", runtime("loc", model="local", model_path=str(model_dir)))
+        assert len(loads) == 1
+        installed = pool._locals[("triage", "loc")]
+        up = runtime("up", model="openrouter/acme/x", api_base="http://127.0.0.1:9/v1")
+        await store.put_variant("triage", up)
+        assert len(loads) == 1 and pool._locals[("triage", "loc")] is installed
+        card = model_dir / "model_card.json"
+        card.write_text(card.read_text() + "\n")  # retrained in place
+        await store.put_variant("triage", runtime("loc", model="local", model_path=str(model_dir)))
+        assert len(loads) == 2 and pool._locals[("triage", "loc")] is not installed
+    finally:
+        await client.aclose()

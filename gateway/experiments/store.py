@@ -493,7 +493,8 @@ class RouteStore:
         replica installs it at its next poll."""
         current = {**self.table.runtime_variants(experiment), runtime.variant.name: runtime}
         exp, _ = self.table.with_runtime(experiment, current)
-        await self._build(exp, runtime.variant)
+        # held until the install below, which then reuses what it loaded (a local model)
+        checked = await self._build(exp, runtime.variant)
         RuntimeVariant.model_validate_json(runtime.model_dump_json())  # it loads back
         try:
             version = await store_runtime_variant(self.redis, experiment, runtime)
@@ -502,6 +503,7 @@ class RouteStore:
             raise UnavailableError(
                 f"variant not stored: redis unavailable ({type(exc).__name__})"
             ) from None
+        del checked
         if runtime.variant.name not in self.table.runtime_variants(experiment):
             raise InvalidRequestError(
                 f"variant stored as version {version} but could not be installed (see the log)"

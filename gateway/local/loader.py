@@ -39,6 +39,8 @@ FORMAT_MODULES: dict[str, str] = {
 _LOADERS: dict[str, Callable[[Path], LocalModel]] = {}
 
 BASELINE_NAME = "baseline"
+MODEL_CARD = "model_card.json"
+"""The file of a model directory that names its format (and describes the model)."""
 
 
 def baseline_model_path(data_dir: Path) -> Path:
@@ -188,7 +190,7 @@ def register_format(
 
 def read_model_card(path: Path, fmt: str | None = None) -> dict[str, object]:
     """The JSON object in `path/model_card.json`; with `fmt`, its `format` must be that."""
-    card_path = path / "model_card.json"
+    card_path = path / MODEL_CARD
     try:
         card = json.loads(card_path.read_text())
     except FileNotFoundError as exc:

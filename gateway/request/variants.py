@@ -8,9 +8,11 @@ with the attempts made and the cost of every call (rejected answers cost money t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +23,7 @@ from typing import Any, TypeVar
 from gateway.errors import InvalidOutputError, UpstreamError
 from gateway.experiments.config import Cascade, Experiment, Price, RoutesConfig, Variant
 from gateway.infra.metrics import GatewayMetrics
-from gateway.local.loader import LocalModel, load_local_model
+from gateway.local.loader import MODEL_CARD, LocalModel, load_local_model
 from gateway.request.pricing import Endpoint, ProviderFacts
 from gateway.request.triage import ReviewIn, Triage, json_schema, system_prompt, user_prompt
 from gateway.request.upstream import ChatMessage, Completion, ResponseFormat, UpstreamClient
@@ -122,6 +124,13 @@ class VariantPool:
         self._cascades: dict[tuple[str, str], Cascade] = {}
         self._local_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-model")
         self._slices = LoopSlices(INLINE_BUDGET_S)
+        self._loaded: weakref.WeakValueDictionary[tuple[str, int, int, int], LocalModel] = (
+            weakref.WeakValueDictionary()
+        )
+        """Local models loaded and still in use (installed, or held by an installer), by
+        directory and the identity of its model card: a variant rebuilt (an admin call's
+        check, then its install; every runtime variant when another one changes) reuses
+        the model instead of loading it again."""
 
     @classmethod
     def build(
@@ -162,7 +171,7 @@ class VariantPool:
                 raise ValueError(f"variant {v.name!r}: no model_path and no baseline model")
             cache = models if models is not None else {}
             if str(path) not in cache:
-                cache[str(path)] = load_local_model(path)
+                cache[str(path)] = self._load(path)
             outside = labels_outside(exp, cache[str(path)])
             if outside:
                 raise ValueError(
@@ -181,6 +190,22 @@ class VariantPool:
             fmt = {"type": "json_schema", "json_schema": json_schema(exp.taxonomy)}
         upstream = _Upstream(endpoint, provider_keys.get(key_name), facts.price(v), fmt)
         return self._installer(key, self._upstreams, upstream)
+
+    def _load(self, path: Path) -> LocalModel:
+        """The model in directory `path`, the one already loaded when its model card is the
+        same file, unchanged (a retrained directory is a new card: `train-local` replaces the
+        directory)."""
+        try:
+            card = (path / MODEL_CARD).stat()
+        except OSError:
+            return load_local_model(path)  # which says what is missing
+        key = (str(path.resolve()), card.st_ino, card.st_mtime_ns, card.st_size)
+        model = self._loaded.get(key)
+        if model is None:
+            model = load_local_model(path)
+            with contextlib.suppress(TypeError):  # a type without weak references: not kept
+                self._loaded[key] = model
+        return model
 
     def _installer(
         self, key: tuple[str, str], table: dict[tuple[str, str], _R], runtime: _R
