@@ -364,6 +364,9 @@ def test_extract_topic_rules() -> None:
     assert extract_topic("🔥🔥", idf, 4.0, "Praise") == "Praise"
     assert extract_topic("zebra " * 10, idf, 4.0, "X") == "Zebra"
     assert extract_topic("die der das und", idf, 4.0, "X") == "X"
+    # a pronoun's contraction and a preposition are no topic words
+    assert extract_topic("we'll see, they'd know", idf, 4.0, "X") == "X"
+    assert extract_topic("features locked behind premium", idf, 4.0, "X") == "Features"
 
 
 def test_topic_of_reviews_not_in_english(model: LocalModel) -> None:

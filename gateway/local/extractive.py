@@ -106,6 +106,8 @@ big small long short high low right wrong real free easy hard simple quick fast 
 literally constantly keeps anything everytime asap twice once ever instead
 two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty sixty
 seventy eighty ninety hundred thousand million zero none
+behind inside outside away beside besides across beyond near nearby towards throughout
+amongst underneath beneath whilst despite except unlike versus
 """
 _DE = """
 aber alle allem allen aller alles als also am an ans auch auf aus bei beim bin bis bitte
@@ -430,6 +432,9 @@ def _norm(word: str) -> str:
 
 def _is_content(word: str) -> bool:
     if len(word) < 2 or len(word) > _TOKEN_MAX_CHARS or word in STOP_WORDS:
+        return False
+    head, apostrophe, tail = word.partition("'")
+    if apostrophe and (head in STOP_WORDS or tail == "t"):  # we'll, they'd, shan't
         return False
     if _PROBLEM_RE.match(word):
         return False
