@@ -380,16 +380,16 @@ def detect_language(text: str) -> str:
     words; English when nothing else scores."""
     if JAPANESE_SCRIPT.search(text):
         return "Japanese"
-    words = [w.lower() for w in _WORD_RE.findall(text)]
-    if not words:
-        return "English"
-    en = sum(w in _EN_HINTS for w in words)
-    best, best_n = "English", en
-    for lang, hints in _LANG_HINTS.items():
-        n = sum(w in hints for w in words)
-        if n > best_n:
-            best, best_n = lang, n
-    return best
+    counts = [0] * len(_HINT_LANGS)
+    hinted = _HINTED.get
+    for word in _WORD_RE.findall(text):
+        for i in hinted(word.lower(), ()):
+            counts[i] += 1
+    best = 0  # English first: it wins ties, and a text with no hint
+    for i in range(1, len(counts)):
+        if counts[i] > counts[best]:
+            best = i
+    return _HINT_LANGS[best]
 
 
 _EN_HINTS = frozenset(
@@ -413,6 +413,19 @@ _EN_HINTS = frozenset(
         "you",
     ]
 )
+_HINT_LANGS = ("English", *_LANG_HINTS)
+
+
+def _hint_table() -> dict[str, tuple[int, ...]]:
+    """word -> the languages (indices into `_HINT_LANGS`) it hints at: one lookup a word."""
+    table: dict[str, tuple[int, ...]] = {}
+    for i, hints in enumerate([_EN_HINTS, *_LANG_HINTS.values()]):
+        for word in hints:
+            table[word] = (*table.get(word, ()), i)
+    return table
+
+
+_HINTED = _hint_table()
 
 
 # --- topic -----------------------------------------------------------------------------------
