@@ -377,9 +377,10 @@ async def test_a_runtime_local_variant_loads_its_model_once(
     from gateway.request import variants
     from gateway.request.pricing import ProviderFacts
     from gateway.request.upstream import UpstreamClient
+    from training.baseline_card import PACKAGED_BASELINE
 
     model_dir = tmp_path / "local-model"
-    shutil.copytree(Path(variants.__file__).parent.parent / "data" / "baseline", model_dir)
+    shutil.copytree(PACKAGED_BASELINE, model_dir)
     loads: list[Path] = []
     from gateway.local.loader import load_local_model as real_load
 

@@ -3,7 +3,7 @@
 
 A variant is built before it is stored, with the construction every replica uses when it
 installs a runtime variant (`runtime_variant_builder`: the provider-key check, then
-`VariantPool.add`), and checked against the experiment (`RouteTable.with_runtime`). A variant
+`VariantPool.prepare`), and checked against the experiment (`RouteTable.with_runtime`). A variant
 that cannot be built or does not fit is refused with an `InvalidRequestError` naming why, and
 nothing is stored; otherwise it is stored, installed here, and every replica installs it at its
 next poll (`RouteStore.put_variant`).

@@ -33,7 +33,7 @@ module stores is a state it could not load: each write is encoded, decoded and c
 Variants added at run time (`put_variant`, `store_runtime_variant`): a hash
 `variants:<experiment>` (name -> `RuntimeVariant` JSON) and a `variants_version` counter in the
 weights hash, read by the same poll; a replica that sees a new counter reads the hash, builds
-each variant's runtime (`build_variant`, i.e. `VariantPool.add`) and installs the experiment
+each variant's runtime (`build_variant`, i.e. `VariantPool.prepare`) and installs the experiment
 with the extra variants, before any weights of the same poll (which may name them).
 """
 
@@ -277,7 +277,7 @@ class RouteStore:
         self.table = table
         self.metrics = metrics
         self.build_variant = build_variant
-        """Builds a runtime variant's runtime (`VariantPool.add`). None (offline tools that
+        """Builds a runtime variant's runtime (`VariantPool.prepare`). None (offline tools that
         only manage weights): runtime variants join the table without being built."""
         self._task: asyncio.Task[None] | None = None
         self._bad: dict[str, int] = {}

@@ -91,7 +91,7 @@ def runtime_variant_builder(
     keys: dict[str, str],
     baseline: Path | None,
 ) -> VariantBuilder:
-    """`VariantPool.add` for variants added at run time (admin API, `models deploy`). Such a
+    """`VariantPool.prepare` for variants added at run time (admin API, `models deploy`). Such a
     variant may send a configured provider key only to a base URL that the routes file already
     sends it to, or to that provider's own API: adding variants must not move secrets."""
     allowed: dict[str, set[str]] = {}

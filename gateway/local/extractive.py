@@ -106,8 +106,8 @@ big small long short high low right wrong real free easy hard simple quick fast 
 literally constantly keeps anything everytime asap twice once ever instead
 two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty sixty
 seventy eighty ninety hundred thousand million zero none
-behind inside outside away beside besides across beyond near nearby towards throughout
-amongst underneath beneath whilst despite except unlike versus
+behind inside outside away beside besides across beyond near towards throughout amongst
+underneath beneath whilst despite except unlike
 """
 _DE = """
 aber alle allem allen aller alles als also am an ans auch auf aus bei beim bin bis bitte
@@ -157,8 +157,8 @@ wann wieso weshalb welche welcher welches könnte könntet könnten können kann
 wäre wären möchte möchten hätte hätten gerne gern wünsche machen einbauen hinzufügen
 cómo dónde cuándo cuál cuáles quién podría podrían podrías poder pueden puedes debería
 deberían sería gustaría quiero quisiera añadir agregar agreguen añadan hay
-comment quand quoi quel quelle quels quelles lequel laquelle pourrait pourriez pourrais
-pouvez pouvoir voudrais voudrait aimerais aimerait serait souhaite ajouter ajoutez ajouter
+quand quoi quel quelle quels quelles lequel laquelle pourrait pourriez pourrais
+pouvez pouvoir voudrais voudrait aimerais aimerait serait souhaite ajouter ajoutez
 est-ce y-a-t-il a-t-il
 onde cadê qual quais quem poderia poderiam podiam poder pode posso deveria deveriam seria
 gostaria queria quero adicionar adicionem coloquem faço dá
@@ -275,11 +275,8 @@ _LANG_HINTS: dict[str, frozenset[str]] = {
             "pero",
             "cuando",
             "mi",
-            "está",
             "hay",
             "también",
-            "desde",
-            "ya",
         ]
     ),
     "French": frozenset(
@@ -300,12 +297,9 @@ _LANG_HINTS: dict[str, frozenset[str]] = {
             "quand",
             "mon",
             "ne",
-            "des",
-            "du",
             "au",
             "sur",
             "ça",
-            "qui",
         ]
     ),
     "Portuguese": frozenset(
@@ -325,9 +319,7 @@ _LANG_HINTS: dict[str, frozenset[str]] = {
             "meu",
             "minha",
             "você",
-            "do",
             "ao",
-            "em",
             "isso",
             "esse",
             "essa",
@@ -432,9 +424,10 @@ _HINTED = _hint_table()
 
 
 # French and Italian elide an article, pronoun or preposition into the next word ("l'onglet",
-# "j'adore", "c'est", "dell'app"): the word is what follows the apostrophe.
+# "j'adore", "c'est", "dell'app"): the word is what follows the apostrophe (two letters at
+# least: "quest's" and "Dell's" are English possessives).
 _ELISION_RE = re.compile(
-    r"^(?:[cdjlmnst]|qu|jusqu|lorsqu|puisqu|un|dell|dall|nell|sull|all|quell|quest|com)['’](?=\w)",
+    r"^(?:[cdjlmnst]|qu|jusqu|lorsqu|puisqu|un|dell|dall|nell|sull|all|quell|quest|com)['’](?=\w\w)",
     re.IGNORECASE,
 )
 

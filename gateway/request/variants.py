@@ -193,8 +193,9 @@ class VariantPool:
 
     def _load(self, path: Path) -> LocalModel:
         """The model in directory `path`, the one already loaded when its model card is the
-        same file, unchanged (a retrained directory is a new card: `train-local` replaces the
-        directory)."""
+        same file, unchanged: `train-local` writes a new directory and card, so a retrained
+        model is loaded afresh. Model files replaced by hand with the card left as it was are
+        not seen until every variant using the old model is gone (or the gateway restarts)."""
         try:
             card = (path / MODEL_CARD).stat()
         except OSError:
