@@ -136,16 +136,17 @@ class Vectorizer:
             text = strip_accents_unicode(text)
         return text
 
-    def transform(self, text: str) -> tuple[list[int], Floats]:
+    def transform(self, text: str) -> tuple[npt.NDArray[np.intp], Floats]:
         """(global column indices, tf-idf values) of the terms of `text` in the vocabulary."""
         counts = self._count(self.preprocess(text))
-        if not counts:
-            return [], np.zeros(0)
-        cols = list(counts)
-        values = np.fromiter(counts.values(), dtype=np.float64, count=len(cols))
+        n = len(counts)
+        cols = np.fromiter(counts, dtype=np.intp, count=n)
+        values = np.fromiter(counts.values(), dtype=np.float64, count=n)
+        if not n:
+            return cols, values
         if self._sublinear:
             values = np.log(values) + 1.0
-        values *= self.idf[np.asarray(cols) - self.offset]
+        values *= self.idf[cols - self.offset]
         if self._norm:
             norm = math.sqrt(float(values @ values))
             if norm > 0.0:
@@ -305,15 +306,16 @@ class TfidfLinearModel(ArgmaxPredictor):
     def probabilities(self, text: str) -> tuple[Floats, Floats]:
         """(category probabilities, urgency probabilities) of the two learned heads, in the
         order of `categories` and `urgencies`, before the severity rules."""
-        cols: list[int] = []
+        cols: list[npt.NDArray[np.intp]] = []
         parts: list[Floats] = []
         for vec in self._vectorizers:
             c, v = vec.transform(text)
-            cols += c
+            cols.append(c)
             parts.append(v)
         scores = self._intercept.copy()
-        if cols:
-            scores += np.concatenate(parts) @ self._coef[cols]
+        index = np.concatenate(cols)
+        if index.size:
+            scores += np.concatenate(parts) @ self._coef[index]
         return self._category.proba(scores), self._urgency.proba(scores)
 
 
