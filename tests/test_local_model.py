@@ -389,6 +389,15 @@ def test_topic_of_reviews_not_in_english(model: LocalModel) -> None:
         assert model.predict(text).triage.topic == topic, text
     assert detect_language("Il calendario della app non si apre più.") == "Italian"
     assert detect_language("Desde ayer no hay forma de entrar.") == "Spanish"
+    # German writes every noun capitalised: the topic is made of the nouns inside a clause
+    german = {
+        "Die Benachrichtigungen kommen gar nicht mehr an.": "Benachrichtigungen",
+        "Könntet ihr eine Version für die Apple Watch machen?": "Apple Watch",
+        "Klappt das auch ohne Internetverbindung?": "Internetverbindung",
+        "bitte einen offline-modus einbauen": "Offline-Modus",  # all lower case: as before
+    }
+    for text, topic in german.items():
+        assert extract_topic(text, idf, 4.0, "X", capitalised_nouns=True) == topic, text
     for english in ("Do you do refunds?", "Why do ads do that?", "see ya"):
         assert detect_language(english) == "English", english
     # an English possessive is no elision

@@ -5,7 +5,8 @@ content words between punctuation and stop words (function words, pronouns, auxi
 question words, the modal and wish verbs of a request, sentiment and filler words, in English,
 German, Spanish, French, Portuguese and Italian; katakana/kanji runs in Japanese), trimmed of
 verb forms at their edges, with French and Italian elisions dropped ("l'onglet" is "onglet");
-the best run by idf (from the model's training texts) wins, at most 3 words. A severity signal
+in German, which writes every noun capitalised, only the capitalised words inside a clause
+(unless the review is written all in lower case); the best run by idf (from the model's training texts) wins, at most 3 words. A severity signal
 (`gateway.local.signals`: outage, crash, data loss, security, lost money, payment, lock-out)
 names the problem: "Checkout Crash", "Payment Problem"; in a review not in English it is the
 whole topic ("Data Loss", not "Gespeicherten Rezepte Loss"); a review with no content word
@@ -472,12 +473,15 @@ def _token(raw: str) -> tuple[str, bool, str]:
     return hit
 
 
-def _runs(text: str) -> list[list[tuple[str, str, int]]]:
-    """Runs of consecutive content words: [(normalised, as written, position)]."""
+def _runs(text: str, capitalised_nouns: bool = False) -> list[list[tuple[str, str, int]]]:
+    """Runs of consecutive content words: [(normalised, as written, position)]. With
+    `capitalised_nouns` (German, where every noun is written capitalised), only the
+    capitalised words that do not start a sentence or clause are content words."""
     runs: list[list[tuple[str, str, int]]] = []
     pos = 0
     for chunk in _CHUNK_SPLIT_RE.split(text):
         run: list[tuple[str, str, int]] = []
+        first = True
         for m in _WORD_RE.finditer(chunk):
             raw = m.group()
             if not raw.isascii() and JAPANESE_SCRIPT.search(raw):
@@ -489,6 +493,9 @@ def _runs(text: str) -> list[list[tuple[str, str, int]]]:
                 continue
             word, content, shown = _token(raw)
             pos += 1
+            if capitalised_nouns and (first or not shown[:1].isupper()):
+                content = False
+            first = False
             if content:
                 run.append((word, shown, pos))
             elif run:
@@ -504,7 +511,8 @@ def _title(word: str) -> str:
         return word  # GPS, UI, PDF
     if len(word) > 1 and word[0].islower() and word[1].isupper():
         return word  # iPad
-    return word[:1].upper() + word[1:].lower()
+    # each part of a hyphenated word: Wi-Fi, E-Mail, Offline-Modus
+    return "-".join(part[:1].upper() + part[1:].lower() for part in word.split("-"))
 
 
 def extract_topic(
@@ -515,11 +523,16 @@ def extract_topic(
     *,
     signals: Iterable[str] = (),
     english: bool = True,
+    capitalised_nouns: bool = False,
 ) -> str:
     """The review's topic (see the module docstring); `fallback` when it has no content word
     and no signal. A review not in English (`english=False`) with a signal gets the signal's
-    own topic: its words would make a phrase of two languages."""
-    runs = _runs(text)
+    own topic: its words would make a phrase of two languages. With `capitalised_nouns` (a
+    German review) the topic is made of nouns, the capitalised words inside a clause, when
+    the review has any (a review written all in lower case has none)."""
+    runs = _runs(text, capitalised_nouns=True) if capitalised_nouns else []
+    if not runs:
+        runs = _runs(text)
     counts: Counter[str] = Counter(w for run in runs for w, _, _ in run)
     weight = {w: (1.0 + math.log(n)) * idf.get(w, default_idf) for w, n in counts.items()}
 
@@ -875,7 +888,13 @@ def model_triage(
         category, urgency = apply_signals(category, urgency, signals, categories)
     lang = detect_language(text)
     topic = extract_topic(
-        text, idf, default_idf, default_topic(category), signals=signals, english=lang == "English"
+        text,
+        idf,
+        default_idf,
+        default_topic(category),
+        signals=signals,
+        english=lang == "English",
+        capitalised_nouns=lang == "German",
     )
     signal_at = spans[0][1] if spans else None
     return Triage(
