@@ -1,16 +1,16 @@
 """Extractive topic and summary, shared by every local model format's runtime.
 
-**Topic**: a 1-4 word noun phrase naming the feature or problem. Candidates are runs of
-content words between punctuation and stop words (function words, pronouns, auxiliaries,
-question words, the modal and wish verbs of a request, sentiment and filler words, in English,
-German, Spanish, French, Portuguese and Italian; katakana/kanji runs in Japanese), trimmed of
-verb forms at their edges, with French and Italian elisions dropped ("l'onglet" is "onglet");
-in German, which writes every noun capitalised, only the capitalised words inside a clause
-(unless the review is written all in lower case); the best run by idf (from the model's training texts) wins, at most 3 words. A severity signal
-(`gateway.local.signals`: outage, crash, data loss, security, lost money, payment, lock-out)
-names the problem: "Checkout Crash", "Payment Problem"; in a review not in English it is the
-whole topic ("Data Loss", not "Gespeicherten Rezepte Loss"); a review with no content word
-gets the category's fallback topic.
+**Topic**: a 1-4 word noun phrase naming the feature or problem. Candidates are runs of content
+words between punctuation and stop words (function words, pronouns, auxiliaries, question
+words, the modal and wish verbs of a request, sentiment and filler words, in English, German,
+Spanish, French, Portuguese and Italian; katakana/kanji runs in Japanese), trimmed of verb
+forms at their edges, with French and Italian elisions dropped ("l'onglet" is "onglet"); in
+German, which writes every noun capitalised, only the capitalised words inside a clause (unless
+the review is written all in lower case); the best run by idf (from the model's training texts)
+wins, at most 3 words. A severity signal (`gateway.local.signals`: outage, crash, data loss,
+security, lost money, payment, lock-out) names the problem: "Checkout Crash", "Payment
+Problem"; in a review not in English it is the whole topic ("Data Loss", not "Gespeicherten
+Rezepte Loss"); a review with no content word gets the category's fallback topic.
 
 **Summary**: one third-person sentence of at most 25 words: the most informative sentence of
 the review (the one with a severity signal, else the first question, else the one with the
