@@ -379,7 +379,9 @@ def test_topic_of_reviews_not_in_english(model: LocalModel) -> None:
     for asking in ("c'est", "Vorrei poter", "¿Cómo puedo?", "Könntet ihr", "Gostaria de poder"):
         assert extract_topic(asking, idf, 4.0, "X") == "X", asking
     assert extract_topic("El mapa falla", idf, 4.0, "X", signals={"crash"}) == "Mapa Falla Crash"
-    assert extract_topic("El mapa", idf, 4.0, "X", signals={"crash"}, english=False) == "App Crash"
+    assert extract_topic("El mapa", idf, 4.0, "X", signals={"crash"}, language="Spanish") == (
+        "App Crash"
+    )
     topics = {
         "Die Kalender-Ansicht stürzt beim Scrollen ständig ab.": "App Crash",
         "Meine ganzen Notizen sind nach dem Update verschwunden.": "Data Loss",
@@ -397,7 +399,7 @@ def test_topic_of_reviews_not_in_english(model: LocalModel) -> None:
         "bitte einen offline-modus einbauen": "Offline-Modus",  # all lower case: as before
     }
     for text, topic in german.items():
-        assert extract_topic(text, idf, 4.0, "X", capitalised_nouns=True) == topic, text
+        assert extract_topic(text, idf, 4.0, "X", language="German") == topic, text
     for english in ("Do you do refunds?", "Why do ads do that?", "see ya"):
         assert detect_language(english) == "English", english
     # an English possessive is no elision

@@ -522,15 +522,14 @@ def extract_topic(
     fallback: str,
     *,
     signals: Iterable[str] = (),
-    english: bool = True,
-    capitalised_nouns: bool = False,
+    language: str = "English",
 ) -> str:
     """The review's topic (see the module docstring); `fallback` when it has no content word
-    and no signal. A review not in English (`english=False`) with a signal gets the signal's
-    own topic: its words would make a phrase of two languages. With `capitalised_nouns` (a
-    German review) the topic is made of nouns, the capitalised words inside a clause, when
-    the review has any (a review written all in lower case has none)."""
-    runs = _runs(text, capitalised_nouns=True) if capitalised_nouns else []
+    and no signal. `language` is the review's (`detect_language`). A review not in English
+    with a signal gets the signal's own topic: its words would make a phrase of two
+    languages. A German review's topic is made of nouns, the capitalised words inside a
+    clause, when it has any (a review written all in lower case has none)."""
+    runs = _runs(text, capitalised_nouns=True) if language == "German" else []
     if not runs:
         runs = _runs(text)
     counts: Counter[str] = Counter(w for run in runs for w, _, _ in run)
@@ -553,7 +552,7 @@ def extract_topic(
     kinds = [k for k in _SIGNAL_ORDER if k in set(signals)]
     if kinds:
         alone, suffix = SIGNAL_TOPICS[kinds[0]]
-        if not phrase or not english:
+        if not phrase or language != "English":
             return alone
         if suffix.lower() not in phrase.lower().split():
             phrase = f"{phrase} {suffix}"
@@ -893,8 +892,7 @@ def model_triage(
         default_idf,
         default_topic(category),
         signals=signals,
-        english=lang == "English",
-        capitalised_nouns=lang == "German",
+        language=lang,
     )
     signal_at = spans[0][1] if spans else None
     return Triage(
