@@ -12,21 +12,30 @@ from typing import TextIO
 import orjson
 
 
+def json_line(
+    ts: float, level: str, logger: str, msg: str, fields: object, exc: str | None = None
+) -> str:
+    """One JSON log line: ts, level, logger, msg, then `fields` (when a dict) merged in. The
+    fields are whatever the caller logged: `default=str` writes any non-JSON value."""
+    out: dict[str, object] = {"ts": round(ts, 3), "level": level, "logger": logger, "msg": msg}
+    if isinstance(fields, dict):
+        out.update(fields)
+    if exc:
+        out["exc"] = exc
+    return orjson.dumps(out, default=str).decode()
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        # the fields are whatever the caller logged: `default=str` writes any non-JSON value
-        out: dict[str, object] = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            out.update(fields)
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(out, default=str).decode()
+        exc = self.formatException(record.exc_info) if record.exc_info else None
+        return json_line(
+            record.created,
+            record.levelname.lower(),
+            record.name,
+            record.getMessage(),
+            getattr(record, "fields", None),
+            exc,
+        )
 
 
 ACCESS_LOGGER = "triage_gateway.access"
@@ -133,15 +142,8 @@ def log_access(fields: dict[str, object]) -> None:
     or filters, as a test's log capture adds) it goes through `logging` as any line."""
     handler = _sole_access_handler()
     if handler is not None:
-        line: dict[str, object] = {
-            "ts": round(time.time(), 3),
-            "level": "info",
-            "logger": ACCESS_LOGGER,
-            "msg": "request",
-        }
-        line.update(fields)
         try:
-            handler.add_line(orjson.dumps(line, default=str).decode())
+            handler.add_line(json_line(time.time(), "info", ACCESS_LOGGER, "request", fields))
             return
         except (TypeError, orjson.JSONEncodeError):
             pass  # logging's own path reports it (`handleError`)
