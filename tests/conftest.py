@@ -15,7 +15,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
     """A real redis-server on a loopback TCP port, for the whole session."""
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), port=free_port()).start()
     yield server
-    server.stop()
+    server.stop(compact=False)  # a temporary data directory
 
 
 @pytest.fixture

@@ -494,7 +494,7 @@ class RouteStore:
         current = {**self.table.runtime_variants(experiment), runtime.variant.name: runtime}
         exp, _ = self.table.with_runtime(experiment, current)
         # held until the install below, which then reuses what it loaded (a local model)
-        checked = await self._build(exp, runtime.variant)
+        _checked = await self._build(exp, runtime.variant)
         RuntimeVariant.model_validate_json(runtime.model_dump_json())  # it loads back
         try:
             version = await store_runtime_variant(self.redis, experiment, runtime)
@@ -503,7 +503,6 @@ class RouteStore:
             raise UnavailableError(
                 f"variant not stored: redis unavailable ({type(exc).__name__})"
             ) from None
-        del checked
         if runtime.variant.name not in self.table.runtime_variants(experiment):
             raise InvalidRequestError(
                 f"variant stored as version {version} but could not be installed (see the log)"

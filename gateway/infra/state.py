@@ -172,7 +172,7 @@ async def build_state(
         await _record_routes(client, settings.routes or DEFAULT_ROUTES_PATH)
     except BaseException:
         if embedded is not None:
-            embedded.stop()  # a failed start leaves no redis-server behind
+            embedded.stop(compact=False)  # a failed start leaves no redis-server behind
         raise
     if embedded is not None:
         # Restarted with backoff when it dies; /healthz fails once it gives up.

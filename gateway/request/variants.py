@@ -144,10 +144,9 @@ class VariantPool:
         baseline_model: Path | None,
     ) -> VariantPool:
         pool = cls(client, metrics)
-        models: dict[str, LocalModel] = {}
         for exp in routes.experiments:
-            for v in exp.variants:
-                pool.prepare(exp, v, facts, provider_keys, baseline_model, models)()
+            for v in exp.variants:  # installed at once: a model two variants name loads once
+                pool.prepare(exp, v, facts, provider_keys, baseline_model)()
         return pool
 
     def prepare(
@@ -157,7 +156,6 @@ class VariantPool:
         facts: ProviderFacts,
         provider_keys: dict[str, str],
         baseline_model: Path | None,
-        models: dict[str, LocalModel] | None = None,
     ) -> Callable[[], None]:
         """Build variant `v`'s runtime (loading a local model: slow, safe in a worker thread)
         without touching the pool; the function returned installs it, in place of whatever
@@ -169,10 +167,8 @@ class VariantPool:
             path = Path(v.model_path) if v.model_path else baseline_model
             if path is None:
                 raise ValueError(f"variant {v.name!r}: no model_path and no baseline model")
-            cache = models if models is not None else {}
-            if str(path) not in cache:
-                cache[str(path)] = self._load(path)
-            outside = labels_outside(exp, cache[str(path)])
+            model = self._load(path)
+            outside = labels_outside(exp, model)
             if outside:
                 raise ValueError(
                     f"experiment {exp.name!r}, local variant {v.name!r}: the model at {path} "
@@ -180,7 +176,7 @@ class VariantPool:
                     f"taxonomy (categories: {', '.join(exp.taxonomy.categories)}; urgencies: "
                     f"{', '.join(exp.taxonomy.urgencies)}); use a model trained on it"
                 )
-            return self._installer(key, self._locals, cache[str(path)])
+            return self._installer(key, self._locals, model)
         endpoint = facts.endpoint(v)
         key_name = v.api_key or endpoint.provider
         fmt: ResponseFormat | None = None

@@ -171,7 +171,7 @@ def main() -> None:
             asyncio.run(_bench_submit(url, settings, args.submits, args.burst))
         finally:
             if embedded is not None:
-                embedded.stop()
+                embedded.stop(compact=False)  # a temporary data directory
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ async def single_redis(root: Path, sample: int) -> dict[str, float]:
         moved = await archive.archive_pairs(client, STREAM, str(root / "archive"), 0.0)
         await client.aclose()
     finally:
-        server.stop()
+        server.stop(compact=False)  # a temporary data directory
     return {
         "single_pairs_per_s": rate,
         "redis_bytes_per_million": (after - before) / sample * 1e6,
@@ -165,7 +165,7 @@ async def export_time(root: Path, n: int) -> dict[str, float]:
         elapsed = time.perf_counter() - began
         await client.aclose()
     finally:
-        server.stop()
+        server.stop(compact=False)  # a temporary data directory
         redis_keys.configure(cluster=False, pair_shards=1)
     read = sum(counts.values())
     return {"export_pairs": float(n), "export_s": elapsed, "export_counted": float(read)}
