@@ -200,6 +200,8 @@ def test_restarted_gateway_loads_runtime_variants_and_their_weights(
     clash = {"variant": {"name": "control", "model": "openai/x"}, "ts": 1}
     r.hset(redis_keys.runtime_variants("triage"), "control", orjson.dumps(clash))
     r.hset(redis_keys.runtime_variants("triage"), "broken", b"{not json")
+    creds = {"variant": {"name": "creds", "model": "openai/x", "api_base": "https://u:s3cr3t@h/v1"}}
+    r.hset(redis_keys.runtime_variants("triage"), "creds", orjson.dumps(creds))
     r.hincrby(redis_keys.weights("triage"), "variants_version", 1)
     with run_gateway(tmp / "b", routes=routes, redis_url=redis_url, env=env) as b:
         view = routes_view(b)
@@ -208,6 +210,8 @@ def test_restarted_gateway_loads_runtime_variants_and_their_weights(
         assert view["control"]["model"] == "openrouter/openai/gpt-4o"
         log = b.log_text()
         assert "ignoring stored variant" in log and "broken" in log
+        assert "creds" not in view and "must not hold credentials" in log  # stored before the
+        assert "s3cr3t" not in log  # api_base check: skipped, and its password never logged
 
 
 def test_together_provider_through_the_openai_compatible_api(

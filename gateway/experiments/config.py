@@ -54,7 +54,7 @@ class Cascade(BaseModel):
 
 
 class Variant(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     name: Name
     model: Annotated[str, Field(min_length=1)]

@@ -25,9 +25,11 @@ SHARE_TOLERANCE = 1e-9
 
 
 class RuntimeVariant(BaseModel):
-    """A variant added to an experiment at run time (stored in Redis as JSON)."""
+    """A variant added to an experiment at run time (stored in Redis as JSON). Its errors
+    never repeat the input: a stored `api_base` may hold credentials the validator refuses,
+    and the error is logged."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     variant: Variant
     shadow_sample_rate: Annotated[float, Field(ge=0, le=1)] | None = None
