@@ -389,6 +389,38 @@ async def test_an_endless_response_head_is_cut_off() -> None:
         origin.close()
 
 
+async def test_a_trailer_is_dropped_and_never_reaches_the_next_answer() -> None:
+    """A chunked body's trailer fields are not headers of its answer, and the last one (which
+    the parser holds until a next field) never becomes a header of the next call's answer."""
+
+    async def answer(n: int, request: bytes) -> bytes:
+        if n == 0:
+            body = b"2\r\n{}\r\n0\r\nX-Trailer: 1\r\nContent-Encoding: gzip\r\n\r\n"
+            return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+        return OK
+
+    async with raw_server(answer) as srv:
+        origin = Origin(srv.url)
+        for _ in range(2):
+            response = await origin.post("/x", b"", HEADERS, timeout_s=5)
+            assert (response.status, response.body) == (200, b"{}")
+            assert not {"x-trailer", "content-encoding"} & set(response.headers)
+        origin.close()
+    assert srv.connections == 1
+
+
+async def test_an_endless_trailer_is_cut_off() -> None:
+    async def answer(n: int, request: bytes) -> bytes:
+        trailer = b"0\r\nX-Big: " + b"a" * (4 << 20) + b"\r\n\r\n"
+        return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n" + trailer
+
+    async with raw_server(answer) as srv:
+        origin = Origin(srv.url)
+        with pytest.raises(HttpError, match="head larger"):
+            await origin.post("/x", b"", HEADERS, timeout_s=10)
+        origin.close()
+
+
 async def test_an_error_status_keeps_its_headers_whatever_its_encoding() -> None:
     async def answer(n: int, request: bytes) -> bytes:
         head = b"HTTP/1.1 429 Too Many\r\nRetry-After: 7\r\nContent-Encoding: br\r\n"

@@ -81,8 +81,12 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[HttpResponse] | None = None
         self.headers: dict[str, str] = {}
-        self.head_bytes = 0
+        self.framing = 0
+        """Bytes of the current exchange that are not body: heads (interim ones too), chunk
+        sizes, trailers."""
         self.head_done = False
+        self.chunked = False
+        """The last response was chunked: its parser may hold a trailer field still."""
         self.until_close = False
         """The response has no length: its body ends when the server closes."""
         self.chunks: list[bytes] = []
@@ -105,11 +109,12 @@ class _Connection(asyncio.Protocol):
             self.abort()
             return
         self.received = True
-        if not self.head_done:  # the head is at least what came before this read
-            if self.head_bytes > MAX_HEAD_BYTES:
-                self._fail(HttpError(f"response head larger than {MAX_HEAD_BYTES} bytes"))
-                return
-            self.head_bytes += len(data)
+        # what is not body, counted up to this read: a head, interim heads, chunk sizes and
+        # trailers never grow past the limit (the parser joins a long field piece by piece)
+        if self.framing > MAX_HEAD_BYTES:
+            self._fail(HttpError(f"response head larger than {MAX_HEAD_BYTES} bytes"))
+            return
+        self.framing += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -141,6 +146,8 @@ class _Connection(asyncio.Protocol):
         self.head_done = self.until_close = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.head_done:  # a trailer field of a chunked body: not part of the answer
+            return
         if len(self.headers) >= MAX_HEADERS:
             raise HttpError("too many response headers")
         self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
@@ -148,11 +155,12 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self.head_done = True
         status = self.parser.get_status_code()
+        self.chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
         self.until_close = (
             status >= 200
             and status not in (204, 304)
             and "content-length" not in self.headers
-            and "chunked" not in self.headers.get("transfer-encoding", "").lower()
+            and not self.chunked
         )
         keep_alive = self.headers.get("keep-alive", "")
         for part in keep_alive.split(","):
@@ -162,6 +170,7 @@ class _Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
+        self.framing -= len(body)
         if self.size > MAX_RESPONSE_BYTES:
             raise HttpError(f"response larger than {MAX_RESPONSE_BYTES} bytes")
         self.chunks.append(body)
@@ -187,7 +196,10 @@ class _Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.waiter = loop.create_future()
         self.received = False
-        self.head_bytes = 0
+        self.framing = 0
+        if self.chunked:  # a fresh parser: the last trailer field must not open the next head
+            self.parser = httptools.HttpResponseParser(self)
+            self.chunked = False
         self.sent_at = loop.time()
         self.transport.write(request)
         return self.waiter
@@ -398,8 +410,9 @@ def _decoded(response: HttpResponse) -> HttpResponse:
     if encoding in ("identity", "") or response.status >= 300:
         return response
     if encoding not in ("gzip", "deflate"):
-        raise HttpError(f"unsupported content-encoding {encoding!r}")
-    # gzip header (wbits 16+), zlib header or raw deflate (auto-detected with 32+)
+        raise HttpError(f"unsupported content-encoding {encoding[:40]!r}")  # upstream text: cut
+    # gzip: a gzip or zlib header (wbits 32 + 15 detects either); deflate: a zlib header, else
+    # raw deflate below
     decoder = zlib.decompressobj(47 if encoding == "gzip" else 15)
     try:
         body = decoder.decompress(response.body, MAX_RESPONSE_BYTES)
