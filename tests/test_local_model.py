@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import statistics
@@ -790,8 +791,8 @@ def test_bench_writes_the_measured_block(tmp_path: Path) -> None:
 
 
 def test_signals_of_mixed_scripts_come_in_reading_order() -> None:
-    """Latin-script and Japanese patterns are searched apart (the Japanese ones only in text
-    with Japanese script): their spans still come back merged in reading order."""
+    """Each pattern is searched on its own (Latin-script and Japanese ones alike): their spans
+    still come back merged in reading order."""
     from gateway.local.signals import signal_spans
 
     text = "I was charged twice! ログインできない。 The app crashes, 写真が消えた"
@@ -800,6 +801,54 @@ def test_signals_of_mixed_scripts_come_in_reading_order() -> None:
     assert kinds == ["money_lost", "lockout", "crash", "data_loss"]
     assert [start for _, start, _ in spans] == sorted(start for _, start, _ in spans)
     assert all(text[start:end].strip() for _, start, end in spans)
+
+
+def test_literal_prefilter_changes_no_signal(
+    eval_sets: dict[str, list[dict[str, object]]],
+) -> None:
+    """A pattern is searched only in text holding one of its literals: every pattern has
+    literals, each literal is in its pattern's every match, and the spans equal those of a
+    search of every pattern, on the seed and hand-written reviews and on texts made of the
+    literals themselves (where they overlap and sit inside other words)."""
+    from gateway.local import signals
+
+    assert signals._literals(r"\bcrash\w*") == {"crash"}
+    assert signals._literals(r"\b(?:won'?t|can'?t) (?:open|start)\b") == {"open", "start"}
+    assert signals._literals(r"\bcobr\w* (?:dos veces|doble)\b") == {"cobr"}
+    assert signals._literals(r"(?i)crash") == frozenset()  # case-folded: never gated
+    assert not signals._ALWAYS
+    literals = {regex.pattern: signals._literals(regex.pattern) for _, regex in signals._ORDER}
+    assert all(literals.values())
+
+    def every_pattern(text: str) -> list[tuple[str, int, int]]:
+        low = text.lower()
+        found: dict[int, tuple[str, re.Match[str]]] = {}
+        for kind, regex in signals._ORDER:
+            for match in map(regex.match, itertools.repeat(low), range(len(low))):
+                if match is not None:
+                    found.setdefault(match.start(), (kind, match))
+        return [
+            (kind, start, match.end())
+            for start, (kind, match) in sorted(found.items())
+            if not signals._NEGATION_RE.search(low, max(0, start - 30), start)
+            and not signals._NEGATED_AFTER_RE.match(low, match.end(), match.end() + 12)
+        ]
+
+    texts = [e.text for e in load_seed_examples()[::4]]
+    texts += [str(r["text"]) for rows in eval_sets.values() for r in rows]
+    words = sorted({w for lits in literals.values() for w in lits})
+    texts += [" ".join(words[i::7]) + " charged me twice, ログインできない" for i in range(7)]
+    texts += ["".join(words[i::5]) for i in range(5)]
+    hits = 0
+    for text in texts:
+        spans = signals.signal_spans(text)
+        assert spans == every_pattern(text), text
+        hits += bool(spans)
+    assert hits > len(texts) // 10  # the check saw many signals, not only their absence
+    for _, regex in signals._ORDER:  # a match holds one of its pattern's literals
+        for text in texts:
+            for match in regex.finditer(text.lower()):
+                assert any(lit in match.group() for lit in literals[regex.pattern])
 
 
 def test_word_caches_are_bounded_and_change_no_answer(

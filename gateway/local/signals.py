@@ -28,6 +28,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
+
+import ahocorasick_rs
 
 __all__ = [
     "FLOORS",
@@ -338,23 +341,77 @@ _PATTERNS: dict[str, Sequence[str]] = {
 }
 
 
-# Two alternations over the lower-cased text, each kind a named group: the patterns that start
-# at a word boundary share one leading \b (most text positions fail it at once); the Japanese
-# ones, with no word boundaries, are searched only in text that holds Japanese script (in
-# other text they cost a third of the search for nothing).
-def _alternations() -> tuple[re.Pattern[str], re.Pattern[str]]:
-    latin: list[str] = []
-    other: list[str] = []
-    for kind, pats in _PATTERNS.items():
-        bounded = [p.removeprefix(r"\b") for p in pats if p.startswith(r"\b")]
-        rest = [p for p in pats if not p.startswith(r"\b")]
-        latin.append(f"(?P<{kind}>" + "|".join(f"(?:{p})" for p in bounded) + ")")
-        if rest:
-            other.append(f"(?P<{kind}_x>" + "|".join(f"(?:{p})" for p in rest) + ")")
-    return re.compile(r"\b(?:" + "|".join(latin) + ")"), re.compile("|".join(other))
+# Each pattern is searched on its own, and only in text that holds one of its literals: every
+# match of a pattern contains one of the strings `_literals` finds in it, and one Aho-Corasick
+# pass (native code) finds which of them a review holds. Most reviews hold the literals of no
+# pattern or a few, where one alternation of all 200 made `re` try each of them at every word
+# start. The patterns' order is their precedence: where two match at the same place, the
+# first one's match is kept (the word-bounded ones first, then the Japanese ones, with no word
+# boundaries; each group in the order of `_PATTERNS`).
+_ORDER: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (kind, re.compile(p))
+    for bounded in (True, False)
+    for kind, pats in _PATTERNS.items()
+    for p in pats
+    if p.startswith(r"\b") is bounded
+)
 
 
-_LATIN, _JAPANESE = _alternations()
+def _literals(pattern: str) -> frozenset[str]:
+    """Strings one of which every match of `pattern` contains (empty: no such set found, so
+    the pattern is always searched). From the parsed pattern: a run of literal characters, or
+    one string from each branch of an alternation; the set whose shortest string is longest."""
+    try:
+        from re import _constants as sre
+        from re import _parser
+
+        parsed = _parser.parse(pattern)
+    except (ImportError, AttributeError, re.error):  # pragma: no cover - another Python's re
+        return frozenset()
+    if parsed.state.flags & re.IGNORECASE:
+        return frozenset()
+    repeats = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
+
+    def required(items: Any) -> frozenset[str]:
+        found: list[frozenset[str]] = []
+        run: list[str] = []
+        for op, av in [*items, (None, None)]:
+            if op is sre.LITERAL:
+                run.append(chr(av))
+                continue
+            if run:
+                found.append(frozenset({"".join(run)}))
+                run = []
+            if op is sre.SUBPATTERN and not av[1] & re.IGNORECASE:
+                found.append(required(av[3]))
+            elif op is sre.BRANCH:
+                branches = [required(b) for b in av[1]]
+                if all(branches):
+                    found.append(frozenset().union(*branches))
+            elif op in repeats and av[0] >= 1:
+                found.append(required(av[2]))
+        found = [f for f in found if f]
+        return max(found, key=lambda f: (min(map(len, f)), -len(f))) if found else frozenset()
+
+    return required(parsed)
+
+
+def _prefilter() -> tuple[ahocorasick_rs.AhoCorasick, tuple[tuple[int, ...], ...], tuple[int, ...]]:
+    """(automaton of every literal, the patterns (indices into `_ORDER`) each literal gates,
+    the patterns with no literal, always searched)."""
+    gated: dict[str, list[int]] = {}
+    always: list[int] = []
+    for i, (_, regex) in enumerate(_ORDER):
+        literals = _literals(regex.pattern)
+        if not literals:
+            always.append(i)
+        for literal in literals:
+            gated.setdefault(literal, []).append(i)
+    automaton = ahocorasick_rs.AhoCorasick(list(gated))
+    return automaton, tuple(tuple(v) for v in gated.values()), tuple(always)
+
+
+_AUTOMATON, _GATED, _ALWAYS = _prefilter()
 JAPANESE_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff66-\uff9f]")
 """Kana, CJK ideographs and half-width katakana: text with none of them is not Japanese."""
 
@@ -367,32 +424,31 @@ _URGENCY_ORDER = ("Low", "Medium", "High", "Critical")
 def signal_spans(text: str) -> list[tuple[str, int, int]]:
     """(kind, start, end) of each signal in `text` that is not negated, in reading order.
     Matches may overlap ("why was I charged twice": a payment question holding a double
-    charge), so the search resumes just after each match's start, not at its end. At most
-    one match starts at a position (the Latin-script patterns' when both match there)."""
+    charge), so each pattern's search resumes just after each match's start, not at its end.
+    At most one match starts at a position: the first pattern's in `_ORDER`."""
     low = text.lower()
-    matches = _starts(_LATIN, low)  # in reading order
-    if not low.isascii() and JAPANESE_SCRIPT.search(low):
-        found = dict(_starts(_JAPANESE, low))
-        found.update(matches)
-        matches = sorted(found.items())
+    active = set(_ALWAYS)
+    for literal, _, _ in _AUTOMATON.find_matches_as_indexes(low, overlapping=True):
+        active.update(_GATED[literal])
+    if not active:
+        return []
+    found: dict[int, tuple[str, re.Match[str]]] = {}
+    for i in sorted(active):
+        kind, regex = _ORDER[i]
+        pos = 0
+        while (match := regex.search(low, pos)) is not None:
+            pos = match.start()
+            found.setdefault(pos, (kind, match))
+            pos += 1
     out: list[tuple[str, int, int]] = []
-    for start, match in matches:
+    for start in sorted(found):
+        kind, match = found[start]
         end = match.end()
         if _NEGATION_RE.search(low, max(0, start - 30), start) or _NEGATED_AFTER_RE.match(
             low, end, end + 12
         ):
             continue
-        out.append((str(match.lastgroup).removesuffix("_x"), start, end))
-    return out
-
-
-def _starts(pattern: re.Pattern[str], low: str) -> list[tuple[int, re.Match[str]]]:
-    """Every position where `pattern` matches, with its match there."""
-    out: list[tuple[int, re.Match[str]]] = []
-    pos = 0
-    while (match := pattern.search(low, pos)) is not None:
-        out.append((match.start(), match))
-        pos = match.start() + 1
+        out.append((kind, start, end))
     return out
 
 
