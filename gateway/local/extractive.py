@@ -482,8 +482,7 @@ def _runs(text: str, capitalised_nouns: bool = False) -> list[list[tuple[str, st
     for chunk in _CHUNK_SPLIT_RE.split(text):
         run: list[tuple[str, str, int]] = []
         first = True
-        for m in _WORD_RE.finditer(chunk):
-            raw = m.group()
+        for raw in _WORD_RE.findall(chunk):
             if not raw.isascii() and JAPANESE_SCRIPT.search(raw):
                 if run:
                     runs.append(run)
@@ -535,19 +534,24 @@ def extract_topic(
     counts: Counter[str] = Counter(w for run in runs for w, _, _ in run)
     weight = {w: (1.0 + math.log(n)) * idf.get(w, default_idf) for w, n in counts.items()}
 
+    # The best window of 1..TOPIC_MAX_WORDS distinct words in a run: the sum of their weights
+    # over size**0.45 (longer phrases must earn their words), less a millionth per position
+    # (earlier phrases win ties); the first window found wins an exact tie.
     best: list[tuple[str, str, int]] = []
     best_score = 0.0
     for run in runs:
-        for size in range(1, min(TOPIC_MAX_WORDS, len(run)) + 1):
-            for i in range(len(run) - size + 1):
-                window = run[i : i + size]
-                if len({w for w, _, _ in window}) < size:
-                    continue
-                # longer phrases must earn their words; earlier phrases win ties
-                score = sum([weight[w] for w, _, _ in window]) / size**0.45
-                score -= window[0][2] * 1e-6
-                if score > best_score:
-                    best, best_score = window, score
+        words = [w for w, _, _ in run]
+        weights = [weight[w] for w in words]
+        n = len(run)
+        for size in range(1, min(TOPIC_MAX_WORDS, n) + 1):
+            scale = size**0.45
+            for i in range(n - size + 1):
+                total = weights[i]
+                for k in range(i + 1, i + size):
+                    total += weights[k]
+                score = total / scale - run[i][2] * 1e-6
+                if score > best_score and (size == 1 or len(set(words[i : i + size])) == size):
+                    best, best_score = run[i : i + size], score
     phrase = " ".join(_title(raw) for _, raw, _ in best)
     kinds = [k for k in _SIGNAL_ORDER if k in set(signals)]
     if kinds:
