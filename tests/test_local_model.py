@@ -843,8 +843,20 @@ def test_literal_prefilter_changes_no_signal(
     for text in texts:
         spans = signals.signal_spans(text)
         assert spans == every_pattern(text), text
+        every = list(range(len(signals._ORDER)))
+        alone = signals._pattern_matches(text.lower(), every)
+        together = signals._alternation_matches(text.lower())
+        assert {k: (kind, m.span()) for k, (kind, m) in together.items()} == {
+            k: (kind, m.span()) for k, (kind, m) in alone.items()
+        }
         hits += bool(spans)
     assert hits > len(texts) // 10  # the check saw many signals, not only their absence
+    # a text holding every literal takes the one alternation, with the same spans
+    dense = " ".join(words) + " and then it crashed, stürzt ständig ab, ログインできない"
+    assert signals.signal_spans(dense) == every_pattern(dense)
+    # a lone surrogate (valid in a Python str, not in UTF-8) skips the prefilter, not the review
+    odd = "the app crashes \ud800 and I was charged twice"
+    assert [kind for kind, _, _ in signals.signal_spans(odd)] == ["crash", "money_lost"]
     for _, regex in signals._ORDER:  # a match holds one of its pattern's literals
         for text in texts:
             for match in regex.finditer(text.lower()):

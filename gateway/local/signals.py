@@ -26,6 +26,7 @@ A negated mention ("never crashes", "no crashes at all", "stürzt nie ab") is no
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -362,10 +363,8 @@ def _literals(pattern: str) -> frozenset[str]:
     the pattern is always searched). From the parsed pattern: a run of literal characters, or
     one string from each branch of an alternation; the set whose shortest string is longest."""
     try:
-        from re import _constants as sre
-        from re import _parser
-
-        parsed = _parser.parse(pattern)
+        sre = importlib.import_module("re._constants")  # CPython's own parser of patterns
+        parsed = importlib.import_module("re._parser").parse(pattern)
     except (ImportError, AttributeError, re.error):  # pragma: no cover - another Python's re
         return frozenset()
     if parsed.state.flags & re.IGNORECASE:
@@ -421,25 +420,35 @@ _NEGATED_AFTER_RE = re.compile(r"\s*(?:nie|nicht|nimmer|never)\b")
 _URGENCY_ORDER = ("Low", "Medium", "High", "Critical")
 
 
+MOST_PATTERNS_ALONE = 24
+"""A text that holds the literals of more patterns than this (a long one, or one made of
+them) is searched with one alternation of every pattern: each pattern alone scans the whole
+text, and 200 scans of 8,000 characters cost four times one alternation's."""
+
+
 def signal_spans(text: str) -> list[tuple[str, int, int]]:
     """(kind, start, end) of each signal in `text` that is not negated, in reading order.
     Matches may overlap ("why was I charged twice": a payment question holding a double
-    charge), so each pattern's search resumes just after each match's start, not at its end.
-    At most one match starts at a position: the first pattern's in `_ORDER`."""
+    charge), so each search resumes just after each match's start, not at its end. At most
+    one match starts at a position: the first pattern's in `_ORDER`."""
     low = text.lower()
-    active = set(_ALWAYS)
-    for literal, _, _ in _AUTOMATON.find_matches_as_indexes(low, overlapping=True):
-        active.update(_GATED[literal])
-    if not active:
-        return []
-    found: dict[int, tuple[str, re.Match[str]]] = {}
-    for i in sorted(active):
-        kind, regex = _ORDER[i]
-        pos = 0
-        while (match := regex.search(low, pos)) is not None:
-            pos = match.start()
-            found.setdefault(pos, (kind, match))
-            pos += 1
+    try:
+        hits = _AUTOMATON.find_matches_as_indexes(low, overlapping=True)
+    except UnicodeEncodeError:  # a lone surrogate (\ud800 in JSON): no UTF-8 to search
+        hits = None
+    if hits is None:
+        found = _alternation_matches(low)
+    else:
+        active = set(_ALWAYS)
+        for literal, _, _ in hits:
+            active.update(_GATED[literal])
+        if not active:
+            return []
+        found = (
+            _alternation_matches(low)
+            if len(active) > MOST_PATTERNS_ALONE
+            else _pattern_matches(low, sorted(active))
+        )
     out: list[tuple[str, int, int]] = []
     for start in sorted(found):
         kind, match = found[start]
@@ -450,6 +459,52 @@ def signal_spans(text: str) -> list[tuple[str, int, int]]:
             continue
         out.append((kind, start, end))
     return out
+
+
+def _pattern_matches(low: str, patterns: list[int]) -> dict[int, tuple[str, re.Match[str]]]:
+    """start -> (kind, match) of `patterns` (indices into `_ORDER`, in order), each searched
+    alone; the first pattern's match where two start at the same place."""
+    found: dict[int, tuple[str, re.Match[str]]] = {}
+    for i in patterns:
+        kind, regex = _ORDER[i]
+        pos = 0
+        while (match := regex.search(low, pos)) is not None:
+            pos = match.start()
+            found.setdefault(pos, (kind, match))
+            pos += 1
+    return found
+
+
+def _alternation_matches(low: str) -> dict[int, tuple[str, re.Match[str]]]:
+    """As `_pattern_matches` of every pattern, with two alternations (`_alternations`; the
+    second, Japanese, only in text with Japanese script): at a position, an alternation's
+    first branch that matches is the first pattern's match."""
+    found: dict[int, tuple[str, re.Match[str]]] = {}
+    japanese = not low.isascii() and JAPANESE_SCRIPT.search(low) is not None
+    for alternation in (_BOUNDED, _UNBOUNDED) if japanese else (_BOUNDED,):
+        pos = 0
+        while (match := alternation.search(low, pos)) is not None:
+            pos = match.start()
+            found.setdefault(pos, (str(match.lastgroup).removesuffix("_x"), match))
+            pos += 1
+    return found
+
+
+def _alternations() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """The word-bounded patterns under one leading \\b, and the others (the Japanese ones), each
+    kind a named group, in the order of `_ORDER`."""
+    bounded: list[str] = []
+    other: list[str] = []
+    for kind, pats in _PATTERNS.items():
+        starts = [p.removeprefix(r"\b") for p in pats if p.startswith(r"\b")]
+        rest = [p for p in pats if not p.startswith(r"\b")]
+        bounded.append(f"(?P<{kind}>" + "|".join(f"(?:{p})" for p in starts) + ")")
+        if rest:
+            other.append(f"(?P<{kind}_x>" + "|".join(f"(?:{p})" for p in rest) + ")")
+    return re.compile(r"\b(?:" + "|".join(bounded) + ")"), re.compile("|".join(other))
+
+
+_BOUNDED, _UNBOUNDED = _alternations()
 
 
 def severity_signals(text: str) -> frozenset[str]:
