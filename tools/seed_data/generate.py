@@ -6,8 +6,9 @@ The seed set trains the zero-setup baseline model (`training.baseline`, served b
 lead-ins, details, stories, closers, emoji and ratings in categories.yaml; shared fillers and
 noise in common.yaml; reviews in six other languages with their own per-category lead-ins,
 details and closers in multilingual.yaml), and this module fills and combines them, then adds
-light noise (informal spelling, typos, lower case, missing punctuation, emoji). Nothing is
-copied from any external data set.
+light noise (informal spelling, typos, lower case, missing punctuation, emoji). English reviews
+written whole, as varied in length, tone and subject as real ones, are added as they are
+(written.yaml; each is its own template). Nothing is copied from any external data set.
 
 Output is deterministic for a given `--seed`; the defaults reproduce the committed file byte
 for byte (`make seed-data`). Run from the repository root:
@@ -109,21 +110,37 @@ class Language(_Model):
     cores: dict[str, tuple[MultilingualEntry, ...]]  # per category
 
 
+class WrittenReview(_Model):
+    """An English review written whole, with its labels."""
+
+    text: str
+    category: str
+    urgency: Urgency
+    topic: str
+    summary: str
+
+
+class Written(_Model):
+    reviews: tuple[WrittenReview, ...]
+
+
 class Templates(_Model):
     domains: tuple[Domain, ...]
     categories: dict[str, Category]  # in generation order
     common: Common
     multilingual: dict[str, Language] = {}
+    written: Written = Written(reviews=())
 
     @model_validator(mode="after")
     def _consistent(self) -> Templates:
         unknown = {name for dom in self.domains for name in dom.cores} - set(self.categories)
+        unknown |= {r.category for r in self.written.reviews} - set(self.categories)
         for lang in self.multilingual.values():
             unknown |= (set(lang.cores) | set(lang.frames)) - set(self.categories)
             if missing := set(lang.cores) - set(lang.frames):
                 raise ValueError(f"multilingual cores without frames: {sorted(missing)}")
         if unknown:
-            raise ValueError(f"domain cores for unknown categories: {sorted(unknown)}")
+            raise ValueError(f"cores or reviews of unknown categories: {sorted(unknown)}")
         for name, cat in self.categories.items():
             if isinstance(cat.ratings, dict) and set(cat.ratings) != set(URGENCIES):
                 raise ValueError(f"{name}: ratings by urgency must cover {URGENCIES}")
@@ -153,7 +170,7 @@ def load_templates(directory: Path = TEMPLATES_DIR) -> Templates:
     return Templates.model_validate(
         {
             name: _read_yaml(directory / f"{name}.yaml")
-            for name in ("domains", "categories", "common", "multilingual")
+            for name in ("domains", "categories", "common", "multilingual", "written")
         }
     )
 
@@ -369,6 +386,7 @@ def generate(
             out.append(rec)
             got += 1
     out += multilingual_records(rng, t, seen)
+    out += written_records(rng, t, seen)
     rng.shuffle(out)
     return out
 
@@ -422,6 +440,30 @@ def multilingual_records(
                             "template": f"{lang}/{category}/{i}",
                         }
                     )
+    return out
+
+
+def written_records(rng: random.Random, t: Templates, seen: set[str]) -> list[dict[str, object]]:
+    """Each review of written.yaml as it is, its own template (under three words: left out,
+    as generated ones are)."""
+    out: list[dict[str, object]] = []
+    for i, review in enumerate(t.written.reviews):
+        if review.text in seen or len(review.text.split()) < 3:
+            continue
+        seen.add(review.text)
+        out.append(
+            {
+                "text": review.text,
+                "category": review.category,
+                "urgency": review.urgency,
+                "topic": review.topic,
+                "summary": review.summary,
+                "app": rng.choice(rng.choice(t.domains).apps),
+                "rating": _rating(rng, t.categories[review.category], review.urgency),
+                "lang": "en",
+                "template": f"en-written/{i}",
+            }
+        )
     return out
 
 
