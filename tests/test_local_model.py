@@ -821,13 +821,14 @@ def test_literal_prefilter_changes_no_signal(
     assert signals._literals(r"\bcobr\w* (?:dos veces|doble)\b") == {"cobr"}
     assert signals._literals(r"(?i)crash") == frozenset()  # case-folded: never gated
     assert not signals._ALWAYS
-    literals = {regex.pattern: signals._literals(regex.pattern) for _, regex in signals._ORDER}
+    literals = {pattern: signals._literals(pattern) for _, pattern in signals._ORDER}
+    regexes = [(kind, re.compile(pattern)) for kind, pattern in signals._ORDER]
     assert all(literals.values())
 
     def every_pattern(text: str) -> list[tuple[str, int, int]]:
         low = text.lower()
         found: dict[int, tuple[str, re.Match[str]]] = {}
-        for kind, regex in signals._ORDER:
+        for kind, regex in regexes:
             for match in map(regex.match, itertools.repeat(low), range(len(low))):
                 if match is not None:
                     found.setdefault(match.start(), (kind, match))
@@ -861,7 +862,7 @@ def test_literal_prefilter_changes_no_signal(
     # a lone surrogate (valid in a Python str, not in UTF-8) skips the prefilter, not the review
     odd = "the app crashes \ud800 and I was charged twice"
     assert [kind for kind, _, _ in signals.signal_spans(odd)] == ["crash", "money_lost"]
-    for _, regex in signals._ORDER:  # a match holds one of its pattern's literals
+    for _, regex in regexes:  # a match holds one of its pattern's literals
         for text in texts:
             for match in regex.finditer(text.lower()):
                 assert any(lit in match.group() for lit in literals[regex.pattern])

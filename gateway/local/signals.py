@@ -26,6 +26,7 @@ A negated mention ("never crashes", "no crashes at all", "stürzt nie ab") is no
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 from collections.abc import Sequence
@@ -349,13 +350,23 @@ _PATTERNS: dict[str, Sequence[str]] = {
 # start. The patterns' order is their precedence: where two match at the same place, the
 # first one's match is kept (the word-bounded ones first, then the Japanese ones, with no word
 # boundaries; each group in the order of `_PATTERNS`).
-_ORDER: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (kind, re.compile(p))
+_ORDER: tuple[tuple[str, str], ...] = tuple(
+    (kind, p)
     for bounded in (True, False)
     for kind, pats in _PATTERNS.items()
     for p in pats
     if p.startswith(r"\b") is bounded
 )
+_COMPILED: list[re.Pattern[str] | None] = [None] * len(_ORDER)
+"""Each pattern of `_ORDER` compiled at its first search (most are rare: compiling all 200 at
+import was a tenth of the server's start)."""
+
+
+def _regex(i: int) -> re.Pattern[str]:
+    regex = _COMPILED[i]
+    if regex is None:
+        regex = _COMPILED[i] = re.compile(_ORDER[i][1])
+    return regex
 
 
 def _literals(pattern: str) -> frozenset[str]:
@@ -400,8 +411,8 @@ def _prefilter() -> tuple[ahocorasick_rs.AhoCorasick, tuple[tuple[int, ...], ...
     the patterns with no literal, always searched)."""
     gated: dict[str, list[int]] = {}
     always: list[int] = []
-    for i, (_, regex) in enumerate(_ORDER):
-        literals = _literals(regex.pattern)
+    for i, (_, pattern) in enumerate(_ORDER):
+        literals = _literals(pattern)
         if not literals:
             always.append(i)
         for literal in literals:
@@ -466,7 +477,7 @@ def _pattern_matches(low: str, patterns: list[int]) -> dict[int, tuple[str, re.M
     alone; the first pattern's match where two start at the same place."""
     found: dict[int, tuple[str, re.Match[str]]] = {}
     for i in patterns:
-        kind, regex = _ORDER[i]
+        kind, regex = _ORDER[i][0], _regex(i)
         pos = 0
         while (match := regex.search(low, pos)) is not None:
             pos = match.start()
@@ -481,7 +492,8 @@ def _alternation_matches(low: str) -> dict[int, tuple[str, re.Match[str]]]:
     first branch that matches is the first pattern's match."""
     found: dict[int, tuple[str, re.Match[str]]] = {}
     japanese = not low.isascii() and JAPANESE_SCRIPT.search(low) is not None
-    for alternation in (_BOUNDED, _UNBOUNDED) if japanese else (_BOUNDED,):
+    bounded, unbounded = _alternations()
+    for alternation in (bounded, unbounded) if japanese else (bounded,):
         pos = 0
         while (match := alternation.search(low, pos)) is not None:
             pos = match.start()
@@ -490,6 +502,7 @@ def _alternation_matches(low: str) -> dict[int, tuple[str, re.Match[str]]]:
     return found
 
 
+@functools.cache  # built at the first text that needs it: few ever do
 def _alternations() -> tuple[re.Pattern[str], re.Pattern[str]]:
     """The word-bounded patterns under one leading \\b, and the others (the Japanese ones), each
     kind a named group, in the order of `_ORDER`."""
@@ -502,9 +515,6 @@ def _alternations() -> tuple[re.Pattern[str], re.Pattern[str]]:
         if rest:
             other.append(f"(?P<{kind}_x>" + "|".join(f"(?:{p})" for p in rest) + ")")
     return re.compile(r"\b(?:" + "|".join(bounded) + ")"), re.compile("|".join(other))
-
-
-_BOUNDED, _UNBOUNDED = _alternations()
 
 
 def severity_signals(text: str) -> frozenset[str]:
