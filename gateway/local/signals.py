@@ -357,26 +357,32 @@ _ORDER: tuple[tuple[str, str], ...] = tuple(
     for p in pats
     if p.startswith(r"\b") is bounded
 )
-_COMPILED: list[re.Pattern[str] | None] = [None] * len(_ORDER)
-"""Each pattern of `_ORDER` compiled at its first search (most are rare: compiling all 200 at
-import was a tenth of the server's start)."""
 
 
+@functools.cache
 def _regex(i: int) -> re.Pattern[str]:
-    regex = _COMPILED[i]
-    if regex is None:
-        regex = _COMPILED[i] = re.compile(_ORDER[i][1])
-    return regex
+    """Pattern `i` of `_ORDER`, compiled at its first search (most are rare: compiling all 200
+    at import was a tenth of the server's start)."""
+    return re.compile(_ORDER[i][1])
+
+
+try:  # CPython's own parser of patterns
+    _SRE: Any = importlib.import_module("re._constants")
+    _SRE_PARSER: Any = importlib.import_module("re._parser")
+except ImportError:  # pragma: no cover - another Python's re: every pattern always searched
+    _SRE = _SRE_PARSER = None
 
 
 def _literals(pattern: str) -> frozenset[str]:
     """Strings one of which every match of `pattern` contains (empty: no such set found, so
     the pattern is always searched). From the parsed pattern: a run of literal characters, or
     one string from each branch of an alternation; the set whose shortest string is longest."""
+    if _SRE is None or _SRE_PARSER is None:  # pragma: no cover - another Python's re
+        return frozenset()
+    sre = _SRE
     try:
-        sre = importlib.import_module("re._constants")  # CPython's own parser of patterns
-        parsed = importlib.import_module("re._parser").parse(pattern)
-    except (ImportError, AttributeError, re.error):  # pragma: no cover - another Python's re
+        parsed = _SRE_PARSER.parse(pattern)
+    except (AttributeError, re.error):  # pragma: no cover - another Python's re
         return frozenset()
     if parsed.state.flags & re.IGNORECASE:
         return frozenset()
@@ -477,12 +483,9 @@ def _pattern_matches(low: str, patterns: list[int]) -> dict[int, tuple[str, re.M
     alone; the first pattern's match where two start at the same place."""
     found: dict[int, tuple[str, re.Match[str]]] = {}
     for i in patterns:
-        kind, regex = _ORDER[i][0], _regex(i)
-        pos = 0
-        while (match := regex.search(low, pos)) is not None:
-            pos = match.start()
-            found.setdefault(pos, (kind, match))
-            pos += 1
+        kind = _ORDER[i][0]
+        for match in _starts(_regex(i), low):
+            found.setdefault(match.start(), (kind, match))
     return found
 
 
@@ -494,12 +497,20 @@ def _alternation_matches(low: str) -> dict[int, tuple[str, re.Match[str]]]:
     japanese = not low.isascii() and JAPANESE_SCRIPT.search(low) is not None
     bounded, unbounded = _alternations()
     for alternation in (bounded, unbounded) if japanese else (bounded,):
-        pos = 0
-        while (match := alternation.search(low, pos)) is not None:
-            pos = match.start()
-            found.setdefault(pos, (str(match.lastgroup).removesuffix("_x"), match))
-            pos += 1
+        for match in _starts(alternation, low):
+            found.setdefault(match.start(), (str(match.lastgroup).removesuffix("_x"), match))
     return found
+
+
+def _starts(pattern: re.Pattern[str], low: str) -> list[re.Match[str]]:
+    """The match of `pattern` at every position where it matches, in reading order (each
+    search resumes just after the last match's start: matches may overlap)."""
+    out: list[re.Match[str]] = []
+    pos = 0
+    while (match := pattern.search(low, pos)) is not None:
+        out.append(match)
+        pos = match.start() + 1
+    return out
 
 
 @functools.cache  # built at the first text that needs it: few ever do
