@@ -368,6 +368,10 @@ def test_extract_topic_rules() -> None:
     # a pronoun's contraction and a preposition are no topic words
     assert extract_topic("we'll see, they'd know", idf, 4.0, "X") == "X"
     assert extract_topic("features locked behind premium", idf, 4.0, "X") == "Features"
+    # each part of a hyphenated word is titled as a word: an acronym stays one
+    german = "Der PDF-Export und das wi-fi-Menü funktionieren seit dem Update nicht mehr"
+    assert extract_topic(german, {}, 4.0, "X", language="German") == "PDF-Export"
+    assert extract_topic("das wi-fi-menü", {}, 4.0, "X") == "Wi-Fi-Menü"
 
 
 def test_topic_of_reviews_not_in_english(model: LocalModel) -> None:

@@ -510,8 +510,9 @@ def _title(word: str) -> str:
         return word  # GPS, UI, PDF
     if len(word) > 1 and word[0].islower() and word[1].isupper():
         return word  # iPad
-    # each part of a hyphenated word: Wi-Fi, E-Mail, Offline-Modus
-    return "-".join(part[:1].upper() + part[1:].lower() for part in word.split("-"))
+    if "-" in word:  # each part of a hyphenated word: Wi-Fi, E-Mail, PDF-Export
+        return "-".join(_title(part) for part in word.split("-"))
+    return word[:1].upper() + word[1:].lower()
 
 
 def extract_topic(
