@@ -25,11 +25,9 @@ from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score
 
 from gateway.local.ensemble import FORMAT as ENSEMBLE_FORMAT
 from gateway.local.ensemble import FORMAT_VERSION as ENSEMBLE_FORMAT_VERSION
-from gateway.local.ensemble import pool
 from gateway.local.onnx import softmax
 from gateway.local.use import ENCODER_PACKAGE, embed
 from gateway.local.use import FORMAT as USE_FORMAT
@@ -44,6 +42,7 @@ from training.local import (
     fit_tfidf,
     idf_table,
     library_versions,
+    pool_weight,
     sha256_file,
     train_tfidf,
 )
@@ -54,7 +53,6 @@ log = logging.getLogger(__name__)
 
 USE_C = 1.0  # inverse regularisation of both heads on the 512-d embeddings
 HOLDOUT = 0.2
-WEIGHT_GRID = np.round(np.arange(0.0, 1.0001, 0.05), 2)
 
 Floats = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -157,23 +155,6 @@ def train_use(
     return card
 
 
-def _pool_weight(
-    p_tfidf: Floats, p_use: Floats, y_idx: np.ndarray[Any, Any]
-) -> tuple[float, float, float]:
-    """(tfidf weight, held-out log loss, held-out macro-F1) of the best weight on the grid."""
-    logs = np.log(np.clip(np.stack([p_tfidf, p_use]), 1e-12, 1.0))  # members x rows x classes
-    best: tuple[float, float, float] | None = None
-    for w in WEIGHT_GRID:
-        weights = np.array([w, 1.0 - w])
-        pooled = pool(logs, weights)
-        nll = float(-np.log(np.clip(pooled[np.arange(len(y_idx)), y_idx], 1e-12, 1.0)).mean())
-        if best is None or nll < best[1] - 1e-12:
-            f1 = float(f1_score(y_idx, pooled.argmax(1), average="macro"))
-            best = (float(w), nll, f1)
-    assert best is not None
-    return best
-
-
 def train_multilingual(
     examples: Sequence[Example],
     urgency_examples: Sequence[Example],
@@ -197,7 +178,7 @@ def train_multilingual(
     p_tfidf = np.asarray(cat_pipe.predict_proba([e.text for e in held]), dtype=np.float64)
     p_use = _head_probabilities(use_heads, emb([e.text for e in held]))
     y_idx = np.array([classes.index(e.category) for e in held])
-    w, nll, f1 = _pool_weight(p_tfidf, p_use, y_idx)
+    w, nll, f1 = pool_weight(p_tfidf, p_use, y_idx)
     say(f"  pool weight tfidf {w:.2f} / encoder {1 - w:.2f}: held-out macro-F1 {f1:.3f}")
 
     out = Path(out)

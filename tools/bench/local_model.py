@@ -266,6 +266,7 @@ def run_shared(
     train, marc_test, huang_test = load_split(keep_marc_other=keep_other)
     out = work / approach
     n_train = len(train)
+    pool_weights: dict[str, float] | None = None
     t0 = time.perf_counter()
     if approach == "tfidf-baseline":
         # as the baseline trains: an urgency on every row; the sets have none and urgency is
@@ -286,6 +287,8 @@ def run_shared(
             minilm_options=options,
         )
         n_train = int(card["data"]["n_train"])
+        if "members" in card:  # an ensemble: the weights its trainer picked
+            pool_weights = {str(m["path"]): float(m["weight"]) for m in card["members"]}
     seconds = time.perf_counter() - t0
     model = load_local_model(out)
     hand = on_eval_sets(model, sets)
@@ -302,6 +305,7 @@ def run_shared(
         "size_mb": round(dir_size(out) / 1e6, 2),
         "train_s": round(seconds, 1),
         "n_train": n_train,
+        "pool_weights": pool_weights,
     }
 
 

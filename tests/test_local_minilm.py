@@ -1,0 +1,122 @@
+"""The `minilm` approach of `train-local`: the packaged MiniLM encoder fine-tuned (here one
+layer, one epoch, short inputs, so that it takes seconds), exported to ONNX, and pooled with a
+`tfidf` model whose weight is picked on the rows the encoder never saw. The encoder is the real
+packaged one (`local-strong` extra)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gateway.local.ensemble import EnsembleModel, pool
+from gateway.local.loader import load_local_model
+from tests.test_local_model import assert_valid
+from training.local import POOL_WEIGHT_GRID, _strong_available, pool_weight, train_local_examples
+from training.seed import load_seed_records, records_to_examples, template_split
+
+pytestmark = [
+    pytest.mark.skipif(not _strong_available(), reason="needs the local-strong extra"),
+    pytest.mark.timeout(600),
+]
+
+TINY = {"epochs": 1.0, "n_layers": 1, "max_tokens": 48, "batch_size": 32}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The approach trained on the seed rows of some sentence templates only."""
+    train_rows, _ = template_split(load_seed_records())
+    out = tmp_path_factory.mktemp("minilm") / "model"
+    card = train_local_examples(
+        records_to_examples(train_rows),
+        None,
+        out,
+        approach="minilm",
+        name="minilm-test",
+        minilm_options=TINY,
+    )
+    return out, card
+
+
+def test_minilm_is_the_encoder_pooled_with_tfidf(trained: tuple[Path, dict[str, Any]]) -> None:
+    path, card = trained
+    assert card["format"] == "ensemble" and card["approach"] == "minilm"
+    assert json.loads((path / "model_card.json").read_text())["approach"] == "minilm"
+    weights = {m["path"]: m["weight"] for m in card["members"]}
+    assert set(weights) == {"tfidf", "encoder"}
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert weights["tfidf"] in POOL_WEIGHT_GRID
+    selection = card["pool_weight_selection"]
+    assert selection["held_out_fraction"] == 0.1 and selection["held_out_log_loss"] > 0
+    encoder_card = json.loads((path / "encoder" / "model_card.json").read_text())
+    assert encoder_card["format"] == "encoder-onnx" and encoder_card["encoder_layers"] == 1
+    assert encoder_card["fine_tune"]["n_calibration"] > 0
+    assert "torch" in card["versions"] and "onnxruntime" in card["versions"]
+
+    model = load_local_model(path)
+    assert isinstance(model, EnsembleModel)
+    assert [type(m).__name__ for m in model.members] == ["TfidfLinearModel", "EncoderOnnxModel"]
+    w = np.array([weights["tfidf"], weights["encoder"]])
+    for text in ("The app crashes when I pay", "Please add a dark mode", "Wie ändere ich das?"):
+        p_cat, _ = model.probabilities(text)
+        logs = [np.log(np.clip(m.probabilities(text)[0], 1e-12, 1.0)) for m in model.members]
+        assert np.allclose(p_cat, pool(np.stack(logs), w / w.sum()))
+        assert_valid(model.predict(text).triage)
+    crash = model.predict("The app crashes every time I open the camera")
+    assert crash.triage.category == "Bug Report" and crash.triage.urgency in ("High", "Critical")
+
+
+def test_pool_weight_minimises_the_held_out_log_loss() -> None:
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 3, size=300)
+    sharp = np.full((300, 3), 0.05)
+    sharp[np.arange(300), y] = 0.9  # right, and confident
+    noise = rng.dirichlet(np.ones(3), size=300)  # no information
+    w, nll, f1 = pool_weight(sharp, noise, y)
+    assert w == 1.0 and f1 == 1.0
+    assert nll == pytest.approx(-np.log(0.9))
+    w, _, _ = pool_weight(noise, sharp, y)
+    assert w == 0.0
+    # two members right on different halves: each alone is worse than the pool
+    half = np.where(np.arange(300)[:, None] < 150, sharp, noise)
+    other = np.where(np.arange(300)[:, None] >= 150, sharp, noise)
+    w, nll, _ = pool_weight(half, other, y)
+    assert 0.0 < w < 1.0
+    assert nll < pool_weight(half, noise, y)[1]
+
+
+def test_exported_graph_answers_as_the_torch_module_at_any_batch_and_length(
+    tmp_path: Path,
+) -> None:
+    """The export traces one batch of two texts; the graph must not have frozen its shapes."""
+    from gateway.local.onnx import encode_batch
+    from training.local import FineTuneConfig, encoder_logits, export_onnx, finetune_encoder
+
+    onnxruntime = pytest.importorskip("onnxruntime")
+    rows = records_to_examples(load_seed_records())[:64]
+    tuned = finetune_encoder(
+        [e.text for e in rows],
+        [e.category for e in rows],
+        [e.urgency for e in rows],
+        FineTuneConfig(epochs=0.5, n_layers=1, max_tokens=48),
+    )
+    graph = export_onnx(tuned, tmp_path, quantize=False)
+    session = onnxruntime.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    texts = [
+        "Crash",
+        "The app crashes every time I open the camera, and support never answers my emails.",
+        "Bitte fügt einen dunklen Modus hinzu",
+        "ok",
+        "How do I export my data to a spreadsheet? I looked everywhere in the settings.",
+    ]
+    for batch in (texts[:1], texts[1:2], texts):
+        ids, mask = encode_batch(tuned.tokenizer, batch)
+        category, urgency = session.run(None, {"input_ids": ids, "attention_mask": mask})
+        want_category, want_urgency = encoder_logits(tuned, batch)
+        assert category.shape == (len(batch), len(tuned.categories))
+        assert np.allclose(category, want_category, atol=1e-4)
+        assert np.allclose(urgency, want_urgency, atol=1e-4)
