@@ -50,11 +50,16 @@ def test_minilm_is_the_encoder_pooled_with_tfidf(trained: tuple[Path, dict[str, 
     assert set(weights) == {"tfidf", "encoder"}
     assert sum(weights.values()) == pytest.approx(1.0)
     assert weights["tfidf"] in POOL_WEIGHT_GRID
-    selection = card["pool_weight_selection"]
-    assert selection["held_out_fraction"] == 0.1 and selection["held_out_log_loss"] > 0
+    assert card["pool_weight_selection"]["held_out_log_loss"] > 0
     encoder_card = json.loads((path / "encoder" / "model_card.json").read_text())
     assert encoder_card["format"] == "encoder-onnx" and encoder_card["encoder_layers"] == 1
-    assert encoder_card["fine_tune"]["n_calibration"] > 0
+    # the encoder never saw the held-out slice (every seed row has an urgency: no urgency-only
+    # rows are added), and its urgency head has every urgency the tfidf member has
+    tuning = encoder_card["fine_tune"]
+    assert tuning["n_calibration"] >= 0.09 * card["data"]["n_train"]
+    assert tuning["n_examples"] == card["data"]["n_train"] - tuning["n_calibration"]
+    tfidf_card = json.loads((path / "tfidf" / "model_card.json").read_text())
+    assert encoder_card["urgencies"] == tfidf_card["urgencies"] == card["urgencies"]
     assert "torch" in card["versions"] and "onnxruntime" in card["versions"]
 
     model = load_local_model(path)
@@ -66,8 +71,6 @@ def test_minilm_is_the_encoder_pooled_with_tfidf(trained: tuple[Path, dict[str, 
         logs = [np.log(np.clip(m.probabilities(text)[0], 1e-12, 1.0)) for m in model.members]
         assert np.allclose(p_cat, pool(np.stack(logs), w / w.sum()))
         assert_valid(model.predict(text).triage)
-    crash = model.predict("The app crashes every time I open the camera")
-    assert crash.triage.category == "Bug Report" and crash.triage.urgency in ("High", "Critical")
 
 
 def test_pool_weight_minimises_the_held_out_log_loss() -> None:
@@ -103,7 +106,9 @@ def test_exported_graph_answers_as_the_torch_module_at_any_batch_and_length(
         [e.category for e in rows],
         [e.urgency for e in rows],
         FineTuneConfig(epochs=0.5, n_layers=1, max_tokens=48),
+        urgency_classes=["Critical", "High", "Low", "Medium", "Unheard-of"],
     )
+    assert tuned.urgencies == ["Critical", "High", "Low", "Medium", "Unheard-of"]
     graph = export_onnx(tuned, tmp_path, quantize=False)
     session = onnxruntime.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
     texts = [

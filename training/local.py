@@ -559,7 +559,7 @@ def train_tfidf(
 
 
 # --------------------------------------------------------------------------------------------
-# minilm (encoder-onnx)
+# minilm (an encoder-onnx model pooled with a tfidf one)
 # --------------------------------------------------------------------------------------------
 
 
@@ -595,7 +595,17 @@ def _train_minilm(
     texts = [e.text for e in fit_part] + [e.text for e in urg_only]
     cats: list[str | None] = [e.category for e in fit_part] + [None] * len(urg_only)
     urgs: list[str | None] = [e.urgency for e in fit_part] + [e.urgency for e in urg_only]
-    tuned = finetune_encoder(texts, cats, urgs, cfg, progress=lambda m: say(f"  {m}"))
+    if {e.category for e in fit_part} != {e.category for e in examples}:
+        raise ValueError("a category has too few rows to hold 10% of them out; add rows")
+    tuned = finetune_encoder(
+        texts,
+        cats,
+        urgs,
+        cfg,
+        progress=lambda m: say(f"  {m}"),
+        # the tfidf member learns every urgency; a rare one held out must not be missing here
+        urgency_classes=sorted({str(e.urgency) for e in urgency_examples}),
+    )
     lc, lu = encoder_logits(tuned, [e.text for e in calib])
     cat_index = {c: i for i, c in enumerate(tuned.categories)}
     y_idx = np.array([cat_index[e.category] for e in calib])
@@ -804,10 +814,12 @@ def finetune_encoder(
     urgencies: Sequence[str | None],
     config: FineTuneConfig | None = None,
     progress: Callable[[str], None] | None = None,
+    urgency_classes: Sequence[str] = (),
 ) -> FineTuned:
     """Fine-tune the packaged encoder with a category and an urgency head (balanced class
     weights, AdamW, linear warm-up and decay, length-bucketed batches). A None label adds
-    nothing to that head's loss (urgency-only or category-only examples)."""
+    nothing to that head's loss (urgency-only or category-only examples). The urgency head
+    has a column for each of `urgency_classes` too, even one no example carries."""
     import random
 
     torch = _optional("torch")
@@ -819,7 +831,7 @@ def finetune_encoder(
     base = base_model_dir()
     tok = _encoder_tokenizer(base, cfg.max_tokens)
     cat_names = sorted({c for c in categories if c})
-    urg_names = sorted({u for u in urgencies if u})
+    urg_names = sorted({u for u in urgencies if u} | set(urgency_classes))
     cat_idx = {c: i for i, c in enumerate(cat_names)}
     urg_idx = {u: i for i, u in enumerate(urg_names)}
     y_cat = np.array([cat_idx[c] if c else -100 for c in categories], dtype=np.int64)
@@ -910,7 +922,10 @@ def export_onnx(tuned: FineTuned, out_dir: Path, *, quantize: bool = True) -> Pa
         # where the encoder's mask code reads a shape, and on indexing; the graph still takes
         # any batch and length (`dynamic_axes`): tests/test_local_minilm.py compares it with
         # the torch module on texts of other lengths.
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx")
         torch.onnx.export(
             tuned.module,
             (ids, mask),
