@@ -125,3 +125,36 @@ def test_exported_graph_answers_as_the_torch_module_at_any_batch_and_length(
         assert category.shape == (len(batch), len(tuned.categories))
         assert np.allclose(category, want_category, atol=1e-4)
         assert np.allclose(urgency, want_urgency, atol=1e-4)
+
+
+def test_auto_without_val_chooses_on_rows_it_holds_out_then_trains_on_all(
+    tmp_path: Path,
+) -> None:
+    """With the extras installed, `auto` tries every approach; given no --val, it holds a
+    stratified 15% out of their training, chooses on it, and trains the winner on every row."""
+    from training.local import AUTO_VAL_FRACTION, LATENCY_BUDGET_MS
+
+    train_rows, _ = template_split(load_seed_records())
+    rows = records_to_examples(train_rows[::4])
+    card = train_local_examples(rows, None, tmp_path / "auto", approach="auto", minilm_options=TINY)
+    candidates = {c["approach"]: c for c in card["candidates"]}
+    assert set(candidates) == {"tfidf", "multilingual", "minilm"}
+    held = card["selection"]["n_held_out"]
+    assert held == pytest.approx(AUTO_VAL_FRACTION * len(rows), abs=6)
+    assert all(c["metrics_val"]["n"] == held for c in candidates.values())
+    fits = [c for c in candidates.values() if c["latency_ms"]["p50"] <= LATENCY_BUDGET_MS]
+    best = max(fits or candidates.values(), key=lambda c: c["metrics_val"]["macro_f1"])
+    assert card["approach"] == best["approach"]
+    assert card["selection"]["metrics_held_out"] == best["metrics_val"]
+    assert card["data"]["n_train"] == len(rows) and "metrics_val" not in card
+    # trained again on every row: the tfidf model (or the ensemble's tfidf member) says so
+    out = tmp_path / "auto"
+    tfidf_card = out / ("tfidf" if card["format"] == "ensemble" else "") / "model_card.json"
+    assert json.loads(tfidf_card.read_text())["n_train"] == len(rows)
+    assert_valid(load_local_model(out).predict("The app crashes when I pay").triage)
+
+    # too few rows to hold 30 out: tfidf alone, on every row
+    few = records_to_examples(train_rows[::25])
+    card = train_local_examples(few, None, tmp_path / "few", approach="auto")
+    assert [c["approach"] for c in card["candidates"]] == ["tfidf"]
+    assert "selection" not in card and card["n_train"] == len(few)

@@ -24,9 +24,10 @@ Approaches (`approach=`):
   frozen) with linear heads, pooled with the `tfidf` model (`ensemble` format;
   `training.ensemble`). Reads the seven seed languages and more; a few ms a review
   (docs/local-model.md has the measured figure).
-* `auto`: trains `tfidf`, and `multilingual` and `minilm` too when their extras are installed
-  and `val` is given; keeps the candidate with the best macro-F1 on `val` among those within
-  the latency budget.
+* `auto`: trains `tfidf`, and `multilingual` and `minilm` too when their extras are installed;
+  keeps the candidate with the best macro-F1 on `val` among those within the latency budget.
+  Without `val` it chooses on `AUTO_VAL_FRACTION` of the rows held out of the candidates'
+  training, then trains the chosen approach again on every row.
 
 `include_seed=True` (`--with-seed`) adds the project's seed reviews (six categories, seven
 languages, urgency labelled) to the training data.
@@ -112,6 +113,10 @@ log = logging.getLogger(__name__)
 Approach = Literal["auto", "tfidf", "multilingual", "minilm"]
 APPROACHES: tuple[str, ...] = ("auto", "tfidf", "multilingual", "minilm")
 LATENCY_BUDGET_MS = 5.0  # p50 per review, one core: the default model must stay under it
+AUTO_VAL_FRACTION = 0.15
+"""Share of the rows `auto` holds out to choose on when no validation set is given."""
+AUTO_VAL_MIN = 30
+"""Fewer held-out rows than this choose nothing: `auto` trains tfidf alone."""
 SEED = 20240611
 CV_FOLDS = 3
 # Inverse regularisation of the category head. Cross-validated on the benchmark's training
@@ -208,12 +213,27 @@ def train_local_examples(
     candidates: list[str]
     if approach == "auto":
         candidates = ["tfidf"]
-        if val and multilingual_available():
+        if multilingual_available():
             candidates.append("multilingual")
-        if val and _strong_available():
+        if _strong_available():
             candidates.append("minilm")
     else:
         candidates = [approach]
+    # `auto` with no --val chooses on a split of its own: the candidates learn from the rest,
+    # then the chosen approach is trained again on every row
+    fit_rows, fit_urgency, choose_on = examples, urgency_examples, val
+    if len(candidates) > 1 and not val:
+        fit_rows, held = stratified_split(list(examples), AUTO_VAL_FRACTION, SEED)
+        if len(held) < AUTO_VAL_MIN or {e.category for e in fit_rows} != {
+            e.category for e in examples
+        }:
+            say(f"too few rows to hold {AUTO_VAL_FRACTION:.0%} out to choose on: tfidf only")
+            candidates, fit_rows = ["tfidf"], examples
+        else:
+            held_keys = {text_key(e.text) for e in held}
+            fit_urgency = [e for e in urgency_examples if text_key(e.text) not in held_keys]
+            choose_on = held
+            say(f"no --val: choosing on {len(held)} rows held out of the training data")
     if "minilm" in candidates and not _strong_available():
         raise RuntimeError(
             "approach 'minilm' needs the local-strong extra: "
@@ -230,29 +250,46 @@ def train_local_examples(
     results: list[dict[str, Any]] = []
     card: dict[str, Any]
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.train-", dir=out.parent))
+
+    def fit_candidate(
+        cand: str, rows: Sequence[Example], urgency: Sequence[Example], to: Path
+    ) -> Any:
+        t0 = time.perf_counter()
+        if cand == "tfidf":
+            made = train_tfidf(rows, to, urgency_examples=urgency, say=say)
+        elif cand == "multilingual":
+            made = train_multilingual(rows, urgency, to, say)
+        else:
+            made = _train_minilm(rows, urgency, to, say, **(minilm_options or {}))
+        made["training_seconds"] = round(time.perf_counter() - t0, 1)
+        made["size_bytes"] = dir_size(to)
+        return made
+
     try:
         for cand in candidates:
             cand_dir = work / cand
-            t0 = time.perf_counter()
             say(f"training approach {cand!r}")
-            if cand == "tfidf":
-                card = train_tfidf(examples, cand_dir, urgency_examples=urgency_examples, say=say)
-            elif cand == "multilingual":
-                card = train_multilingual(examples, urgency_examples, cand_dir, say)
-            else:
-                card = _train_minilm(
-                    examples, urgency_examples, cand_dir, say, **(minilm_options or {})
-                )
-            card["training_seconds"] = round(time.perf_counter() - t0, 1)
+            card = fit_candidate(cand, fit_rows, fit_urgency, cand_dir)
             model = load_local_model(cand_dir)
-            card["size_bytes"] = dir_size(cand_dir)
-            lat_texts = [e.text for e in (val or examples)][:300]
+            lat_texts = [e.text for e in (choose_on or examples)][:300]
             card["latency_ms"] = measure_latency(model, lat_texts)
-            if val:
-                card["metrics_val"] = evaluate(model, val)
+            if choose_on:
+                card["metrics_val"] = evaluate(model, choose_on)
             results.append({"approach": cand, "dir": cand_dir, "card": card})
         chosen = _choose(results)
         card = chosen["card"]
+        if choose_on is not val:
+            say(f"chose {chosen['approach']!r}; training it again on all {len(examples)} rows")
+            chosen["dir"] = work / "chosen"
+            latency, held_metrics = card["latency_ms"], card.get("metrics_val")
+            card = fit_candidate(chosen["approach"], examples, urgency_examples, chosen["dir"])
+            card["latency_ms"] = latency  # measured on the same approach, from fewer rows
+            card["selection"] = {
+                "validation": "no --val: a stratified share of the training rows held out",
+                "held_out_fraction": AUTO_VAL_FRACTION,
+                "n_held_out": len(choose_on or ()),
+                "metrics_held_out": held_metrics,
+            }
         card.update(
             {
                 "name": name,
