@@ -373,22 +373,29 @@ class Bench:
             if target == "gateway":
                 info["heavy_mapped"] = heavy_mapped(server.pid)
                 server.stop()
-                info["ready_warm_s"] = self.warm_ready()
+                info["ready_warm_s"], info["ready_warm_again_s"] = self.warm_ready()
         except StartError as exc:
             self.servers[target] = {"skipped": f"did not start: {str(exc)[:500]}"}
         finally:
             if started is not None:
                 started.stop()
 
-    def warm_ready(self) -> float | None:
-        """Time to ready of a second start on the first one's data dir (model built)."""
-        try:
-            gw = self.start_gateway("gateway-warm", GATEWAY_ROUTES, cpus=self.cpus("sut"),
-                                    data="gateway")  # fmt: skip
-        except StartError:
-            return None
-        gw.stop()
-        return round(gw.ready_s, 3)
+    def warm_ready(self) -> tuple[float | None, float | None]:
+        """Time to ready of two more starts on the first one's data dir (model built): the
+        warm start, after the load points, with the OS page cache as they left it (a machine
+        may have dropped the server's files from it since they were read), then one more at
+        once, with the files just read."""
+        times: list[float | None] = []
+        for name in ("gateway-warm", "gateway-warm-again"):
+            try:
+                gw = self.start_gateway(name, GATEWAY_ROUTES, cpus=self.cpus("sut"),
+                                        data="gateway")  # fmt: skip
+            except StartError:
+                times.append(None)
+                continue
+            gw.stop()
+            times.append(round(gw.ready_s, 3))
+        return times[0], times[1]
 
     def section_imports(self) -> None:
         """What importing the server loads (a fresh interpreter): time, heavy modules."""

@@ -191,6 +191,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines += _render(results, "workers", _workers_lines)
     lines += _render(results, "soak", _soak_lines)
     lines += _render(results, "imports", _imports_lines)
+    lines += _render(results, "servers", _start_lines)
     lines += _render(results, "targets", _targets_lines)
     return "\n".join(lines) + "\n"
 
@@ -264,6 +265,19 @@ def _soak_lines(soak: dict[str, Any]) -> list[str]:
         f"(peak {_fmt(soak['vmhwm_mb'], 1)} MB)"
     )
     return _section("Soak", [line])
+
+
+def _start_lines(servers: dict[str, Any]) -> list[str]:
+    gw = servers.get("gateway") or {}
+    if gw.get("ready_warm_s") is None:
+        return []
+    return _section(
+        "Time to ready (gateway)",
+        [f"first start {_fmt(gw.get('ready_s'))} s; warm start (the model built) "
+         f"{_fmt(gw['ready_warm_s'])} s, after the load points, with the OS page cache as "
+         f"they left it; the same start again at once, its files just read, "
+         f"{_fmt(gw.get('ready_warm_again_s'))} s. The goal is judged on the warm start."],
+    )  # fmt: skip
 
 
 def _imports_lines(imports: dict[str, Any]) -> list[str]:

@@ -76,8 +76,14 @@ def test_quick_bench_direct_and_gateway(tmp_path: Path) -> None:
         assert isinstance(gw["overhead_p50_ms"], float), gw
         assert isinstance(gw["overhead_p99_ms"], float), gw
         assert points[("direct", c)]["overhead_p50_ms"] == 0
-    assert data["servers"]["gateway"]["ready_s"] > 0
+    gateway = data["servers"]["gateway"]
+    assert gateway["ready_s"] > 0 and gateway["ready_warm_s"] > 0
+    assert gateway["ready_warm_again_s"] > 0
     assert "| gateway | 16 |" in proc.stdout
+    assert (
+        f"the same start again at once, its files just read, {gateway['ready_warm_again_s']:.2f}"
+        in proc.stdout
+    )
 
 
 def test_locust_driver_runs_clean(tmp_path: Path) -> None:
