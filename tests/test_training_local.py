@@ -24,6 +24,7 @@ from training.data import (
     read_marc_arff,
     read_reviews,
     stratified_split,
+    text_key,
 )
 from training.local import train_local
 from training.predict import predict_file
@@ -409,3 +410,29 @@ def test_encoder_onnx_runtime_loads_and_predicts(tmp_path: Path) -> None:
     card["default_urgency"] = {"Bug Report": "High"}
     (path / "model_card.json").write_text(json.dumps(card))
     assert load_local_model(path).predict("crash").triage.urgency == "High"
+
+
+def test_auto_holds_out_only_the_callers_rows_and_enough_of_them() -> None:
+    """`auto` without --val chooses on a stratified share of the caller's rows: never seed
+    rows (they share sentence templates), and none at all when too few to choose on."""
+    from training.local import AUTO_VAL_FRACTION, AUTO_VAL_MIN, _auto_holdout
+    from training.seed import load_seed_examples
+
+    seed = load_seed_examples()
+    own = seed[::2]  # stand-ins for the caller's rows
+    seed_rows = seed[1::2]
+    seed_keys = {text_key(e.text) for e in seed_rows}
+    held = _auto_holdout([*own, *seed_rows], seed_keys)
+    assert held is not None
+    assert not {text_key(e.text) for e in held} & seed_keys
+    assert len(held) == pytest.approx(AUTO_VAL_FRACTION * len(own), abs=6)
+    assert {e.category for e in held} == {e.category for e in own}
+    # too few of the caller's rows, however many seed rows come with them
+    few = own[: int(AUTO_VAL_MIN / AUTO_VAL_FRACTION) - 20]
+    assert _auto_holdout([*few, *seed_rows], seed_keys) is None
+    # two rows a category: a stratified share cannot be held out
+    by_category: dict[str, list[Any]] = {}
+    for e in own:
+        by_category.setdefault(e.category, []).append(e)
+    tiny = [e for rows in by_category.values() for e in rows[:2]]
+    assert _auto_holdout(tiny, set()) is None

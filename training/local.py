@@ -187,8 +187,11 @@ def train_local_examples(
     if approach not in APPROACHES:
         raise ValueError(f"unknown approach {approach!r} (one of {', '.join(APPROACHES)})")
     started = time.perf_counter()
+    seed_keys: set[str] = set()
     if include_seed:
-        train = [*train, *load_seed_examples()]
+        seed = load_seed_examples()
+        seed_keys = {text_key(e.text) for e in seed}
+        train = [*train, *seed]
         data_sources = [*data_sources, {"name": SEED_SOURCE, "seed": True}]
     n_read = len(train)
     examples = dedupe(train)
@@ -223,14 +226,13 @@ def train_local_examples(
     # then the chosen approach is trained again on every row
     fit_rows, fit_urgency, choose_on = examples, urgency_examples, val
     if len(candidates) > 1 and not val:
-        fit_rows, held = stratified_split(list(examples), AUTO_VAL_FRACTION, SEED)
-        if len(held) < AUTO_VAL_MIN or {e.category for e in fit_rows} != {
-            e.category for e in examples
-        }:
+        held = _auto_holdout(examples, seed_keys)
+        if held is None:
             say(f"too few rows to hold {AUTO_VAL_FRACTION:.0%} out to choose on: tfidf only")
-            candidates, fit_rows = ["tfidf"], examples
+            candidates = ["tfidf"]
         else:
             held_keys = {text_key(e.text) for e in held}
+            fit_rows = [e for e in examples if text_key(e.text) not in held_keys]
             fit_urgency = [e for e in urgency_examples if text_key(e.text) not in held_keys]
             choose_on = held
             say(f"no --val: choosing on {len(held)} rows held out of the training data")
@@ -269,7 +271,13 @@ def train_local_examples(
         for cand in candidates:
             cand_dir = work / cand
             say(f"training approach {cand!r}")
-            card = fit_candidate(cand, fit_rows, fit_urgency, cand_dir)
+            try:
+                card = fit_candidate(cand, fit_rows, fit_urgency, cand_dir)
+            except ValueError as exc:  # e.g. too few rows for the approach's own hold-out
+                if len(candidates) == 1 or cand == "tfidf":
+                    raise
+                say(f"approach {cand!r} could not be trained, left out: {exc}")
+                continue
             model = load_local_model(cand_dir)
             lat_texts = [e.text for e in (choose_on or examples)][:300]
             card["latency_ms"] = measure_latency(model, lat_texts)
@@ -281,9 +289,9 @@ def train_local_examples(
         if choose_on is not val:
             say(f"chose {chosen['approach']!r}; training it again on all {len(examples)} rows")
             chosen["dir"] = work / "chosen"
-            latency, held_metrics = card["latency_ms"], card.get("metrics_val")
+            held_metrics = card.get("metrics_val")
             card = fit_candidate(chosen["approach"], examples, urgency_examples, chosen["dir"])
-            card["latency_ms"] = latency  # measured on the same approach, from fewer rows
+            card["latency_ms"] = measure_latency(load_local_model(chosen["dir"]), lat_texts)
             card["selection"] = {
                 "validation": "no --val: a stratified share of the training rows held out",
                 "held_out_fraction": AUTO_VAL_FRACTION,
@@ -330,6 +338,23 @@ def train_local_examples(
         shutil.rmtree(work, ignore_errors=True)
     say(f"wrote {out} ({card['approach']})")
     return card
+
+
+def _auto_holdout(examples: Sequence[Example], seed_keys: set[str]) -> list[Example] | None:
+    """The rows `auto` chooses on when no validation set is given: a stratified
+    `AUTO_VAL_FRACTION` of the caller's own rows, never the seed's (seed rows share sentence
+    templates, so held-out ones would favour the approach that memorises them); None when too
+    few to choose on (fewer than `AUTO_VAL_MIN`, or a category the rest would lose)."""
+    own = [e for e in examples if text_key(e.text) not in seed_keys]
+    try:
+        _, held = stratified_split(own, AUTO_VAL_FRACTION, SEED)
+    except ValueError:  # a category too small to hold a share of it out
+        return None
+    held_keys = {text_key(e.text) for e in held}
+    kept = {e.category for e in examples if text_key(e.text) not in held_keys}
+    if len(held) < AUTO_VAL_MIN or kept != {e.category for e in examples}:
+        return None
+    return held
 
 
 def _choose(results: list[dict[str, Any]]) -> dict[str, Any]:
