@@ -26,8 +26,6 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from gateway.local.ensemble import FORMAT as ENSEMBLE_FORMAT
-from gateway.local.ensemble import FORMAT_VERSION as ENSEMBLE_FORMAT_VERSION
 from gateway.local.onnx import softmax
 from gateway.local.use import ENCODER_PACKAGE, embed
 from gateway.local.use import FORMAT as USE_FORMAT
@@ -45,6 +43,7 @@ from training.local import (
     pool_weight,
     sha256_file,
     train_tfidf,
+    write_pool_card,
 )
 
 __all__ = ["USE_C", "multilingual_available", "train_multilingual", "train_use"]
@@ -185,28 +184,14 @@ def train_multilingual(
     out.mkdir(parents=True, exist_ok=True)
     tfidf_card = train_tfidf(examples, out / "tfidf", urgency_examples=urgency_examples, say=say)
     use_card = train_use(examples, urgency_examples, out / "use", emb=emb)
-    card: dict[str, Any] = {
-        "format": ENSEMBLE_FORMAT,
-        "format_version": ENSEMBLE_FORMAT_VERSION,
-        "name": out.name,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "categories": tfidf_card["categories"],
-        "urgencies": tfidf_card["urgencies"],
-        "members": [
-            {"path": "tfidf", "format": tfidf_card["format"], "weight": w},
-            {"path": "use", "format": use_card["format"], "weight": round(1.0 - w, 2)},
-        ],
-        "pooling": "log-linear pool of the category heads; weighted mean of the urgency heads",
-        "pool_weight_selection": {
-            "held_out_fraction": HOLDOUT,
-            "grid_step": 0.05,
-            "held_out_log_loss": round(nll, 4),
-            "held_out_macro_f1": round(f1, 4),
-        },
-        "versions": {**library_versions(), ENCODER_PACKAGE: _version(ENCODER_PACKAGE)},
-    }
-    _write_json(out / "model_card.json", card)
-    return card
+    return write_pool_card(
+        out,
+        tfidf_card,
+        ("use", use_card["format"]),
+        (w, nll, f1),
+        HOLDOUT,
+        versions={**library_versions(), ENCODER_PACKAGE: _version(ENCODER_PACKAGE)},
+    )
 
 
 def _version(package: str) -> str:

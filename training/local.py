@@ -224,18 +224,17 @@ def train_local_examples(
         candidates = [approach]
     # `auto` with no --val chooses on a split of its own: the candidates learn from the rest,
     # then the chosen approach is trained again on every row
-    fit_rows, fit_urgency, choose_on = examples, urgency_examples, val
-    if len(candidates) > 1 and not val:
-        held = _auto_holdout(examples, seed_keys)
-        if held is None:
-            say(f"too few rows to hold {AUTO_VAL_FRACTION:.0%} out to choose on: tfidf only")
-            candidates = ["tfidf"]
-        else:
-            held_keys = {text_key(e.text) for e in held}
-            fit_rows = [e for e in examples if text_key(e.text) not in held_keys]
-            fit_urgency = [e for e in urgency_examples if text_key(e.text) not in held_keys]
-            choose_on = held
-            say(f"no --val: choosing on {len(held)} rows held out of the training data")
+    fit_rows, fit_urgency = examples, urgency_examples
+    held = _auto_holdout(examples, seed_keys) if len(candidates) > 1 and not val else None
+    if held is not None:
+        held_keys = {text_key(e.text) for e in held}
+        fit_rows = [e for e in examples if text_key(e.text) not in held_keys]
+        fit_urgency = [e for e in urgency_examples if text_key(e.text) not in held_keys]
+        say(f"no --val: choosing on {len(held)} rows held out of the training data")
+    elif len(candidates) > 1 and not val:
+        say(f"too few rows to hold {AUTO_VAL_FRACTION:.0%} out to choose on: tfidf only")
+        candidates = ["tfidf"]
+    choose_on = val or held
     if "minilm" in candidates and not _strong_available():
         raise RuntimeError(
             "approach 'minilm' needs the local-strong extra: "
@@ -286,7 +285,7 @@ def train_local_examples(
             results.append({"approach": cand, "dir": cand_dir, "card": card})
         chosen = _choose(results)
         card = chosen["card"]
-        if choose_on is not val:
+        if held is not None:  # chosen on rows it did not learn from: now learn from them too
             say(f"chose {chosen['approach']!r}; training it again on all {len(examples)} rows")
             chosen["dir"] = work / "chosen"
             held_metrics = card.get("metrics_val")
@@ -295,7 +294,7 @@ def train_local_examples(
             card["selection"] = {
                 "validation": "no --val: a stratified share of the training rows held out",
                 "held_out_fraction": AUTO_VAL_FRACTION,
-                "n_held_out": len(choose_on or ()),
+                "n_held_out": len(held),
                 "metrics_held_out": held_metrics,
             }
         card.update(
@@ -728,24 +727,40 @@ def _train_minilm(
     tfidf_card = train_tfidf(examples, out / "tfidf", urgency_examples=urgency_examples, say=say)
     if tfidf_card["urgencies"] != tuned.urgencies:
         raise ValueError("the encoder and the tfidf model learned different urgencies")
+    return write_pool_card(out, tfidf_card, ("encoder", enc_card["format"]), (w, nll, f1), 0.1)
+
+
+def write_pool_card(
+    out: Path,
+    tfidf_card: Mapping[str, Any],
+    other: tuple[str, str],
+    selection: tuple[float, float, float],
+    held_out_fraction: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Write (and return) the card of an `ensemble` directory `out` that pools its `tfidf`
+    member with one `other` member (sub-directory, format): `selection` is `pool_weight`'s
+    (tfidf weight w, held-out log loss, held-out macro-F1), the other member weighs 1 - w."""
+    w, nll, f1 = selection
     card: dict[str, Any] = {
         "format": ENSEMBLE_FORMAT,
         "format_version": ENSEMBLE_FORMAT_VERSION,
         "name": out.name,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "categories": tuned.categories,
-        "urgencies": tuned.urgencies,
+        "categories": tfidf_card["categories"],
+        "urgencies": tfidf_card["urgencies"],
         "members": [
             {"path": "tfidf", "format": tfidf_card["format"], "weight": w},
-            {"path": "encoder", "format": enc_card["format"], "weight": round(1.0 - w, 2)},
+            {"path": other[0], "format": other[1], "weight": round(1.0 - w, 2)},
         ],
         "pooling": "log-linear pool of the category heads; weighted mean of the urgency heads",
         "pool_weight_selection": {
-            "held_out_fraction": 0.1,
-            "grid_step": 0.05,
+            "held_out_fraction": held_out_fraction,
+            "grid_step": round(float(POOL_WEIGHT_GRID[1] - POOL_WEIGHT_GRID[0]), 4),
             "held_out_log_loss": round(nll, 4),
             "held_out_macro_f1": round(f1, 4),
         },
+        **extra,
     }
     _write_json(out / "model_card.json", card)
     return card
