@@ -80,11 +80,12 @@ loadtest: install
 	$(BIN)/python -m loadtest.run_loadtest --users 50 --spawn-rate 25 --run-time 30s --reports reports
 
 # Direct vs passthrough vs gateway vs LiteLLM proxy (when .venv-litellm exists), local model,
-# workers, soak: reports/bench.json, a markdown table, and docs/benchmarks.md rewritten.
+# workers, soak: reports/bench.json, a markdown table, docs/benchmarks.md rewritten and the
+# measured block of docs/scaling.md (per-core req/s, pods per load) with it.
 # BENCH_ARGS=--quick for a smoke run, --soak for the 100,000-request soak. Load comes from wrk
 # where it is installed (apt-get install wrk), else from an aiohttp loop that caps the figures.
 bench: install bench-litellm-env
-	$(BIN)/python -m loadtest.bench --out reports/bench.json --doc docs/benchmarks.md $(BENCH_ARGS)
+	$(BIN)/python -m loadtest.bench --out reports/bench.json --doc docs/benchmarks.md --scaling docs/scaling.md $(BENCH_ARGS)
 
 # Pair-store capacity: pairs/s into one Redis and a three-master cluster (started on loopback),
 # Redis memory and archive bytes per million pairs, time to export a million archived pairs;

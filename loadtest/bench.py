@@ -2,6 +2,7 @@
 directly and to the LiteLLM proxy in front of the same upstream.
 
     python -m loadtest.bench [--quick] [--soak] [--doc docs/benchmarks.md]
+                             [--scaling docs/scaling.md]
                              [--targets direct,passthrough,gateway,litellm]
                              [--concurrency 1,16,64,256] [--sections points,local,workers,soak]
 
@@ -23,7 +24,9 @@ direct, server CPU ms per request, peak RSS, and each server's time to ready. Th
 model path (HTTP and in process), 1 vs 2 gateway workers, and a soak; the gateway's time to
 ready on a first and on a warm start, and whether importing it loads scikit-learn, torch or
 litellm. Results go to reports/bench.json, a markdown summary to stdout, and with `--doc` the
-same summary with its method to that file (docs/benchmarks.md). Loopback only.
+same summary with its method to that file (docs/benchmarks.md), and with `--scaling` the
+per-core figures (R) and the pods a few loads need into that page's measured block
+(docs/scaling.md). Loopback only.
 """
 
 from __future__ import annotations
@@ -47,7 +50,14 @@ import orjson
 from gateway.request.triage import DEFAULT_TAXONOMY, system_prompt, user_prompt
 from loadtest import procs, wrk
 from loadtest.bench_load import ServerMeter, closed_loop, measure_point
-from loadtest.bench_report import add_overheads, document, evaluate_targets, markdown, ratios
+from loadtest.bench_report import (
+    add_overheads,
+    document,
+    evaluate_targets,
+    markdown,
+    ratios,
+    scaling_block,
+)
 from loadtest.procs import (
     LOOPBACK,
     Server,
@@ -60,6 +70,7 @@ from loadtest.procs import (
 )
 from loadtest.reviews import Review, ReviewGenerator
 from loadtest.run_loadtest import API_KEY, gateway_env, point_routes
+from tools.bench.docblock import markers, write_block
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -85,6 +96,7 @@ class Plan:
     latency_ms: float
     out: Path
     doc: Path | None
+    scaling: Path | None
     litellm_venv: Path
     pin: bool
     quick: bool
@@ -107,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-ms", type=float, default=50.0)
     p.add_argument("--out", type=Path, default=Path("reports/bench.json"))
     p.add_argument("--doc", type=Path, help="also write the summary there (docs/benchmarks.md)")
+    p.add_argument("--scaling", type=Path, help="also rewrite docs/scaling.md's measured block")
     p.add_argument("--litellm-venv", type=Path, default=ROOT / ".venv-litellm")
     p.add_argument("--no-pin", action="store_true", help="do not pin servers to cores")
     return p
@@ -129,6 +142,7 @@ def make_plan(argv: Sequence[str] | None = None) -> Plan:
         latency_ms=a.latency_ms,
         out=a.out,
         doc=a.doc,
+        scaling=a.scaling,
         litellm_venv=a.litellm_venv,
         pin=not a.no_pin and two_cores(),
         quick=a.quick,
@@ -636,11 +650,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = Bench(plan, Path(tmp)).run()
     plan.out.write_text(json.dumps(results, indent=2) + "\n")
     print(markdown(results))
+    args = sys.argv[1:] if argv is None else list(argv)
+    command = " ".join(["python -m loadtest.bench", *args])
     if plan.doc is not None:
-        args = sys.argv[1:] if argv is None else list(argv)
-        command = " ".join(["python -m loadtest.bench", *args])
         plan.doc.write_text(document(results, command))
         print(f"written: {plan.doc}", file=sys.stderr)
+    if plan.scaling is not None:
+        begin, end = markers("bench-scaling")
+        write_block(plan.scaling, scaling_block(results, command, begin, end), begin, end)
+        print(f"written: {plan.scaling}", file=sys.stderr)
     print(f"results: {plan.out}", file=sys.stderr)
     errors = sum(p["errors"] for p in results["points"])
     return 1 if errors else 0

@@ -3,6 +3,7 @@ gateway's targets) and its markdown rendering."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -327,3 +328,58 @@ def document(results: dict[str, Any], command: str) -> str:
         "",
     ]
     return "\n".join(lines) + markdown(results).split("\n", 1)[1]
+
+
+HPA_CORE = 0.35
+"""A pod's average CPU at the HPA target (70 % of its 500m request; k8s/base/gateway-hpa.yaml)."""
+PROD_FLOOR_PODS = 3
+SCALING_LOADS = (100, 1_000, 10_000)
+"""Loads (req/s) of the worked example in docs/scaling.md."""
+
+
+def _max_point(points: Iterable[Point]) -> Point | None:
+    return max(points, key=lambda p: p["rps"], default=None)
+
+
+def scaling_block(results: dict[str, Any], command: str, begin: str, end: str) -> str:
+    """docs/scaling.md's measured block: R, the req/s one gateway core carries, on the hosted
+    path and on the local path, the memory a replica needs, and the pods a few loads need at
+    the HPA target, from this run's own figures."""
+    meta = results["meta"]
+    chat = _max_point(p for p in results["points"] if p["target"] == "gateway")
+    local = _max_point((results.get("local") or {}).get("http", []))
+    soak = results.get("soak") or {}
+    lines = [
+        begin,
+        f"Measured by `make bench` (`{command}`) on {meta.get('machine', '?')}, "
+        f"{meta['started_at'][:10]}; {meta['note']}; upstream simulator answering in "
+        f"{meta['upstream_latency_ms']:g} ms. Full results: "
+        "[benchmarks.md](benchmarks.md).",
+        "",
+    ]
+    paths = [("hosted models (`POST /v1/chat/completions`)", chat),
+             ("local model (`POST /v1/classify`, baseline)", local)]  # fmt: skip
+    measured = [(name, p) for name, p in paths if p is not None]
+    if not measured:
+        return "\n".join([*lines, "No gateway point was measured.", end])
+    rows = [
+        [name, p["rps"], p["concurrency"], p["cpu_ms_per_req"],
+         round(p["rps"] * p["cpu_ms_per_req"] / 1000, 2), round(HPA_CORE * p["rps"])]
+        for name, p in measured
+    ]  # fmt: skip
+    lines += _table(["path", "R: req/s on one core", "at c", "CPU ms/req", "cores used",
+                     f"per pod at the HPA target ({HPA_CORE} core)"], rows)  # fmt: skip
+    rss = [p["peak_rss_mb"] for p in results["points"] if p["target"] == "gateway"]
+    memory = f"peak RSS under load {_fmt(max(rss, default=None))} MB"
+    if soak:
+        memory += f", {_fmt(soak.get('rss_end_mb'))} MB after {soak.get('requests', 0):,} requests"
+    lines += ["", f"Memory per replica: {memory} (the pod's limit is 512 Mi).", ""]
+    loads = [
+        [f"{load:,}", name, round(load / p["rps"], 2),
+         max(PROD_FLOOR_PODS, math.ceil(load / (HPA_CORE * p["rps"])))]
+        for load in SCALING_LOADS
+        for name, p in measured
+    ]  # fmt: skip
+    lines += _table(["load req/s", "path", "busy cores (L / R)",
+                     f"pods (prod, at least {PROD_FLOOR_PODS})"], loads)  # fmt: skip
+    return "\n".join([*lines, end])

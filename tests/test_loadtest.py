@@ -8,6 +8,7 @@ are checked (requests served, no errors, overhead computed).
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -58,8 +59,13 @@ def test_shares_are_judged_over_enough_distinct_reviews() -> None:
 
 def test_quick_bench_direct_and_gateway(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
+    scaling = tmp_path / "scaling.md"
+    scaling.write_text(
+        "# Scaling\n\nformulas\n\n<!-- bench-scaling:begin -->\nstale\n"
+        "<!-- bench-scaling:end -->\n\n## Redis\n"
+    )
     args = ["--quick", "--targets", "direct,gateway", "--concurrency", "1,16"]
-    args += ["--sections", "points", "--out", str(out)]
+    args += ["--sections", "points", "--out", str(out), "--scaling", str(scaling)]
     proc = run_module("loadtest.bench", *args, cwd=ROOT, timeout=100)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     data = json.loads(out.read_text())
@@ -84,6 +90,16 @@ def test_quick_bench_direct_and_gateway(tmp_path: Path) -> None:
         f"the same start again at once, its files just read, {gateway['ready_warm_again_s']:.2f}"
         in proc.stdout
     )
+    # docs/scaling.md's measured block: R is the gateway's best point; the page around it stays
+    page = scaling.read_text()
+    assert page.startswith("# Scaling\n\nformulas\n\n<!-- bench-scaling:begin -->\n")
+    assert page.endswith("<!-- bench-scaling:end -->\n\n## Redis\n") and "stale" not in page
+    best = max((p for p in points.values() if p["target"] == "gateway"), key=lambda p: p["rps"])
+    hosted = "hosted models (`POST /v1/chat/completions`)"
+    assert f"| {hosted} | {best['rps']:,.2f} | {best['concurrency']} |" in page, page
+    cores = round(10_000 / best["rps"], 2)
+    pods = max(3, math.ceil(10_000 / (0.35 * best["rps"])))
+    assert f"| 10,000 | {hosted} | {cores:,.2f} | {pods} |" in page, page
 
 
 def test_locust_driver_runs_clean(tmp_path: Path) -> None:

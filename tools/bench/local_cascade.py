@@ -33,6 +33,7 @@ from eval.cascade import Answered, sweep_cascade
 from eval.offline import EvalOptions, evaluate
 from gateway.infra.settings import Settings
 from loadtest.procs import start_simulator
+from tools.bench.docblock import markers
 from training.data import Example
 
 PLAN_TARGET = 0.95
@@ -42,7 +43,7 @@ LLM_MODEL = "openrouter/openai/gpt-4o"
 SIM_KEY = "sk-simulator"
 LATENCY_SCALE = 0.02
 """The simulator's latencies are not reported; scaled down so the run takes seconds."""
-README_BEGIN, README_END = "<!-- cascade:begin -->", "<!-- cascade:end -->"
+README_BEGIN, README_END = markers("cascade")
 
 
 def recommend(

@@ -82,6 +82,7 @@ from gateway.local.loader import LocalModel, load_local_model  # noqa: E402
 from gateway.request.triage import DEFAULT_URGENCIES, Triage  # noqa: E402
 from loadtest.bench import cpu_model  # noqa: E402
 from tools.bench import local_cascade  # noqa: E402
+from tools.bench.docblock import markers, write_block  # noqa: E402
 from tools.bench.local_eval import (  # noqa: E402
     LANGUAGES,
     SETS,
@@ -120,7 +121,7 @@ HUANG = DATA / "huang-gplay" / "dataset_balanced_4000.xlsx"
 SPLIT_SEED = 20240611
 APPROACHES = ("tfidf-baseline", "tfidf-keep-other", "tfidf", "multilingual", "minilm")
 STRONG_APPROACHES = ("multilingual", "minilm")  # judged against the strong model's goals
-BEGIN, END = "<!-- bench-local-model:begin -->", "<!-- bench-local-model:end -->"
+BEGIN, END = markers("bench-local-model")
 COMMAND = "make bench-local-model"
 
 # The goals of the local-model issue.
@@ -504,17 +505,6 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_doc(path: Path, block: str, begin: str = BEGIN, end: str = END) -> None:
-    """Replace the block of `path` between `begin` and `end` (appended when it has none)."""
-    text = path.read_text(encoding="utf-8")
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 def _machine() -> str:
     return f"{cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
@@ -588,13 +578,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     if args.doc is not None:
-        write_doc(args.doc, block)
+        write_block(args.doc, block, BEGIN, END)
     if args.readme is not None:
         stamp = f"by `{COMMAND}` on {result['machine']}, {result['date']}"
         readme = local_cascade.readme_block(
             result.get("cascade"), result.get("cascade_approach"), stamp
         )
-        write_doc(args.readme, readme, local_cascade.README_BEGIN, local_cascade.README_END)
+        write_block(args.readme, readme, local_cascade.README_BEGIN, local_cascade.README_END)
     return 0
 
 

@@ -32,12 +32,13 @@ from typing import Any
 import orjson
 
 from gateway.pairs.record import PairRecord
+from tools.bench.docblock import markers, write_block
 
 STREAM = "bench:pairs"
 BATCH = 256
 IN_FLIGHT = 8
 SEEDS = Path(__file__).resolve().parents[2] / "gateway" / "data" / "seed_reviews.jsonl"
-BEGIN, END = "<!-- bench-redis:begin -->", "<!-- bench-redis:end -->"
+BEGIN, END = markers("bench-redis")
 
 
 _seeds: list[dict[str, Any]] = []
@@ -199,16 +200,6 @@ def render(r: dict[str, Any]) -> str:
     )
 
 
-def write_doc(path: Path, block: str) -> None:
-    text = path.read_text()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
-
-
 def _redis_version() -> str:
     import subprocess
 
@@ -245,7 +236,7 @@ def main() -> None:
     block = render(result)
     print(block)
     if args.doc is not None:
-        write_doc(args.doc, block)
+        write_block(args.doc, block, BEGIN, END)
 
 
 if __name__ == "__main__":
