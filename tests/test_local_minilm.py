@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 from gateway.local.ensemble import EnsembleModel, pool
+from gateway.local.extractive import detect_language
 from gateway.local.loader import load_local_model
 from tests.test_local_model import assert_valid
+from training.data import text_key
 from training.local import POOL_WEIGHT_GRID, _strong_available, pool_weight, train_local_examples
 from training.seed import load_seed_records, records_to_examples, template_split
 
@@ -53,11 +55,22 @@ def test_minilm_is_the_encoder_pooled_with_tfidf(trained: tuple[Path, dict[str, 
     assert card["pool_weight_selection"]["held_out_log_loss"] > 0
     encoder_card = json.loads((path / "encoder" / "model_card.json").read_text())
     assert encoder_card["format"] == "encoder-onnx" and encoder_card["encoder_layers"] == 1
-    # the encoder never saw the held-out slice (every seed row has an urgency: no urgency-only
-    # rows are added), and its urgency head has every urgency the tfidf member has
+    # the encoder (English only) trained on the English rows but the held-out slice (every
+    # seed row has an urgency: no urgency-only rows are added); its urgency head has every
+    # urgency the tfidf member has
+    assert encoder_card["languages"] == ["English"]
+    assert {m["path"]: m.get("languages") for m in card["members"]} == {
+        "tfidf": None,
+        "encoder": ["English"],
+    }
+    train_rows, _ = template_split(load_seed_records())
+    texts = {text_key(e.text): e.text for e in records_to_examples(train_rows)}  # de-duplicated
+    english = sum(detect_language(t) == "English" for t in texts.values())
+    assert len(texts) == card["data"]["n_train"]
+    assert 0 < english < len(texts)  # the seed rows are in seven languages
     tuning = encoder_card["fine_tune"]
-    assert tuning["n_calibration"] >= 0.09 * card["data"]["n_train"]
-    assert tuning["n_examples"] == card["data"]["n_train"] - tuning["n_calibration"]
+    assert tuning["n_examples"] + tuning["n_calibration"] == english
+    assert 0.07 * english <= tuning["n_calibration"] <= 0.13 * english
     tfidf_card = json.loads((path / "tfidf" / "model_card.json").read_text())
     assert encoder_card["urgencies"] == tfidf_card["urgencies"] == card["urgencies"]
     assert "torch" in card["versions"] and "onnxruntime" in card["versions"]
@@ -66,10 +79,14 @@ def test_minilm_is_the_encoder_pooled_with_tfidf(trained: tuple[Path, dict[str, 
     assert isinstance(model, EnsembleModel)
     assert [type(m).__name__ for m in model.members] == ["TfidfLinearModel", "EncoderOnnxModel"]
     w = np.array([weights["tfidf"], weights["encoder"]])
-    for text in ("The app crashes when I pay", "Please add a dark mode", "Wie ändere ich das?"):
+    for text in ("The app crashes when I pay", "Please add a dark mode"):
         p_cat, _ = model.probabilities(text)
         logs = [np.log(np.clip(m.probabilities(text)[0], 1e-12, 1.0)) for m in model.members]
         assert np.allclose(p_cat, pool(np.stack(logs), w / w.sum()))
+        assert_valid(model.predict(text).triage)
+    for text in ("Wie ändere ich das Passwort?", "La app se cierra al pagar"):
+        # not English: the tfidf member alone
+        assert np.allclose(model.probabilities(text)[0], model.members[0].probabilities(text)[0])
         assert_valid(model.predict(text).triage)
 
 

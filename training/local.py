@@ -75,6 +75,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from gateway.local.ensemble import FORMAT as ENSEMBLE_FORMAT
 from gateway.local.ensemble import FORMAT_VERSION as ENSEMBLE_FORMAT_VERSION
 from gateway.local.ensemble import pool
+from gateway.local.extractive import detect_language
 from gateway.local.loader import LocalModel, load_local_model
 from gateway.local.onnx import encode_batch, softmax
 from gateway.local.tfidf import FORMAT as TFIDF_FORMAT
@@ -643,21 +644,34 @@ def _train_minilm(
     """The `minilm` approach: the fine-tuned encoder pooled with a `tfidf` model (an
     `ensemble` directory with the members `tfidf` and `encoder`).
 
-    10% of the rows are held out (stratified); the encoder never sees them. On them the
-    encoder's category temperature is fitted, and the pool's weight picked: the tfidf weight on
-    `POOL_WEIGHT_GRID` that minimises the pooled log loss, with a tfidf model fitted on the
-    other 90%. The tfidf member is then refitted on every row; the encoder, minutes of CPU, is
-    not."""
+    The encoder knows English only (`ENCODER_LANGUAGES`): it learns the rows `detect_language`
+    calls English, and the card restricts it to English reviews; the tfidf member learns every
+    row and answers the other languages alone.
+
+    10% of the English rows are held out (stratified); the encoder never sees them. On them
+    the encoder's category temperature is fitted, and the pool's weight picked: the tfidf
+    weight on `POOL_WEIGHT_GRID` that minimises the pooled log loss, with a tfidf model fitted
+    on every other row. The tfidf member is then refitted on every row; the encoder, minutes of
+    CPU, is not."""
     cfg = FineTuneConfig(**options)
-    fit_part, calib = stratified_split(list(examples), 0.1, SEED)
+    english = [e for e in examples if detect_language(e.text) in ENCODER_LANGUAGES]
+    categories = {e.category for e in examples}
+    if {e.category for e in english} != categories:
+        raise ValueError("every category needs English rows for the English encoder; add rows")
+    enc_fit, calib = stratified_split(english, 0.1, SEED)
+    if {e.category for e in enc_fit} != categories or {e.category for e in calib} != categories:
+        raise ValueError("a category has too few English rows to hold 10% of them out; add rows")
     calib_keys = {text_key(e.text) for e in calib}
+    fit_part = [e for e in examples if text_key(e.text) not in calib_keys]  # every language
     seen = {text_key(e.text) for e in examples}
-    urg_only = [e for e in urgency_examples if text_key(e.text) not in seen]
-    texts = [e.text for e in fit_part] + [e.text for e in urg_only]
-    cats: list[str | None] = [e.category for e in fit_part] + [None] * len(urg_only)
-    urgs: list[str | None] = [e.urgency for e in fit_part] + [e.urgency for e in urg_only]
-    if {e.category for e in fit_part} != {e.category for e in examples}:
-        raise ValueError("a category has too few rows to hold 10% of them out; add rows")
+    enc_urg = [
+        e
+        for e in urgency_examples
+        if text_key(e.text) not in seen and detect_language(e.text) in ENCODER_LANGUAGES
+    ]
+    texts = [e.text for e in enc_fit] + [e.text for e in enc_urg]
+    cats: list[str | None] = [e.category for e in enc_fit] + [None] * len(enc_urg)
+    urgs: list[str | None] = [e.urgency for e in enc_fit] + [e.urgency for e in enc_urg]
     tuned = finetune_encoder(
         texts,
         cats,
@@ -721,13 +735,21 @@ def _train_minilm(
             "n_examples": len(texts),
             "n_calibration": len(calib),
         },
-        "calibration": "temperature scaling on a 10% held-out slice of the training data",
+        "languages": list(ENCODER_LANGUAGES),
+        "calibration": "temperature scaling on a 10% held-out slice of the English rows",
     }
     _write_json(enc_dir / "model_card.json", enc_card)
     tfidf_card = train_tfidf(examples, out / "tfidf", urgency_examples=urgency_examples, say=say)
     if tfidf_card["urgencies"] != tuned.urgencies:
         raise ValueError("the encoder and the tfidf model learned different urgencies")
-    return write_pool_card(out, tfidf_card, ("encoder", enc_card["format"]), (w, nll, f1), 0.1)
+    return write_pool_card(
+        out,
+        tfidf_card,
+        ("encoder", enc_card["format"]),
+        (w, nll, f1),
+        0.1,
+        other_languages=ENCODER_LANGUAGES,
+    )
 
 
 def write_pool_card(
@@ -736,12 +758,22 @@ def write_pool_card(
     other: tuple[str, str],
     selection: tuple[float, float, float],
     held_out_fraction: float,
+    *,
+    other_languages: Sequence[str] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """Write (and return) the card of an `ensemble` directory `out` that pools its `tfidf`
     member with one `other` member (sub-directory, format): `selection` is `pool_weight`'s
-    (tfidf weight w, held-out log loss, held-out macro-F1), the other member weighs 1 - w."""
+    (tfidf weight w, held-out log loss, held-out macro-F1), the other member weighs 1 - w and
+    answers `other_languages` only (None: every language)."""
     w, nll, f1 = selection
+    other_member: dict[str, Any] = {
+        "path": other[0],
+        "format": other[1],
+        "weight": round(1.0 - w, 2),
+    }
+    if other_languages is not None:
+        other_member["languages"] = list(other_languages)
     card: dict[str, Any] = {
         "format": ENSEMBLE_FORMAT,
         "format_version": ENSEMBLE_FORMAT_VERSION,
@@ -751,7 +783,7 @@ def write_pool_card(
         "urgencies": tfidf_card["urgencies"],
         "members": [
             {"path": "tfidf", "format": tfidf_card["format"], "weight": w},
-            {"path": other[0], "format": other[1], "weight": round(1.0 - w, 2)},
+            other_member,
         ],
         "pooling": "log-linear pool of the category heads; weighted mean of the urgency heads",
         "pool_weight_selection": {
@@ -800,6 +832,9 @@ def idf_table(texts: Sequence[str]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 BASE_MODEL = "all-MiniLM-L6-v2"
+ENCODER_LANGUAGES = ("English",)
+"""What the encoder was pre-trained on (`detect_language`'s names): it trains on, and
+answers, reviews in these languages only."""
 
 
 def _optional(module: str) -> Any:

@@ -6,6 +6,11 @@ format, and:
 
 * `model_card.json`: `{"format": "ensemble", "format_version": 1, "name", "categories",
   "urgencies", "members": [{"path": "tfidf", "weight": 0.4}, {"path": "use", "weight": 0.6}]}`.
+  A member may name `"languages": ["English"]` (as `extractive.detect_language` names them):
+  it then answers only reviews in those languages (an encoder that knows one language), and
+  the other members' weights, renormalised, pool the rest (equally, if the card weighs them
+  all 0; their urgency, or every member's if none of them has an urgency head); a review no
+  member answers by its language is pooled by every member.
 
 Every member must give its heads' probabilities (`loader.ScoringModel`: `tfidf-linear`,
 `use-linear`, `encoder-onnx`) over the card's categories. The category distribution is the
@@ -26,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from gateway.local.extractive import LANGUAGES, detect_language
 from gateway.local.loader import (
     ArgmaxPredictor,
     LocalModel,
@@ -66,6 +72,7 @@ class EnsembleModel(ArgmaxPredictor):
         self._cat_index: list[np.ndarray[Any, Any]] = []
         self._urg_index: list[np.ndarray[Any, Any] | None] = []
         weights: list[float] = []
+        languages: list[frozenset[str] | None] = []
         for i, member in enumerate(members):
             if not isinstance(member, Mapping):
                 raise LocalModelError(f"{path}: member {i} must be an object")
@@ -77,6 +84,7 @@ class EnsembleModel(ArgmaxPredictor):
             weight = float(member["weight"])
             if not math.isfinite(weight) or weight < 0:
                 raise LocalModelError(f"{path}: member {i} weight must be a number >= 0")
+            languages.append(_languages(member.get("languages"), f"{path}: member {i}"))
             model = load_local_model(sub)
             if not isinstance(model, ScoringModel):
                 raise LocalModelError(f"{sub}: this format cannot be pooled (no probabilities)")
@@ -100,6 +108,8 @@ class EnsembleModel(ArgmaxPredictor):
             raise LocalModelError(f"{path}: no member of weight > 0 has an urgency head")
         # normalised: weights 1 and 1 pool as 0.5 and 0.5, not as a product of distributions
         self._weights: Floats = np.asarray(weights, dtype=np.float64) / sum(weights)
+        self._default = (self._weights, self._weights)
+        self._by_language = _language_weights(self._weights, languages, self._urg_index)
         self._idf, self._default_idf = self._members[0].topic_idf
 
     @property
@@ -116,21 +126,68 @@ class EnsembleModel(ArgmaxPredictor):
 
     def probabilities(self, text: str) -> tuple[Floats, Floats]:
         """(pooled category, mean urgency) probabilities, before the severity rules."""
-        logs = np.empty((len(self._members), len(self.categories)))
+        cat_w, urg_w = self._default
+        if self._by_language:
+            cat_w, urg_w = self._by_language.get(detect_language(text), self._default)
+        logs = np.zeros((len(self._members), len(self.categories)))
         urg = np.zeros(len(self.urgencies))
-        urg_weight = 0.0
-        for i, (model, cix, uix, w) in enumerate(
-            zip(self._members, self._cat_index, self._urg_index, self._weights, strict=True)
+        for i, (model, cix, uix) in enumerate(
+            zip(self._members, self._cat_index, self._urg_index, strict=True)
         ):
-            if w == 0:
-                logs[i] = 0.0
+            wu = urg_w[i] if uix is not None else 0.0
+            if cat_w[i] == 0 and wu == 0:
                 continue
             p_cat, p_urg = model.probabilities(text)
-            logs[i] = np.log(np.clip(p_cat[cix], 1e-12, 1.0))
-            if uix is not None:
-                urg += w * p_urg[uix]
-                urg_weight += w
-        return pool(logs, self._weights), urg / urg_weight
+            if cat_w[i] > 0:
+                logs[i] = np.log(np.clip(p_cat[cix], 1e-12, 1.0))
+            if wu > 0:
+                urg += wu * p_urg[uix]
+        return pool(logs, cat_w), urg / urg.sum()
+
+
+def _language_weights(
+    weights: Floats,
+    languages: list[frozenset[str] | None],
+    urgency_heads: list[Any],
+) -> dict[str, tuple[Floats, Floats]]:
+    """Per language that some member does not answer: (category weights, urgency weights),
+    each summing to 1, over the members that answer it. Members the card weighs 0 count
+    equally when every member that answers has weight 0; the urgency falls back to every
+    member with an urgency head when none of those that answer has one. A language no member
+    answers is left out: every member pools it."""
+    out: dict[str, tuple[Floats, Floats]] = {}
+    if all(langs is None for langs in languages):
+        return out
+    has_urgency = np.array([ix is not None for ix in urgency_heads])
+    for language in LANGUAGES:
+        keep = np.array([langs is None or language in langs for langs in languages])
+        if keep.all() or not keep.any():
+            continue
+        cat = np.where(keep, weights, 0.0)
+        if cat.sum() == 0:
+            cat = keep.astype(np.float64)
+        urg = np.where(keep & has_urgency, weights, 0.0)
+        if urg.sum() == 0:
+            urg = (keep & has_urgency).astype(np.float64)
+        if urg.sum() == 0:
+            urg = np.where(has_urgency, weights, 0.0)
+        out[language] = (cat / cat.sum(), urg / urg.sum())
+    return out
+
+
+def _languages(value: Any, where: str) -> frozenset[str] | None:
+    """A member's `languages` (None: every language)."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, str) and v in LANGUAGES for v in value)
+    ):
+        raise LocalModelError(
+            f"{where}: languages must be a non-empty list of {', '.join(LANGUAGES)}"
+        )
+    return frozenset(value)
 
 
 @register_format(FORMAT)

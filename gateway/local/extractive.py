@@ -35,6 +35,7 @@ from gateway.request.triage import SUMMARY_MAX_CHARS, TOPIC_MAX_CHARS, Triage
 
 __all__ = [
     "DEFAULT_TOPICS",
+    "LANGUAGES",
     "STOP_WORDS",
     "SUMMARY_MAX_WORDS",
     "default_topic",
@@ -407,6 +408,8 @@ _EN_HINTS = frozenset(
     ]
 )
 _HINT_LANGS = ("English", *_LANG_HINTS)
+LANGUAGES: tuple[str, ...] = (*_HINT_LANGS, "Japanese")
+"""Every language `detect_language` names."""
 
 
 def _hint_table() -> dict[str, tuple[int, ...]]:
