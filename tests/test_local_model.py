@@ -788,6 +788,17 @@ def test_bench_writes_the_measured_block(tmp_path: Path) -> None:
     figures = json.loads(out.read_text())
     z = figures["zero_setup"]
     assert z["split_templates_shared"] == 0 and z["crash_misfiled"] == []
+    # --render writes the same blocks again from that JSON, measuring nothing
+    again, readme_again = tmp_path / "again.md", tmp_path / "README-again.md"
+    again.write_text(f"# Other\n\n{bench.BEGIN}\nold\n{bench.END}\n")
+    readme_again.write_text("<!-- cascade:begin -->\nold\n<!-- cascade:end -->\n")
+    argv = ["--render", str(out), "--doc", str(again), "--readme", str(readme_again)]
+    assert bench.main(argv) == 0
+    assert again.read_text() == f"# Other\n\n{bench.BEGIN}{block}{bench.END}\n"
+    assert (
+        readme_again.read_text()
+        == readme.read_text().split("\n\n", 1)[1].rsplit("\n\n", 1)[0] + "\n"
+    )
     assert set(z["non_english_by_language"]) == {
         "German",
         "Spanish",

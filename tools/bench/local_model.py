@@ -1,8 +1,9 @@
 """Every figure of the local model, measured: `make bench-local-model`.
 
     python -m tools.bench.local_model [--doc docs/local-model.md] [--readme README.md]
-        [--out reports/local_model.json] [--approaches tfidf-baseline,tfidf-keep-other,tfidf,minilm]
-        [--skip-minilm] [--skip-shared] [--minilm-epochs 3]
+        [--out reports/local_model.json] [--render reports/local_model.json]
+        [--approaches tfidf-baseline,tfidf-keep-other,tfidf,minilm] [--skip-minilm]
+        [--skip-shared] [--minilm-epochs 3]
 
 **The zero-setup model** (the `tfidf-linear` baseline `make serve` trains from the seed
 reviews, `training.baseline`), always measured:
@@ -482,9 +483,9 @@ def render(result: dict[str, Any]) -> str:
         lines += [
             "",
             "**Shared data** (MARC + 80% Huang to train; see the split above; `multilingual`"
-            " also trains on the seed rows). The hand-written columns are the same model on the"
-            " project's sets (the models trained on the shared data alone never see a Question"
-            " or Complaint row, so they cannot reach the 6-category figures).",
+            " and `minilm` also train on the seed rows). The hand-written columns are the same"
+            " model on the project's sets (the models trained on the shared data alone never"
+            " see a Question or Complaint row, so they cannot reach the 6-category figures).",
             "",
             "| approach | train rows | MARC test acc | Huang-20% macro-F1 | English-60 acc"
             " | non-English acc | urgent recall | p50 ms | p99 ms | size MB | train s |",
@@ -527,7 +528,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--readme", type=Path, default=None, help="rewrite this file's cascade block"
     )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        default=None,
+        help="measure nothing: write --doc and --readme from this earlier run's --out JSON",
+    )
     args = parser.parse_args(argv)
+    if args.render is not None:
+        write_docs(json.loads(args.render.read_text(encoding="utf-8")), args.doc, args.readme)
+        return 0
     if args.approaches is None:
         approaches = ["tfidf-baseline", "tfidf-keep-other", "tfidf"]
         if multilingual_available():
@@ -574,20 +584,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                     work / cheap["approach"], huang_test, work
                 )
                 result["cascade_approach"] = cheap["approach"]
-    block = render(result)
-    print(block)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    if args.doc is not None:
-        write_block(args.doc, block, BEGIN, END)
-    if args.readme is not None:
+    write_docs(result, args.doc, args.readme)
+    return 0
+
+
+def write_docs(result: dict[str, Any], doc: Path | None, readme: Path | None) -> None:
+    """Print the figures' block and write it into `doc`, and the cascade block into `readme`
+    (each when given), from a run's result (measured now, or read back with `--render`)."""
+    block = render(result)
+    print(block)
+    if doc is not None:
+        write_block(doc, block, BEGIN, END)
+    if readme is not None:
         stamp = f"by `{COMMAND}` on {result['machine']}, {result['date']}"
-        readme = local_cascade.readme_block(
+        text = local_cascade.readme_block(
             result.get("cascade"), result.get("cascade_approach"), stamp
         )
-        write_block(args.readme, readme, local_cascade.README_BEGIN, local_cascade.README_END)
-    return 0
+        write_block(readme, text, local_cascade.README_BEGIN, local_cascade.README_END)
 
 
 if __name__ == "__main__":
