@@ -84,7 +84,10 @@ loadtest: install
 # measured block of docs/scaling.md (per-core req/s, pods per load) with it.
 # BENCH_ARGS=--quick for a smoke run, --soak for the 100,000-request soak. Load comes from wrk
 # where it is installed (apt-get install wrk), else from an aiohttp loop that caps the figures.
+# The sources are byte-compiled first, as `pip install .` and the image do: the starts it times
+# then never compile them, even where Python writes no bytecode (PYTHONDONTWRITEBYTECODE).
 bench: install bench-litellm-env
+	$(BIN)/python -m compileall -q gateway cli training eval loadtest tools
 	$(BIN)/python -m loadtest.bench --out reports/bench.json --doc docs/benchmarks.md --scaling docs/scaling.md $(BENCH_ARGS)
 
 # Pair-store capacity: pairs/s into one Redis and a three-master cluster (started on loopback),
