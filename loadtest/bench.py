@@ -36,6 +36,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -144,7 +145,7 @@ def make_plan(argv: Sequence[str] | None = None) -> Plan:
         doc=a.doc,
         scaling=a.scaling,
         litellm_venv=a.litellm_venv,
-        pin=not a.no_pin and two_cores(),
+        pin=not a.no_pin and two_cores() and shutil.which("taskset") is not None,
         quick=a.quick,
     )
 
@@ -586,6 +587,7 @@ class Bench:
         return {
             "mode": "quick" if plan.quick else "full",
             "note": pinned if plan.pin else "not pinned",
+            "pinned": plan.pin,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
             "wall_s": round(time.time() - started, 1),
             "cpus": os.cpu_count(),

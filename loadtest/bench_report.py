@@ -335,16 +335,20 @@ HPA_CORE = 0.35
 PROD_FLOOR_PODS = 3
 SCALING_LOADS = (100, 1_000, 10_000)
 """Loads (req/s) of the worked example in docs/scaling.md."""
+FULL_CORE = 0.9
+"""Below this share of a core at its fastest point, a server's R is extrapolated."""
 
 
 def _max_point(points: Iterable[Point]) -> Point | None:
-    return max(points, key=lambda p: p["rps"], default=None)
+    usable = [p for p in points if p["rps"] > 0 and p["cpu_ms_per_req"] > 0]
+    return max(usable, key=lambda p: p["rps"], default=None)
 
 
 def scaling_block(results: dict[str, Any], command: str, begin: str, end: str) -> str:
-    """docs/scaling.md's measured block: R, the req/s one gateway core carries, on the hosted
-    path and on the local path, the memory a replica needs, and the pods a few loads need at
-    the HPA target, from this run's own figures."""
+    """docs/scaling.md's measured block: R, the req/s one fully used core carries (1000 / the
+    CPU ms per request at the server's fastest point), on the hosted path and on the local
+    path, the memory a replica needs, and the pods a few loads need at the HPA target, from
+    this run's own figures; with a warning where the run does not support the figure."""
     meta = results["meta"]
     chat = _max_point(p for p in results["points"] if p["target"] == "gateway")
     local = _max_point((results.get("local") or {}).get("http", []))
@@ -352,33 +356,47 @@ def scaling_block(results: dict[str, Any], command: str, begin: str, end: str) -
     lines = [
         begin,
         f"Measured by `make bench` (`{command}`) on {meta.get('machine', '?')}, "
-        f"{meta['started_at'][:10]}; {meta['note']}; upstream simulator answering in "
-        f"{meta['upstream_latency_ms']:g} ms. Full results: "
+        f"{meta['cpus']} CPUs, {meta['started_at'][:10]}; {meta['note']}; upstream simulator "
+        f"answering in {meta['upstream_latency_ms']:g} ms. Full results: "
         "[benchmarks.md](benchmarks.md).",
         "",
     ]
     paths = [("hosted models (`POST /v1/chat/completions`)", chat),
              ("local model (`POST /v1/classify`, baseline)", local)]  # fmt: skip
-    measured = [(name, p) for name, p in paths if p is not None]
+    measured = [(name, p, 1000.0 / p["cpu_ms_per_req"]) for name, p in paths if p is not None]
     if not measured:
         return "\n".join([*lines, "No gateway point was measured.", end])
     rows = [
         [name, p["rps"], p["concurrency"], p["cpu_ms_per_req"],
-         round(p["rps"] * p["cpu_ms_per_req"] / 1000, 2), round(HPA_CORE * p["rps"])]
-        for name, p in measured
+         round(p["rps"] * p["cpu_ms_per_req"] / 1000, 2), round(r), round(HPA_CORE * r)]
+        for name, p, r in measured
     ]  # fmt: skip
-    lines += _table(["path", "R: req/s on one core", "at c", "CPU ms/req", "cores used",
-                     f"per pod at the HPA target ({HPA_CORE} core)"], rows)  # fmt: skip
+    lines += _table(["path", "req/s at its fastest", "at c", "CPU ms/req", "cores used",
+                     "R: req/s per full core", f"per pod at the HPA target ({HPA_CORE} core)"],
+                    rows)  # fmt: skip
+    warnings = []
+    if not meta.get("pinned", meta.get("note") != "not pinned"):
+        warnings.append("the server was not pinned to a core, so its CPU per request (and R) "
+                        "may include contention with the load generator")  # fmt: skip
+    if meta.get("mode") == "quick":
+        warnings.append("a quick run (a few hundred requests per point): not figures to plan with")
+    for name, p, _ in measured:
+        used = p["rps"] * p["cpu_ms_per_req"] / 1000
+        if used < FULL_CORE:
+            warnings.append(f"{name.split(' (')[0]} used {used:.2f} of a core at its fastest "
+                            "point: its R is extrapolated from the CPU per request")  # fmt: skip
+    lines += ["", *[f"**Note:** {w}." for w in warnings]] if warnings else []
     rss = [p["peak_rss_mb"] for p in results["points"] if p["target"] == "gateway"]
+    rss += [p["peak_rss_mb"] for p in (results.get("local") or {}).get("http", [])]
     memory = f"peak RSS under load {_fmt(max(rss, default=None))} MB"
     if soak:
         memory += f", {_fmt(soak.get('rss_end_mb'))} MB after {soak.get('requests', 0):,} requests"
     lines += ["", f"Memory per replica: {memory} (the pod's limit is 512 Mi).", ""]
     loads = [
-        [f"{load:,}", name, round(load / p["rps"], 2),
-         max(PROD_FLOOR_PODS, math.ceil(load / (HPA_CORE * p["rps"])))]
+        [f"{load:,}", name, round(load / r, 2),
+         max(PROD_FLOOR_PODS, math.ceil(load / (HPA_CORE * r)))]
         for load in SCALING_LOADS
-        for name, p in measured
+        for name, _, r in measured
     ]  # fmt: skip
     lines += _table(["load req/s", "path", "busy cores (L / R)",
                      f"pods (prod, at least {PROD_FLOOR_PODS})"], loads)  # fmt: skip
