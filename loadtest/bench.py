@@ -36,7 +36,6 @@ import asyncio
 import json
 import os
 import platform
-import shutil
 import sys
 import tempfile
 import time
@@ -63,11 +62,11 @@ from loadtest.procs import (
     LOOPBACK,
     Server,
     StartError,
+    can_pin,
     free_port,
     memory_kb,
     start_server,
     start_simulator,
-    two_cores,
 )
 from loadtest.reviews import Review, ReviewGenerator
 from loadtest.run_loadtest import API_KEY, gateway_env, point_routes
@@ -145,7 +144,7 @@ def make_plan(argv: Sequence[str] | None = None) -> Plan:
         doc=a.doc,
         scaling=a.scaling,
         litellm_venv=a.litellm_venv,
-        pin=not a.no_pin and two_cores() and shutil.which("taskset") is not None,
+        pin=not a.no_pin and can_pin(),
         quick=a.quick,
     )
 

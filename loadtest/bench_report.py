@@ -375,7 +375,7 @@ def scaling_block(results: dict[str, Any], command: str, begin: str, end: str) -
                      "R: req/s per full core", f"per pod at the HPA target ({HPA_CORE} core)"],
                     rows)  # fmt: skip
     warnings = []
-    if not meta.get("pinned", meta.get("note") != "not pinned"):
+    if not meta["pinned"]:
         warnings.append("the server was not pinned to a core, so its CPU per request (and R) "
                         "may include contention with the load generator")  # fmt: skip
     if meta.get("mode") == "quick":

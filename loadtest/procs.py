@@ -48,9 +48,14 @@ def two_cores() -> bool:
     return {0, 1} <= _CPUS
 
 
+def can_pin() -> bool:
+    """True when servers can be pinned: two usable cores and `taskset`."""
+    return two_cores() and shutil.which("taskset") is not None
+
+
 def pin_command(cpus: str | None) -> list[str]:
     """The `taskset -c CPUS` prefix, or nothing where pinning is off or unavailable."""
-    if not cpus or not two_cores() or shutil.which("taskset") is None:
+    if not cpus or not can_pin():
         return []
     return ["taskset", "-c", cpus]
 

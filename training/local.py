@@ -114,6 +114,9 @@ log = logging.getLogger(__name__)
 Approach = Literal["auto", "tfidf", "multilingual", "minilm"]
 APPROACHES: tuple[str, ...] = ("auto", "tfidf", "multilingual", "minilm")
 LATENCY_BUDGET_MS = 5.0  # p50 per review, one core: the default model must stay under it
+MINILM_HOLDOUT = 0.1
+"""Share of the English rows `minilm` keeps from its encoder, to calibrate it and weigh the
+pool on."""
 AUTO_VAL_FRACTION = 0.15
 """Share of the rows `auto` holds out to choose on when no validation set is given."""
 AUTO_VAL_MIN = 30
@@ -658,7 +661,7 @@ def _train_minilm(
     categories = {e.category for e in examples}
     if {e.category for e in english} != categories:
         raise ValueError("every category needs English rows for the English encoder; add rows")
-    enc_fit, calib = stratified_split(english, 0.1, SEED)
+    enc_fit, calib = stratified_split(english, MINILM_HOLDOUT, SEED)
     if {e.category for e in enc_fit} != categories or {e.category for e in calib} != categories:
         raise ValueError("a category has too few English rows to hold 10% of them out; add rows")
     calib_keys = {text_key(e.text) for e in calib}
@@ -736,7 +739,8 @@ def _train_minilm(
             "n_calibration": len(calib),
         },
         "languages": list(ENCODER_LANGUAGES),
-        "calibration": "temperature scaling on a 10% held-out slice of the English rows",
+        "calibration": f"temperature scaling on a {MINILM_HOLDOUT:.0%} held-out slice of the "
+        "English rows",
     }
     _write_json(enc_dir / "model_card.json", enc_card)
     tfidf_card = train_tfidf(examples, out / "tfidf", urgency_examples=urgency_examples, say=say)
@@ -747,7 +751,7 @@ def _train_minilm(
         tfidf_card,
         ("encoder", enc_card["format"]),
         (w, nll, f1),
-        0.1,
+        MINILM_HOLDOUT,
         other_languages=ENCODER_LANGUAGES,
     )
 
